@@ -1,0 +1,3 @@
+"""Amanat host tools: transport, CLIs, PSBT tooling and the emulator launcher."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,62 @@
+"""Run code under the real MicroPython unix port with the firmware importable.
+
+Used by the tests, the benchmarks and the demo: the firmware is run by the
+`micropython` binary, never imported into CPython for these.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from . import paths
+
+
+class MicroPythonError(RuntimeError):
+    pass
+
+
+def _import_path(extra=()) -> str:
+    # embit is found through a folder holding only it, so that MicroPython
+    # cannot pick up any other CPython package by accident.
+    root = Path(tempfile.gettempdir()) / "amanat-mpy-path"
+    link = root / "embit"
+    if not link.exists():
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = root / f"embit.{os.getpid()}"
+        os.symlink(paths.embit_root() / "embit", tmp)
+        try:
+            os.replace(tmp, link)
+        except OSError:
+            os.unlink(tmp)
+    return ":".join([str(p) for p in extra] + [str(paths.firmware_dir()), str(root)])
+
+
+def run(code: str, *, heap: int | None = None, timeout: float = 600, extra_path=()) -> str:
+    """Run `code` under MicroPython; return its stdout, raise on failure."""
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+        f.write(code)
+        script = f.name
+    cmd = [paths.micropython_bin()]
+    if heap:
+        cmd += ["-X", f"heapsize={heap}"]
+    cmd.append(script)
+    env = dict(os.environ, MICROPYPATH=_import_path(extra_path))
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    finally:
+        os.unlink(script)
+    if proc.returncode != 0:
+        raise MicroPythonError(
+            f"micropython exited {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}"
+            f"\n--- stderr\n{proc.stderr[-4000:]}"
+        )
+    return proc.stdout
+
+
+def run_json(code: str, **kw):
+    """Run `code`, which prints one JSON document per line; return them all."""
+    out = run(code, **kw)
+    return [json.loads(line) for line in out.splitlines() if line.strip()]

@@ -1,0 +1,47 @@
+"""Where the firmware, the board code and the MicroPython tools live.
+
+The firmware ships inside the package (see pyproject.toml), so these resolve the
+same from a source checkout (editable install) and from a plain `pip install .`.
+"""
+
+import os
+import shutil
+import sys
+from importlib import resources
+from pathlib import Path
+
+
+def firmware_dir() -> Path:
+    return Path(str(resources.files("amanat.firmware")))
+
+
+def board_dir(name: str) -> Path:
+    return Path(str(resources.files("amanat.boards"))) / name
+
+
+def embit_root() -> Path:
+    """The folder holding the embit package, for MicroPython's import path."""
+    import embit
+
+    return Path(embit.__file__).resolve().parent.parent
+
+
+def _tool(name: str) -> str:
+    # Prefer the tool installed beside this interpreter (the project's venv).
+    here = Path(sys.executable).parent / name
+    if here.exists():
+        return str(here)
+    found = shutil.which(name)
+    if not found:
+        raise FileNotFoundError(
+            f"'{name}' not found: install the amanat package (it depends on it)"
+        )
+    return found
+
+
+def micropython_bin() -> str:
+    return os.environ.get("AMANAT_MICROPYTHON") or _tool("micropython")
+
+
+def mpy_cross_bin() -> str:
+    return _tool("mpy-cross")
