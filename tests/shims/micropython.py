@@ -3,10 +3,13 @@
 It lets firmware modules that use @micropython.viper / @micropython.native and
 viper's ptr8/ptr32/uint casts import and run on CPython. Viper integers wrap at
 the machine word; firmware code masks explicitly to 32 bits, so plain Python
-ints give the same results here.
+ints give the same results here. As in viper, arguments annotated ptr8/ptr16/
+ptr32 arrive as pointers, pointer loads are unsigned and pointer stores keep
+only the low 8/16/32 bits.
 """
 
 import builtins
+import functools
 
 
 def const(x):
@@ -18,18 +21,57 @@ def native(f):
 
 
 def viper(f):
-    return f
+    # Viper converts arguments annotated ptr8/ptr16/ptr32 from buffers to
+    # pointers on entry; do the same so that such functions index words here.
+    ann = getattr(f, "__annotations__", {})
+    code = f.__code__
+    names = code.co_varnames[: code.co_argcount]
+    casts = [(i, ann[n]) for i, n in enumerate(names) if isinstance(ann.get(n), _PtrType)]
+    if not casts:
+        return f
+
+    @functools.wraps(f)
+    def call(*args):
+        args = list(args)
+        for i, cast in casts:
+            if i < len(args):
+                args[i] = cast(args[i])
+        return f(*args)
+
+    return call
 
 
-def _ptr(fmt):
-    def cast(buf):
-        return memoryview(buf).cast("B").cast(fmt) if fmt != "B" else memoryview(buf).cast("B")
+class _Ptr:
+    """A viper pointer: unsigned loads; stores keep only the item's width, as
+    on the device, so viper code may store unmasked intermediate values."""
 
-    return cast
+    __slots__ = ("_mv", "_mask")
+
+    def __init__(self, buf, fmt, mask):
+        if isinstance(buf, _Ptr):
+            buf = buf._mv
+        mv = memoryview(buf).cast("B")
+        self._mv = mv if fmt == "B" else mv.cast(fmt)
+        self._mask = mask
+
+    def __getitem__(self, i):
+        return self._mv[i]
+
+    def __setitem__(self, i, v):
+        self._mv[i] = v & self._mask
 
 
-for _name, _fmt in (("ptr8", "B"), ("ptr16", "H"), ("ptr32", "I")):
-    setattr(builtins, _name, _ptr(_fmt))
+class _PtrType:
+    def __init__(self, fmt, mask):
+        self.fmt = fmt
+        self.mask = mask
+
+    def __call__(self, buf):
+        return _Ptr(buf, self.fmt, self.mask)
+
+
+for _name, _fmt, _mask in (("ptr8", "B", 0xFF), ("ptr16", "H", 0xFFFF), ("ptr32", "I", 0xFFFFFFFF)):
+    setattr(builtins, _name, _PtrType(_fmt, _mask))
 builtins.uint = lambda x: x & 0xFFFFFFFFFFFFFFFF
 
 

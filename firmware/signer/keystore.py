@@ -1,0 +1,55 @@
+"""The device's keys: a BIP39 mnemonic turned into a BIP32 root, kept in RAM.
+
+Nothing here talks to a screen or a serial line; the request handlers ask the
+keystore for public data (fingerprint, xpubs) and hand it PSBTs to sign.
+"""
+
+from embit import bip32, bip39
+from embit.networks import NETWORKS
+
+from .secrets import wipe
+
+
+class KeystoreError(Exception):
+    pass
+
+
+class Keystore:
+    def __init__(self, network="main"):
+        if network not in NETWORKS:
+            raise KeystoreError("unknown network: %s" % network)
+        self.network = NETWORKS[network]
+        self.root = None
+
+    @property
+    def loaded(self):
+        return self.root is not None
+
+    def load_mnemonic(self, mnemonic, passphrase=""):
+        words = " ".join(mnemonic.split())
+        if not bip39.mnemonic_is_valid(words):
+            raise KeystoreError("invalid mnemonic: unknown word or bad checksum")
+        seed = bytearray(bip39.mnemonic_to_seed(words, password=passphrase))
+        try:
+            self.root = bip32.HDKey.from_seed(seed, version=self.network["xprv"])
+        finally:
+            wipe(seed)
+
+    def _require(self):
+        if self.root is None:
+            raise KeystoreError("no key loaded")
+        return self.root
+
+    @property
+    def fingerprint(self):
+        return self._require().my_fingerprint
+
+    def xpub(self, path):
+        """Extended public key at `path` ("m/84h/0h/0h"), in the network's version."""
+        key = self._require().derive(path).to_public()
+        # SLIP-132 versions (zpub...) are not used: descriptors carry the script type.
+        key.version = self.network["xpub"]
+        return key.to_base58()
+
+    def forget(self):
+        self.root = None
