@@ -16,8 +16,9 @@ from rich.table import Table
 
 from . import finalize, inprocess, kernel, txbuild
 
+# BIP39 words of sha256(b"amanat demo wallet")[:16]; a public test seed, never for funds.
 DEMO_MNEMONIC = (
-    "trouble boost plate wise hint grape ancient goat deposit crucial cake rival"
+    "usage scrap plug noble deny corn permit stage tennis ceiling ranch hockey"
 )
 NETWORK = "regtest"
 

@@ -7,14 +7,11 @@ HMAC-SHA256 is done here because no `hmac` module may be relied on.
 
 import hashlib
 
+from .hashlib_ext import wipe
+
 N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 _ZERO32 = bytes(32)
-
-
-def wipe(buf):
-    for i in range(len(buf)):
-        buf[i] = 0
 
 
 def hmac_sha256(key, *parts):
