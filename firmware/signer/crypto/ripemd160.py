@@ -6,7 +6,9 @@ shifts are masked to 32 bits before anything is shifted right, and constants
 """
 
 import micropython
-from binascii import hexlify, unhexlify
+from binascii import unhexlify
+
+from .mdhash import MDHash
 
 # Message word order (left, right) and rotations (left, right), 80 steps each.
 _TAB = bytes(
@@ -134,62 +136,18 @@ def _block(state, data, off):
     _compress(state, _X, _TAB, _K)
 
 
-class ripemd160:
+class ripemd160(MDHash):
     digest_size = 20
     block_size = 64
     name = "ripemd160"
+    _IV = _IV
+    _LEN_BYTES = 8
+    _ORDER = "little"
 
-    def __init__(self, data=b""):
-        self._h = bytearray(_IV)
-        self._buf = bytearray(64)
-        self._n = 0  # bytes pending in _buf
-        self._len = 0  # bytes hashed so far
-        if data:
-            self.update(data)
+    def _block(self, state, data, off):
+        _block(state, data, off)
 
-    def update(self, data):
-        ln = len(data)
-        self._len += ln
-        i = 0
-        n = self._n
-        if n:
-            i = min(64 - n, ln)
-            self._buf[n : n + i] = data[0:i]
-            n += i
-            if n < 64:
-                self._n = n
-                return
-            _block(self._h, self._buf, 0)
-        while ln - i >= 64:
-            _block(self._h, data, i)
-            i += 64
-        self._n = ln - i
-        if i < ln:
-            self._buf[0 : ln - i] = data[i:ln]
-
-    def copy(self):
-        c = ripemd160()
-        c._h[:] = self._h
-        c._buf[:] = self._buf
-        c._n = self._n
-        c._len = self._len
-        return c
-
-    def digest(self):
-        # Pad a copy, so that update() may continue afterwards (as in CPython).
-        h = bytearray(self._h)
-        n = self._n
-        buf = bytearray(64)
-        buf[0:n] = memoryview(self._buf)[0:n]
-        buf[n] = 0x80
-        if n >= 56:
-            _block(h, buf, 0)
-            buf = bytearray(64)
-        buf[56:64] = (self._len * 8).to_bytes(8, "little")
-        _block(h, buf, 0)
+    def _output(self, state):
         out = bytearray(20)
-        _store_le(out, h, 5)
+        _store_le(out, state, 5)
         return bytes(out)
-
-    def hexdigest(self):
-        return hexlify(self.digest()).decode()

@@ -8,7 +8,9 @@ buffers, never as literals >= 2**30, which would not be small ints on the ESP32.
 """
 
 import micropython
-from binascii import hexlify, unhexlify
+from binascii import unhexlify
+
+from .mdhash import MDHash
 
 # Round constants and initial hash, big-endian.
 _K_HEX = (
@@ -217,61 +219,16 @@ def state_bytes(state):
     return bytes(out)
 
 
-class sha512:
+class sha512(MDHash):
     digest_size = 64
     block_size = 128
     name = "sha512"
+    _IV = IV
+    _LEN_BYTES = 16
+    _ORDER = "big"
 
-    def __init__(self, data=b""):
-        self._h = bytearray(IV)
-        self._buf = bytearray(128)
-        self._n = 0  # bytes pending in _buf
-        self._len = 0  # bytes hashed so far
-        if data:
-            self.update(data)
+    def _block(self, state, data, off):
+        block(state, data, off)
 
-    def update(self, data):
-        ln = len(data)
-        self._len += ln
-        i = 0
-        n = self._n
-        if n:
-            i = min(128 - n, ln)
-            self._buf[n : n + i] = data[0:i]
-            n += i
-            if n < 128:
-                self._n = n
-                return
-            block(self._h, self._buf, 0)
-        # Whole blocks straight from the caller's buffer, no copy.
-        while ln - i >= 128:
-            block(self._h, data, i)
-            i += 128
-        self._n = ln - i
-        if i < ln:
-            self._buf[0 : ln - i] = data[i:ln]
-
-    def copy(self):
-        c = sha512()
-        c._h[:] = self._h
-        c._buf[:] = self._buf
-        c._n = self._n
-        c._len = self._len
-        return c
-
-    def digest(self):
-        # Pad a copy, so that update() may continue afterwards (as in CPython).
-        h = bytearray(self._h)
-        n = self._n
-        buf = bytearray(128)
-        buf[0:n] = memoryview(self._buf)[0:n]
-        buf[n] = 0x80
-        if n >= 112:
-            block(h, buf, 0)
-            buf = bytearray(128)
-        buf[112:128] = (self._len * 8).to_bytes(16, "big")
-        block(h, buf, 0)
-        return state_bytes(h)
-
-    def hexdigest(self):
-        return hexlify(self.digest()).decode()
+    def _output(self, state):
+        return state_bytes(state)
