@@ -4,6 +4,7 @@ Used by the tests, the benchmarks and the demo: the firmware is run by the
 `micropython` binary, never imported into CPython for these.
 """
 
+import hashlib
 import json
 import os
 import shutil
@@ -21,12 +22,16 @@ class MicroPythonError(RuntimeError):
 def _import_path(extra=()) -> str:
     # embit is found through a folder holding only it, so that MicroPython
     # cannot pick up any other CPython package by accident.
-    root = Path(tempfile.gettempdir()) / "amanat-mpy-path"
+    # The folder is named after the embit it links to, so that checkouts
+    # with different virtual environments never share a stale link.
+    target = paths.embit_root() / "embit"
+    tag = hashlib.sha256(str(target).encode()).hexdigest()[:12]
+    root = Path(tempfile.gettempdir()) / f"amanat-mpy-path-{tag}"
     link = root / "embit"
     if not link.exists():
         root.mkdir(parents=True, exist_ok=True)
         tmp = root / f"embit.{os.getpid()}"
-        os.symlink(paths.embit_root() / "embit", tmp)
+        os.symlink(target, tmp)
         try:
             os.replace(tmp, link)
         except OSError:
