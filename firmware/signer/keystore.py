@@ -18,6 +18,7 @@ class Keystore:
     def __init__(self, network="main"):
         if network not in NETWORKS:
             raise KeystoreError("unknown network: %s" % network)
+        self.network_name = network
         self.network = NETWORKS[network]
         self.root = None
 
@@ -34,6 +35,11 @@ class Keystore:
             self.root = bip32.HDKey.from_seed(seed, version=self.network["xprv"])
         finally:
             wipe(seed)
+
+    def load_entropy(self, entropy, passphrase=b""):
+        """Load from BIP39 entropy (bytearray) and passphrase (bytes-like)."""
+        words = bip39.mnemonic_from_bytes(bytes(entropy))
+        self.load_mnemonic(words, bytes(passphrase).decode())
 
     def _require(self):
         if self.root is None:

@@ -1,0 +1,212 @@
+"""The device application: request loop, dispatch, setup and unlock.
+
+Driven only through the board object (channels, flash, screens, buttons), so
+that the same code runs on the ESP32 and in the emulator, and tests can
+drive it with a board of their own.
+"""
+
+import gc
+
+from embit import bip39
+
+from . import handlers, rpc
+from .errors import BadParams, Busy, DeviceError, InternalError, NotReady, UnknownMethod
+from .keystore import Keystore
+from .link import Link
+from .secrets import wipe
+from .spool import Upload
+from .storage import Storage, WrongPin, check_pin_format
+from .ui import APPROVE, REJECT, UI
+
+FIRMWARE_VERSION = "0.3.0"
+PROTOCOL_VERSION = 1
+
+class App:
+    def __init__(self, board):
+        self.board = board
+        board.mount_flash()
+        root = board.flash_root
+        self.storage = Storage(root)
+        self.serial = Link(board.serial, board)
+        self.debug = Link(board.debug, board) if getattr(board, "debug", None) else None
+        self.ui = UI(self)
+        self.keystore = None
+        self.busy = None
+        self.upload = Upload(root + "/upload.psbt")
+        self.signed_path = root + "/signed.psbt"
+        self.signed_length = None
+
+    # ---- main loop
+    def run(self):
+        while True:
+            try:
+                if self.keystore is None:
+                    if self.storage.initialized():
+                        self.unlock()
+                    else:
+                        self.setup()
+                    continue
+                self.board.wait(1000)
+                self.pump(None)
+            except Exception as e:  # the device stays up, whatever happened
+                self.board.log_exception(e)
+                gc.collect()
+
+    def pump(self, busy):
+        """Handle what arrived on the serial line and DebugLink. With `busy`
+        set (a screen waiting, a signature in progress) only ping and info are
+        served; anything else is answered BUSY (or NOT_READY before unlock)."""
+        for payload in self.serial.receive():
+            self._serve(self.serial, payload, busy)
+        if self.debug is not None:
+            for payload in self.debug.receive():
+                self._serve_debug(payload)
+
+    def _serve(self, link, payload, busy):
+        rid = None
+        try:
+            rid, method, params = rpc.parse_request(payload)
+            if method == "ping":
+                res = {"busy": busy}
+            elif method == "info":
+                res = self.info()
+            elif busy is not None:
+                if self.keystore is None:
+                    raise NotReady("the device is not set up or not unlocked (%s)" % busy)
+                raise Busy("the device is busy: %s" % busy)
+            else:
+                entry = handlers.METHODS.get(method)
+                if entry is None:
+                    raise UnknownMethod("unknown method %r" % method)
+                if self.keystore is None:
+                    raise NotReady("the device is not set up or not unlocked")
+                fn, allowed = entry
+                self.busy = method
+                try:
+                    res = fn(self, rpc.Params(params, allowed))
+                finally:
+                    self.busy = None
+            link.send(rpc.result(rid, res))
+        except DeviceError as e:
+            link.send(rpc.error(getattr(e, "request_id", rid), e))
+        except MemoryError:
+            gc.collect()
+            link.send(rpc.error(rid, InternalError("out of memory")))
+        except Exception as e:
+            self.board.log_exception(e)
+            link.send(rpc.error(rid, InternalError("internal error: %s" % e.__class__.__name__)))
+
+    def info(self):
+        ks = self.keystore
+        settings = self.storage.settings()
+        return {
+            "firmware": FIRMWARE_VERSION,
+            "protocol": PROTOCOL_VERSION,
+            "model": self.board.model,
+            "network": settings.get("network"),
+            "initialized": self.storage.initialized(),
+            "locked": ks is None,
+            "fingerprint": ks.fingerprint if ks else None,
+        }
+
+    # ---- DebugLink (emulator only: the board decides whether it exists)
+    def _serve_debug(self, payload):
+        rid = None
+        try:
+            rid, method, params = rpc.parse_request(payload)
+            p = rpc.Params(params, ("button", "text"))
+            if method == "debug_state":
+                res = {"screen": self.ui.current, "busy": self.busy}
+            elif method == "debug_press":
+                button = p.text("button")
+                if button not in (APPROVE, REJECT):
+                    raise BadParams("button must be 'approve' or 'reject'")
+                why = self.ui.press(button)
+                if why:
+                    raise NotReady(why)
+                res = {}
+            elif method == "debug_input":
+                why = self.ui.type_text(p.text("text"))
+                if why:
+                    raise NotReady(why)
+                res = {}
+            else:
+                raise UnknownMethod("unknown DebugLink method %r" % method)
+            self.debug.send(rpc.result(rid, res))
+        except DeviceError as e:
+            self.debug.send(rpc.error(getattr(e, "request_id", rid), e))
+
+    # ---- first start and unlock
+    def setup(self):
+        err = None
+        while True:
+            words = self.ui.ask_text(_prompt("setup_mnemonic", "Recovery words",
+                                             "Enter the 12 or 24 recovery words", err))
+            try:
+                entropy = bytearray(bip39.mnemonic_to_bytes(" ".join(words.decode().split())))
+                break
+            except Exception:
+                err = "Invalid words or checksum, try again"
+            finally:
+                wipe(words)
+        pin = self._choose_pin()
+        passphrase = self.ui.ask_text(_prompt("setup_passphrase", "Passphrase",
+                                              "Enter the BIP39 passphrase, or nothing", None))
+        try:
+            network = self.board.default_network
+            self.storage.store_seed(entropy, pin, network, len(passphrase) > 0)
+            self._load(entropy, passphrase, network)
+        finally:
+            wipe(entropy)
+            wipe(pin)
+            wipe(passphrase)
+
+    def _choose_pin(self):
+        err = None
+        while True:
+            pin = self.ui.ask_text(_prompt("setup_pin", "Choose a PIN", "4 to 12 digits", err))
+            err = check_pin_format(pin.decode())
+            if err:
+                wipe(pin)
+                continue
+            again = self.ui.ask_text(_prompt("setup_pin_confirm", "Confirm the PIN", "Enter it again", None))
+            same = again == pin
+            wipe(again)
+            if same:
+                return pin
+            wipe(pin)
+            err = "The PINs differ, try again"
+
+    def unlock(self):
+        err = None
+        while self.keystore is None and self.storage.initialized():
+            pin = self.ui.ask_text(_prompt("unlock_pin", "Enter PIN", "Unlock the device", err))
+            try:
+                entropy = self.storage.unseal(pin)
+            except WrongPin as e:
+                err = str(e)
+                continue
+            finally:
+                wipe(pin)
+            passphrase = bytearray()
+            if self.storage.passphrase_used():
+                passphrase = self.ui.ask_text(_prompt("unlock_passphrase", "Passphrase",
+                                                      "Enter the BIP39 passphrase", None))
+            try:
+                self._load(entropy, passphrase, self.storage.settings().get("network", "main"))
+            finally:
+                wipe(entropy)
+                wipe(passphrase)
+
+    def _load(self, entropy, passphrase, network):
+        ks = Keystore(network)
+        ks.load_entropy(entropy, passphrase)
+        self.keystore = ks
+        gc.collect()
+
+
+def _prompt(name, title, line, err):
+    lines = [line]
+    if err:
+        lines.append(err)
+    return {"screen": name, "title": title, "lines": lines, "error": err}

@@ -1,0 +1,244 @@
+"""Request handlers: one function per wire method (docs/protocol.md).
+
+Each takes the app and its typed params and returns the result map, or
+raises a DeviceError naming what is wrong.
+"""
+
+import os
+from binascii import b2a_base64
+
+from embit import hashes
+from embit.bip32 import HARDENED_INDEX
+from embit.descriptor import Descriptor
+from embit.descriptor.checksum import add_checksum, checksum
+
+from . import scripts
+from .errors import BadParams, BadPsbt, DeviceError, Rejected, UploadError
+from .spool import CHUNK, file_sha256
+
+READ_MAX = 4096
+MESSAGE_MAX = 1024
+
+
+def ping(app, p):
+    return {"busy": None}
+
+
+def info(app, p):
+    return app.info()
+
+
+def get_xpub(app, p):
+    path = scripts.parse_path(p.text("path", limit=100))
+    return {"xpub": app.keystore.xpub(scripts.format_path(path))}
+
+
+_DESC = (("pkh(%s)", 44), ("sh(wpkh(%s))", 49), ("wpkh(%s)", 84), ("tr(%s)", 86))
+
+
+def get_descriptors(app, p):
+    account = p.uint("account", limit=HARDENED_INDEX - 1)
+    ks = app.keystore
+    coin = scripts.coin_type(ks.network)
+    fp = ks.fingerprint.hex() if hasattr(ks.fingerprint, "hex") else _hex(ks.fingerprint)
+    out = {"receive": [], "internal": []}
+    for template, purpose in _DESC:
+        origin = "%d'/%d'/%d'" % (purpose, coin, account)
+        xpub = ks.xpub("m/" + origin)
+        origin = origin.replace("'", "h")
+        for chain, name in ((0, "receive"), (1, "internal")):
+            key = "[%s/%s]%s/%d/*" % (fp, origin, xpub, chain)
+            out[name].append(add_checksum(template % key))
+    return out
+
+
+def _hex(b):
+    return "".join("%02x" % x for x in b)
+
+
+_KINDS = (("sh(wpkh(", "p2sh-p2wpkh"), ("wpkh(", "p2wpkh"), ("pkh(", "p2pkh"), ("tr(", "p2tr"))
+
+
+def display_address(app, p):
+    text = p.text("descriptor", limit=400)
+    ks = app.keystore
+    body, _, chk = text.partition("#")
+    if chk and chk != checksum(body):
+        raise BadParams("descriptor checksum does not match")
+    kind = None
+    for prefix, k in _KINDS:
+        if body.startswith(prefix):
+            kind = k
+            break
+    if kind is None:
+        raise BadParams("only pkh, sh(wpkh), wpkh and single-key tr descriptors name one of our addresses")
+    try:
+        desc = Descriptor.from_string(body)
+    except Exception as e:
+        raise BadParams("descriptor does not parse: %s" % e)
+    if len(desc.keys) != 1 or (kind == "p2tr" and desc.taptree):
+        raise BadParams("descriptor must have exactly one key")
+    key = desc.keys[0]
+    if key.origin is None or key.origin.fingerprint != ks.fingerprint:
+        raise BadParams("the descriptor's key is not this device's (fingerprint differs)")
+    path = list(key.origin.derivation)
+    if key.is_extended:
+        rest = key.allowed_derivation.indexes if key.allowed_derivation else []
+        if any(not isinstance(i, int) for i in rest):
+            raise BadParams("descriptor must name one address (no * or <a;b>)")
+        path += rest
+    if len(path) > scripts.MAX_DEPTH:
+        raise BadParams("path is deeper than %d levels" % scripts.MAX_DEPTH)
+    ours = ks.root.derive(path).key
+    if key.is_extended:
+        claimed = key.key.derive(rest).key
+    else:
+        claimed = key.key
+    if claimed.xonly() != ours.xonly() or (kind != "p2tr" and claimed.sec() != ours.sec()):
+        raise BadParams("the descriptor's key is not this device's key at %s" % scripts.format_path(path))
+    address = scripts.script_for(kind, ours).address(ks.network)
+    lines = [address, "Path " + scripts.format_path(path)]
+    if not scripts.is_standard_path(path, kind, ks.network):
+        lines.append("Warning: unusual path for this address type")
+    screen = {"screen": "display_address", "title": "Address", "address": address,
+              "path": scripts.format_path(path), "lines": lines}
+    if not app.ui.confirm(screen):
+        raise Rejected("the officer did not confirm the address")
+    return {"address": address}
+
+
+def psbt_begin(app, p):
+    app.upload.begin(p.uint("length"))
+    return {"chunk_size": CHUNK}
+
+
+def psbt_chunk(app, p):
+    received = app.upload.chunk(p.uint("offset"), p.data("data", limit=CHUNK))
+    return {"received": received}
+
+
+def psbt_end(app, p):
+    return {"sha256": app.upload.end()}
+
+
+def sign_psbt(app, p):
+    # Loaded on first use: the idle device keeps its RAM free.
+    from . import psbt_signer, review
+
+    digest = p.data("sha256", size=32)
+    app.upload.check(digest)
+    ks = app.keystore
+    app.signed_length = None
+    with open(app.upload.path, "rb") as f:
+        rev = _parsed(review.review_psbt, f, ks)
+    screen = review_screen(rev.to_dict())
+    if not app.ui.confirm(screen):
+        raise Rejected("the officer rejected the transaction")
+    # What is signed must be what was reviewed.
+    app.upload.check(digest)
+    sig_path = app.signed_path + ".sigs"
+
+    def progress(i, n):
+        app.pump("signing")
+
+    with open(app.upload.path, "rb") as src:
+        with open(app.signed_path, "wb") as dst:
+            with open(sig_path, "w+b") as sigs:
+                count = _parsed(psbt_signer.sign_psbt_stream, src, dst, ks, rev,
+                                progress=progress, sig_stream=sigs)
+    os.remove(sig_path)
+    app.signed_length = os.stat(app.signed_path)[6]
+    wire = rev.to_dict()
+    wire.pop("fee_rate_sat_vb", None)  # no floats on the wire
+    return {"sha256": file_sha256(app.signed_path), "length": app.signed_length,
+            "signatures": count, "review": wire}
+
+
+def btc(sat):
+    return "%d.%08d BTC" % (sat // 100000000, sat % 100000000)
+
+
+def review_screen(r):
+    """The transaction review as a screen: structured fields for the log and
+    DebugLink, text lines for the display."""
+    lines = []
+    for s in r["spends"]:
+        lines.append("Send %s to %s" % (btc(s["amount_sat"]), s["address"]))
+    for c in r["change"]:
+        lines.append("Change %s to %s" % (btc(c["amount_sat"]), c["address"]))
+    lines.append("Fee %s (%s sat/vB)" % (btc(r["fee_sat"]), r["fee_rate_sat_vb"]))
+    for w in r["warnings"]:
+        lines.append("Warning: " + w)
+    return {"screen": "review_tx", "title": "Send bitcoin?", "spends": r["spends"],
+            "change": r["change"], "fee_sat": r["fee_sat"], "fee_rate_sat_vb": r["fee_rate_sat_vb"],
+            "warnings": r["warnings"], "lines": lines}
+
+
+def _parsed(fn, *args, **kw):
+    # embit raises its own errors (and sometimes plain ValueError) on a PSBT
+    # that breaks BIP174/370: report those as BAD_PSBT, not as a crash.
+    try:
+        return fn(*args, **kw)
+    except DeviceError:
+        raise
+    except MemoryError:
+        raise
+    except Exception as e:
+        raise BadPsbt("PSBT does not parse: %s" % (e,))
+
+
+def psbt_read(app, p):
+    offset = p.uint("offset")
+    size = p.uint("size", limit=READ_MAX)
+    if app.signed_length is None:
+        raise UploadError("no signed PSBT to read")
+    with open(app.signed_path, "rb") as f:
+        f.seek(min(offset, app.signed_length))
+        return {"data": f.read(size)}
+
+
+def sign_message(app, p):
+    message = p.data("message", limit=MESSAGE_MAX)
+    path = scripts.parse_path(p.text("path", limit=100))
+    ks = app.keystore
+    try:
+        shown = message.decode()
+        if any(ord(c) < 32 and c not in "\n\t" for c in shown):
+            raise ValueError
+    except ValueError:
+        shown = "hex: " + _hex(message)
+    key = ks.root.derive(path)
+    address = scripts.script_for("p2pkh", key.key).address(ks.network)
+    screen = {"screen": "sign_message", "title": "Sign message?", "path": scripts.format_path(path),
+              "address": address, "message": shown, "lines": [shown, "with the key of " + address]}
+    if not app.ui.confirm(screen):
+        raise Rejected("the officer rejected the message")
+    import secp256k1
+    data = b"\x18Bitcoin Signed Message:\n" + _compact(len(message)) + message
+    digest = hashes.double_sha256(data)
+    sig = secp256k1.ecdsa_sign_recoverable(digest, key.key.secret)
+    compact, recid = secp256k1.ecdsa_recoverable_signature_serialize_compact(sig)
+    # BIP137 header for a compressed P2PKH key, as Bitcoin Core's signmessage.
+    out = bytes([27 + 4 + recid]) + compact
+    return {"signature": b2a_base64(out).decode().strip()}
+
+
+def _compact(n):
+    if n < 0xFD:
+        return bytes([n])
+    return b"\xfd" + n.to_bytes(2, "little")
+
+
+METHODS = {
+    "ping": (ping, ()),
+    "info": (info, ()),
+    "get_xpub": (get_xpub, ("path",)),
+    "get_descriptors": (get_descriptors, ("account",)),
+    "display_address": (display_address, ("descriptor",)),
+    "psbt_begin": (psbt_begin, ("length",)),
+    "psbt_chunk": (psbt_chunk, ("offset", "data")),
+    "psbt_end": (psbt_end, ()),
+    "sign_psbt": (sign_psbt, ("sha256",)),
+    "psbt_read": (psbt_read, ("offset", "size")),
+    "sign_message": (sign_message, ("message", "path")),
+}

@@ -1,0 +1,92 @@
+"""PSBT upload spooled to flash and hashed as it arrives (docs/protocol.md).
+
+The PSBT is never held whole in RAM: chunks go straight to a flash file, and
+SHA-256 is updated with each one. Signing names the upload by that hash and
+the file is hashed again just before signing, so what is signed is what was
+reviewed.
+"""
+
+import hashlib
+
+from .errors import StorageError, UploadError
+
+MAX_PSBT = 1 << 20
+CHUNK = 4096
+_READ = 1024
+
+
+def file_sha256(path):
+    h = hashlib.sha256()
+    buf = bytearray(_READ)
+    mv = memoryview(buf)
+    with open(path, "rb") as f:
+        while True:
+            n = f.readinto(buf)
+            if not n:
+                break
+            h.update(mv[:n])
+    return h.digest()
+
+
+class Upload:
+    def __init__(self, path):
+        self.path = path
+        self._f = None
+        self._h = None
+        self.length = 0
+        self.received = 0
+        self.sha256 = None  # set when complete
+
+    def begin(self, length):
+        self.abort()
+        if not 1 <= length <= MAX_PSBT:
+            raise UploadError("PSBT length must be 1..%d bytes" % MAX_PSBT)
+        try:
+            self._f = open(self.path, "wb")
+        except OSError as e:
+            raise StorageError("cannot open the upload file: %s" % e)
+        self._h = hashlib.sha256()
+        self.length = length
+        self.received = 0
+        self.sha256 = None
+
+    def chunk(self, offset, data):
+        if self._f is None:
+            raise UploadError("no upload in progress")
+        if offset != self.received:
+            raise UploadError("chunk at offset %d, expected %d" % (offset, self.received))
+        if not data or len(data) > CHUNK or self.received + len(data) > self.length:
+            raise UploadError("chunk of %d bytes does not fit the upload" % len(data))
+        try:
+            self._f.write(data)
+        except OSError as e:
+            self.abort()
+            raise StorageError("flash write failed: %s" % e)
+        self._h.update(data)
+        self.received += len(data)
+        return self.received
+
+    def end(self):
+        if self._f is None:
+            raise UploadError("no upload in progress")
+        if self.received != self.length:
+            raise UploadError("upload incomplete: %d of %d bytes" % (self.received, self.length))
+        self._f.close()
+        self._f = None
+        self.sha256 = self._h.digest()
+        self._h = None
+        return self.sha256
+
+    def check(self, sha256):
+        """Raise unless a complete upload with this hash is in flash, unchanged."""
+        if self.sha256 is None or self.sha256 != sha256:
+            raise UploadError("no complete upload with this hash")
+        if file_sha256(self.path) != sha256:
+            raise UploadError("the uploaded PSBT changed in flash")
+
+    def abort(self):
+        if self._f is not None:
+            self._f.close()
+        self._f = None
+        self._h = None
+        self.sha256 = None

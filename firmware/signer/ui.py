@@ -1,0 +1,75 @@
+"""Screens as data, and waiting for the officer's answer.
+
+A screen is a dict: {"screen": name, "title": text, "lines": [text], ...}
+plus any structured fields (the transaction review carries spends, change,
+fee). The board draws it (or, in the emulator, keeps it for DebugLink); the
+answer comes from the board's buttons, from DebugLink in the emulator, or
+at once with auto-confirm. While waiting, the request loop keeps running so
+that the host can ping. Every answered screen is recorded with its answer;
+text answers (words, PINs) are never recorded, only that text was given.
+"""
+
+APPROVE = "approve"
+REJECT = "reject"
+
+
+class UI:
+    def __init__(self, app):
+        self.app = app
+        self.board = app.board
+        self.current = None
+        self._answer = None
+        self._text = None
+
+    def _show(self, screen, kind):
+        screen["kind"] = kind
+        self.current = screen
+        self._answer = None
+        self._text = None
+        self.board.show(screen)
+
+    def _wait(self):
+        while self._answer is None:
+            self.board.wait(50)
+            self.app.pump(self.current["screen"])
+            pressed = self.board.buttons()
+            if pressed is not None and self._answer is None and self.current["kind"] == "confirm":
+                self._answer = pressed
+        screen, self.current = self.current, None
+        return screen
+
+    def confirm(self, screen):
+        """Show a screen that asks yes/no; True if the officer approved."""
+        self._show(screen, "confirm")
+        if self.board.auto_confirm:
+            self._answer = APPROVE
+        screen = self._wait()
+        record = dict(screen)
+        record["answer"] = self._answer
+        self.board.record_screen(record)
+        return self._answer == APPROVE
+
+    def ask_text(self, screen):
+        """Show a text prompt (recovery words, PIN); the text typed, as a
+        bytearray so that the caller can wipe it."""
+        self._show(screen, "text")
+        screen = self._wait()
+        record = dict(screen)
+        record["answer"] = "text"
+        self.board.record_screen(record)
+        text, self._text = self._text, None
+        return text
+
+    # DebugLink (emulator) and buttons
+    def press(self, button):
+        if self.current is None or self.current["kind"] != "confirm":
+            return "no yes/no prompt on screen"
+        self._answer = button
+        return None
+
+    def type_text(self, text):
+        if self.current is None or self.current["kind"] != "text":
+            return "no text prompt on screen"
+        self._text = bytearray(text.encode())
+        self._answer = "text"
+        return None

@@ -1,0 +1,105 @@
+"""A device, as the host tools see it: one method per protocol request.
+
+Long operations (the officer reviewing, a signature in progress) have no
+overall timeout: the client pings the device every second instead and gives
+up only if it stops answering.
+"""
+
+import hashlib
+import time
+
+from .errors import ProtocolError, TransportError
+from .transport import Transport
+
+PROTOCOL = 1
+PING_EVERY = 1.0
+PING_GRACE = 20.0
+
+
+class Client:
+    def __init__(self, port: str, timeout: float = 10.0):
+        self.port = port
+        self.t = Transport(port, timeout)
+        self.last_review = None
+        try:
+            info = self.info()
+        except Exception:
+            self.t.close()
+            raise
+        if info.get("protocol") != PROTOCOL:
+            self.t.close()
+            raise ProtocolError(
+                f"device on {port} speaks protocol {info.get('protocol')!r}; this host speaks {PROTOCOL}"
+            )
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        self.t.close()
+
+    def info(self) -> dict:
+        return self.t.call("info")
+
+    def get_xpub(self, path: str) -> str:
+        return self.t.call("get_xpub", {"path": path})["xpub"]
+
+    def get_descriptors(self, account: int) -> dict:
+        return self.t.call("get_descriptors", {"account": account})
+
+    def display_address(self, descriptor: str, status=None) -> str:
+        return self._long("display_address", {"descriptor": descriptor}, status)["address"]
+
+    def sign_message(self, message: bytes, path: str, status=None) -> str:
+        return self._long("sign_message", {"message": message, "path": path}, status)["signature"]
+
+    def sign_psbt(self, raw: bytes, progress=None) -> bytes:
+        """Upload, have the officer review and sign, download; the signed PSBT.
+
+        progress(stage, done, total): stage is "upload", "device" (done is
+        what the device is doing: "review_tx", "signing") or "download"."""
+        progress = progress or (lambda *a: None)
+        digest = hashlib.sha256(raw).digest()
+        chunk = self.t.call("psbt_begin", {"length": len(raw)})["chunk_size"]
+        for off in range(0, len(raw), chunk):
+            self.t.call("psbt_chunk", {"offset": off, "data": raw[off : off + chunk]})
+            progress("upload", min(off + chunk, len(raw)), len(raw))
+        got = self.t.call("psbt_end")["sha256"]
+        if got != digest:
+            raise ProtocolError("the device received a different PSBT than was sent (hash differs)")
+        res = self._long("sign_psbt", {"sha256": digest}, lambda busy: progress("device", busy, None))
+        self.last_review = res.get("review")
+        out = bytearray()
+        while len(out) < res["length"]:
+            data = self.t.call("psbt_read", {"offset": len(out), "size": 4096})["data"]
+            if not data:
+                break
+            out += data
+            progress("download", len(out), res["length"])
+        if hashlib.sha256(out).digest() != res["sha256"] or len(out) != res["length"]:
+            raise ProtocolError("the signed PSBT read back does not match the device's hash")
+        return bytes(out)
+
+    def _long(self, method: str, params: dict, status=None):
+        """A request that waits for the officer: ping while waiting."""
+        state = {"sent": 0.0, "answered": time.monotonic(), "ping": None}
+
+        def on_idle():
+            now = time.monotonic()
+            if state["ping"] is not None:
+                msg = self.t.take_stray(state["ping"])
+                if msg is not None:
+                    state["answered"] = now
+                    state["ping"] = None
+                    if status is not None and "result" in msg:
+                        status(msg["result"].get("busy"))
+            if now - state["answered"] > PING_GRACE:
+                raise TransportError(f"the device on {self.port} stopped answering")
+            if state["ping"] is None and now - state["sent"] >= PING_EVERY:
+                state["ping"] = self.t.send("ping")
+                state["sent"] = now
+
+        return self.t.wait(self.t.send(method, params), None, on_idle)

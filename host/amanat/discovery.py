@@ -1,0 +1,78 @@
+"""Finding devices: ESP32 boards on USB serial ports, and running emulators.
+
+Emulators register themselves in a folder (AMANAT_EMULATOR_REGISTRY, or
+~/.cache/amanat/emulators) when they start and are removed when they stop;
+stale entries (process gone) are skipped and cleaned up.
+"""
+
+import json
+import os
+from pathlib import Path
+
+# USB-serial bridges found on ESP32 boards, and Espressif's own USB.
+USB_IDS = {(0x10C4, 0xEA60), (0x1A86, 0x7523), (0x1A86, 0x55D4), (0x0403, 0x6001)}
+ESPRESSIF_VID = 0x303A
+
+
+def registry_dir() -> Path:
+    env = os.environ.get("AMANAT_EMULATOR_REGISTRY")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "amanat" / "emulators"
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def running_emulators() -> list[dict]:
+    """[{"port", "debug_port", "pid", "state"}] of live emulators."""
+    out = []
+    d = registry_dir()
+    for f in sorted(d.glob("*.json")) if d.is_dir() else []:
+        try:
+            entry = json.loads(f.read_text())
+        except (OSError, ValueError):
+            continue
+        if alive(entry.get("pid", -1)):
+            out.append(entry)
+        else:
+            f.unlink(missing_ok=True)
+    return out
+
+
+def usb_candidates() -> list[str]:
+    from serial.tools import list_ports
+
+    ports = []
+    for p in list_ports.comports():
+        if p.vid is None:
+            continue
+        if (p.vid, p.pid) in USB_IDS or p.vid == ESPRESSIF_VID:
+            ports.append(p.device)
+    return ports
+
+
+def find_devices(include_emulators: bool) -> list[str]:
+    """Serial ports of Amanat devices. USB candidates are asked `info`; only
+    those that answer in the protocol are listed."""
+    from .client import Client
+    from .errors import AmanatError
+
+    ports = []
+    for port in usb_candidates():
+        try:
+            with Client(port, timeout=1.5):
+                ports.append(port)
+        except AmanatError:
+            continue
+    if include_emulators:
+        ports += [e["port"] for e in running_emulators()]
+    return ports

@@ -1,0 +1,36 @@
+"""Errors of the host tools. Every failure a user can meet is one of these,
+so that the CLIs can print one line and exit with a meaningful code."""
+
+
+class AmanatError(Exception):
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else self.__class__.__name__
+
+
+class TransportError(AmanatError):
+    """The port is missing, the line broke, or the device did not answer in time."""
+
+
+class ProtocolError(AmanatError):
+    """The device answered something that is not the protocol."""
+
+
+class DeviceError(AmanatError):
+    """The device answered with a typed error (docs/protocol.md, "Error codes")."""
+
+    NAMES = {1: "BAD_FRAME", 2: "BAD_REQUEST", 3: "UNKNOWN_METHOD", 4: "BAD_PARAMS", 5: "BUSY",
+             6: "NOT_READY", 7: "REJECTED", 8: "BAD_PSBT", 9: "REFUSED", 10: "UPLOAD",
+             11: "STORAGE", 12: "INTERNAL"}
+
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code = code
+        self.name = self.NAMES.get(code, f"ERROR_{code}")
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.message}"
+
+
+class SignatureError(AmanatError):
+    """A signature returned by the device does not verify."""

@@ -1,0 +1,103 @@
+"""The serial line to a device: frames, request ids, timeouts.
+
+Opened with RTS and DTR held low and never toggled (they reset ESP32 boards).
+Every failure of the line becomes a TransportError with one clear sentence.
+"""
+
+import random
+import time
+
+import serial
+
+from . import framing
+from .errors import DeviceError, ProtocolError, TransportError
+
+BAUDRATE = 115200
+
+
+class Transport:
+    def __init__(self, port: str, timeout: float = 10.0):
+        self.port = port
+        self.timeout = timeout
+        ser = serial.Serial()
+        ser.port = port
+        ser.baudrate = BAUDRATE
+        ser.dtr = False  # set before open(): pyserial applies them on open
+        ser.rts = False
+        ser.timeout = 0.05
+        ser.write_timeout = timeout
+        ser.exclusive = True
+        try:
+            ser.open()
+        except (serial.SerialException, OSError) as e:
+            raise TransportError(f"cannot open {port}: {e}") from None
+        self.ser = ser
+        self.reader = framing.FrameReader()
+        self.next_id = random.randrange(1, 1 << 30)
+        self.stray: list[dict] = []
+
+    def close(self):
+        try:
+            self.ser.close()
+        except (serial.SerialException, OSError):
+            pass
+
+    def send(self, method: str, params: dict | None = None) -> int:
+        rid = self.next_id
+        self.next_id = self.next_id % ((1 << 32) - 1) + 1
+        frame = framing.encode_request(rid, method, params or {})
+        try:
+            self.ser.write(frame)
+            self.ser.flush()
+        except (serial.SerialException, OSError) as e:
+            raise TransportError(f"serial line to {self.port} broke: {e}") from None
+        return rid
+
+    def receive(self) -> list[dict]:
+        """Messages that arrived within the read timeout (maybe none)."""
+        try:
+            data = self.ser.read(max(1, self.ser.in_waiting))
+        except (serial.SerialException, OSError) as e:
+            raise TransportError(f"serial line to {self.port} broke: {e}") from None
+        now = time.monotonic()
+        items = self.reader.feed(data, now) if data else self.reader.expire(now)
+        out = []
+        for item in items:
+            if isinstance(item, framing.FrameError):
+                continue  # a damaged frame from the device: its request will time out
+            try:
+                out.append(framing.decode_message(item))
+            except framing.ProtocolError as e:
+                raise ProtocolError(f"malformed answer from the device: {e}") from None
+        return out
+
+    def wait(self, rid: int, timeout: float | None, on_idle=None):
+        """The result for request `rid`, or its DeviceError. `on_idle` is
+        called between reads (to ping, show progress); it may raise."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            for msg in self.receive():
+                if msg.get("id") == rid:
+                    if "error" in msg:
+                        err = msg["error"]
+                        raise DeviceError(err["code"], err["message"])
+                    return msg["result"]
+                if msg.get("id") is None and "error" in msg:
+                    err = msg["error"]
+                    raise DeviceError(err["code"], err["message"])
+                self.stray.append(msg)
+                del self.stray[:-16]
+            if deadline is not None and time.monotonic() > deadline:
+                raise TransportError(f"no answer from the device on {self.port} within {timeout:g} s")
+            if on_idle is not None:
+                on_idle()
+
+    def call(self, method: str, params: dict | None = None, timeout: float | None = -1, on_idle=None):
+        rid = self.send(method, params)
+        return self.wait(rid, self.timeout if timeout == -1 else timeout, on_idle)
+
+    def take_stray(self, rid: int):
+        for i, msg in enumerate(self.stray):
+            if msg.get("id") == rid:
+                return self.stray.pop(i)
+        return None
