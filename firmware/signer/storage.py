@@ -28,7 +28,7 @@ _SETTINGS = "/settings.json"
 
 class WrongPin(Exception):
     def __init__(self, left):
-        Exception.__init__(self, "wrong PIN, %d attempts left" % left)
+        super().__init__("wrong PIN, %d attempts left" % left)
         self.left = left
 
 

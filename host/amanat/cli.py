@@ -1,17 +1,76 @@
-"""`amanat`: the officer's and developer's command line."""
+"""`amanat`: the officer's and developer's command line.
 
+Exit codes (for scripts): 0 done; 1 other error; 2 usage; 3 no device or the
+line failed; 4 the officer rejected on the device; 5 the device refused
+(bad PSBT, a review rule, bad parameters); 6 a signature from the device did
+not verify on the host.
+"""
+
+import base64
+import binascii
 import json
 import sys
+from pathlib import Path
 
 import click
 from rich.console import Console
 from rich.table import Table
 
+from .errors import AmanatError, DeviceError, SignatureError, TransportError
+
 console = Console()
+err_console = Console(stderr=True)
+
+EXIT_DEVICE_MISSING = 3
+EXIT_REJECTED = 4
+EXIT_REFUSED = 5
+EXIT_BAD_SIGNATURE = 6
 
 
 class CliError(click.ClickException):
     """A one-line error for people; no traceback."""
+
+    def __init__(self, message, exit_code=1):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _fail(e: AmanatError):
+    code = 1
+    if isinstance(e, TransportError):
+        code = EXIT_DEVICE_MISSING
+    elif isinstance(e, SignatureError):
+        code = EXIT_BAD_SIGNATURE
+    elif isinstance(e, DeviceError):
+        code = EXIT_REJECTED if e.name == "REJECTED" else EXIT_REFUSED
+    raise CliError(str(e) if isinstance(e, DeviceError) else e.message, code) from None
+
+
+def _connect(port):
+    from .client import Client
+    from .discovery import find_devices
+
+    if not port:
+        found = find_devices(include_emulators=True)
+        if not found:
+            raise CliError("no Amanat device found: connect one, start an emulator, or give --port",
+                           EXIT_DEVICE_MISSING)
+        if len(found) > 1:
+            raise CliError("several devices found (%s): choose one with --port" % ", ".join(found),
+                           EXIT_DEVICE_MISSING)
+        port = found[0]
+    try:
+        return Client(port)
+    except AmanatError as e:
+        _fail(e)
+
+
+port_option = click.option("--port", envvar="AMANAT_PORT", help="Serial port of the device (default: the only one found).")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+def _emit_json(obj):
+    click.echo(json.dumps(obj, sort_keys=True))
 
 
 @click.group()
@@ -58,6 +117,192 @@ def bench(device_crypto, heap, as_json):
         )
     console.print("Device crypto on the MicroPython unix port (portable backend), same run:")
     console.print(table)
+
+
+@main.group()
+def emulator():
+    """Run emulated devices (the firmware under MicroPython, serial over a pty)."""
+
+
+@emulator.command("start")
+@click.option("--state", required=True, type=click.Path(file_okay=False), help="Folder for the flash image and logs.")
+@click.option("--mnemonic", help="BIP39 words typed in on first start.")
+@click.option("--passphrase", default="", help="BIP39 passphrase typed in at setup and unlock.")
+@click.option("--network", type=click.Choice(["main", "test", "signet", "regtest"]), default="regtest", show_default=True,
+              help="Network chosen at setup (a set-up device keeps its own).")
+@click.option("--pin", default=None, help="PIN typed in at setup and unlock (default: the emulator PIN 123456).")
+@click.option("--auto-confirm", is_flag=True, help="Approve every prompt (tests and scripts).")
+@click.option("--heap", type=int, default=None, help="Cap the MicroPython heap, in bytes.")
+@click.option("--detach", is_flag=True, help="Return once the device answers and leave it running.")
+def emulator_start(state, mnemonic, passphrase, network, pin, auto_confirm, heap, detach):
+    """Start an emulator; prints {"port", "pid", "state"} once it answers."""
+    from . import emulator as emu
+
+    try:
+        rec = emu.start(state, mnemonic=mnemonic, passphrase=passphrase, network=network,
+                        auto_confirm=auto_confirm, heap=heap, pin=pin or emu.DEFAULT_PIN)
+    except AmanatError as e:
+        raise CliError(e.message) from None
+    click.echo(json.dumps({"port": rec["port"], "pid": rec["pid"], "state": rec["state"],
+                           "debug_port": rec["debug_port"]}))
+    sys.stdout.flush()
+    if detach:
+        return
+    try:
+        emu.wait(rec["state"])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emu.stop(rec["state"])
+
+
+@emulator.command("stop")
+@click.option("--state", required=True, type=click.Path(file_okay=False))
+def emulator_stop(state):
+    """Stop the emulator running on STATE."""
+    from . import emulator as emu
+
+    if not emu.stop(state):
+        raise CliError(f"no emulator running on {state}")
+
+
+@main.command()
+@port_option
+@json_option
+def info(port, as_json):
+    """Show what the device is: firmware, network, fingerprint."""
+    with _connect(port) as c:
+        try:
+            i = c.info()
+        except AmanatError as e:
+            _fail(e)
+    i = dict(i, fingerprint=i["fingerprint"].hex() if i.get("fingerprint") else None, port=c.port)
+    if as_json:
+        _emit_json(i)
+        return
+    t = Table(show_header=False)
+    for k in ("port", "model", "firmware", "protocol", "network", "initialized", "locked", "fingerprint"):
+        t.add_row(k, str(i.get(k)))
+    console.print(t)
+
+
+@main.command()
+@click.argument("path")
+@port_option
+@json_option
+def xpub(path, port, as_json):
+    """Extended public key at PATH (e.g. m/84h/0h/0h)."""
+    with _connect(port) as c:
+        try:
+            x = c.get_xpub(path)
+        except AmanatError as e:
+            _fail(e)
+    _emit_json({"xpub": x, "path": path}) if as_json else click.echo(x)
+
+
+ADDRESS_TYPES = {"p2wpkh": (84, "wpkh(%s)"), "p2sh-p2wpkh": (49, "sh(wpkh(%s))"),
+                 "p2pkh": (44, "pkh(%s)"), "p2tr": (86, "tr(%s)")}
+
+
+@main.command()
+@click.argument("index", type=click.IntRange(0, 2**31 - 1), required=False)
+@click.option("--type", "kind", type=click.Choice(list(ADDRESS_TYPES)), default="p2wpkh", show_default=True)
+@click.option("--account", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True)
+@click.option("--change", is_flag=True, help="An address of the change chain (1) instead of receive (0).")
+@click.option("--desc", help="Show the address of this descriptor instead.")
+@port_option
+@json_option
+def address(index, kind, account, change, desc, port, as_json):
+    """Show an address of the device's wallet on its screen and print it."""
+    from embit.descriptor.checksum import add_checksum
+
+    if desc is None and index is None:
+        raise CliError("give an INDEX or --desc", 2)
+    with _connect(port) as c:
+        try:
+            if desc is None:
+                i = c.info()
+                purpose, template = ADDRESS_TYPES[kind]
+                coin = 0 if i["network"] == "main" else 1
+                origin = f"{purpose}h/{coin}h/{account}h"
+                xp = c.get_xpub("m/" + origin)
+                key = f"[{i['fingerprint'].hex()}/{origin}]{xp}/{1 if change else 0}/{index}"
+                desc = add_checksum(template % key)
+            err_console.print("Check the address on the device screen and confirm it there.")
+            addr = c.display_address(desc)
+        except AmanatError as e:
+            _fail(e)
+    _emit_json({"address": addr, "descriptor": desc}) if as_json else click.echo(addr)
+
+
+def _read_psbt(path: str) -> bytes:
+    data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    if data.startswith(b"psbt\xff"):
+        return data
+    try:
+        raw = base64.b64decode(data.strip(), validate=True)
+    except binascii.Error:
+        raise CliError(f"{path}: neither a binary nor a base64 PSBT", EXIT_REFUSED) from None
+    if not raw.startswith(b"psbt\xff"):
+        raise CliError(f"{path}: not a PSBT (no psbt magic)", EXIT_REFUSED)
+    return raw
+
+
+def _review_table(r: dict) -> Table:
+    t = Table("", "address", "amount (BTC)", title="Review on the device")
+    for s in r.get("spends", []):
+        t.add_row("send", s["address"], f"{s['amount_sat'] / 1e8:.8f}")
+    for s in r.get("change", []):
+        t.add_row("change", s["address"], f"{s['amount_sat'] / 1e8:.8f}")
+    rate = f" ({r['fee_sat'] / r['vsize']:.1f} sat/vB)" if r.get("vsize") else ""
+    t.add_row("fee", "", f"{r['fee_sat'] / 1e8:.8f}{rate}")
+    for w in r.get("warnings", []):
+        t.add_row("warning", w, "")
+    return t
+
+
+@main.command()
+@click.argument("psbt_file", metavar="IN.psbt")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Where to write the signed PSBT (default IN.signed.psbt; - for stdout).")
+@click.option("--base64", "as_b64", is_flag=True, help="Write base64 instead of binary.")
+@port_option
+@json_option
+def sign(psbt_file, output, as_b64, port, as_json):
+    """Have the device review and sign a PSBT; every signature is checked here."""
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    from . import psbt_verify
+
+    raw = _read_psbt(psbt_file)
+    with _connect(port) as c, Progress(TextColumn("{task.description}"), BarColumn(),
+                                       console=err_console, transient=True, disable=as_json) as bar:
+        task = bar.add_task("upload", total=len(raw))
+
+        def progress(stage, done, total):
+            if stage == "device":
+                bar.update(task, description=f"device: {done or 'working'} (approve on the device)", total=None)
+            else:
+                bar.update(task, description=stage, completed=done, total=total)
+
+        try:
+            signed = c.sign_psbt(raw, progress)
+            count = psbt_verify.verify_new_signatures(raw, signed)
+        except AmanatError as e:
+            _fail(e)
+        review = c.last_review or {}
+    out = output or (str(Path(psbt_file).with_suffix("")) + ".signed.psbt" if psbt_file != "-" else "-")
+    body = base64.b64encode(signed) if as_b64 or out == "-" else signed
+    if out == "-":
+        sys.stdout.write(body.decode() + "\n")
+    else:
+        Path(out).write_bytes(body)
+    if as_json:
+        if out != "-":
+            _emit_json({"output": out, "signatures": count, "review": review})
+        return
+    console.print(_review_table(review))
+    if out != "-":
+        console.print(f"{count} signature(s) verified; signed PSBT written to {out}")
 
 
 if __name__ == "__main__":

@@ -56,6 +56,8 @@ def start(state, mnemonic=None, passphrase="", network="regtest", auto_confirm=F
     """Start an emulator on `state`; return {"port", "debug_port", "pid", "state"}
     once it answers (set up with `mnemonic` on first start, unlocked with `pin`)."""
     state = Path(state).resolve()
+    if not (pin.isdigit() and 4 <= len(pin) <= 12):
+        raise EmulatorError("a PIN is 4 to 12 digits")
     if network not in NETWORKS:
         raise EmulatorError(f"network must be one of {', '.join(NETWORKS)}")
     state.mkdir(parents=True, exist_ok=True)
@@ -133,27 +135,22 @@ def _bring_up(proc, record, mnemonic, passphrase, pin):
         else:
             dl.wait_screen("unlock_pin")
             dl.type_text(pin)
-            screen = _wait_unlocked(record, dl)
-            if screen == "unlock_passphrase":
-                dl.type_text(passphrase)
-        with Client(record["port"]) as c:
-            for _ in range(100):
+        _wait_ready(record, dl, passphrase)
+
+
+def _wait_ready(record, dl, passphrase):
+    """Answer the passphrase prompt if one comes; fail on a refused PIN."""
+    with Client(record["port"]) as c:
+        for _ in range(400):
+            screen = dl.screen()
+            if screen is None:
                 if not c.info()["locked"]:
                     return
-                time.sleep(0.05)
-    raise EmulatorError("the emulator did not unlock")
-
-
-def _wait_unlocked(record, dl):
-    for _ in range(200):
-        screen = dl.screen()
-        if screen is None:
-            return None
-        if screen["screen"] == "unlock_passphrase":
-            return "unlock_passphrase"
-        if screen["screen"] == "unlock_pin" and screen.get("error"):
-            raise EmulatorError(f"the emulator refused the PIN: {screen['error']}")
-        time.sleep(0.05)
+            elif screen["screen"] == "unlock_passphrase":
+                dl.type_text(passphrase)
+            elif screen["screen"] == "unlock_pin" and screen.get("error"):
+                raise EmulatorError(f"the emulator refused the PIN: {screen['error']}")
+            time.sleep(0.05)
     raise EmulatorError("the emulator did not unlock")
 
 
