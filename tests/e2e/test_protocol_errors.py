@@ -1,0 +1,167 @@
+"""Bad input on the serial line: every case gets a typed error (or is
+dropped as the protocol says) and the device keeps answering."""
+
+import time
+import zlib
+
+import cbor2
+import pytest
+import serial
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from amanat import framing
+from amanat.errors import DeviceError
+from amanat.transport import Transport
+
+
+def _frame(payload: bytes, version=1, flags=0, length=None, crc=None) -> bytes:
+    n = len(payload) if length is None else length
+    head = b"AM" + bytes([version, flags]) + n.to_bytes(4, "big") + payload
+    c = zlib.crc32(head) if crc is None else crc
+    return head + c.to_bytes(4, "big")
+
+
+@pytest.fixture
+def line(auto_emu):
+    t = Transport(auto_emu.port, timeout=5)
+    yield t
+    t.close()
+
+
+def _answers(t: Transport, count: int, timeout=5.0) -> list[dict]:
+    out, deadline = [], time.monotonic() + timeout
+    while len(out) < count and time.monotonic() < deadline:
+        out += t.receive()
+    return out
+
+
+def _still_up(t: Transport):
+    assert t.call("ping") == {"busy": None}
+
+
+def _error_of(msg: dict) -> str:
+    return framing_names[msg["error"]["code"]]
+
+
+framing_names = DeviceError.NAMES
+
+
+def test_garbage_is_skipped(line):
+    line.ser.write(b"\x00garbage without any magic\xff" * 10)
+    _still_up(line)
+
+
+@pytest.mark.parametrize("frame,why", [
+    (_frame(cbor2.dumps({"id": 1, "method": "ping"}), crc=0), "bad crc"),
+    (_frame(b"\xa0", version=2), "version"),
+    (_frame(b"\xa0", flags=1), "flags"),
+    (_frame(b"", length=8193), "too long"),
+])
+def test_bad_frames(line, frame, why):
+    line.ser.write(frame)
+    [msg] = _answers(line, 1)
+    assert msg["id"] is None and _error_of(msg) == "BAD_FRAME" and why in msg["error"]["message"]
+    _still_up(line)
+
+
+@pytest.mark.parametrize("payload,name", [
+    (b"\xff\x00", "BAD_REQUEST"),                                              # not CBOR
+    (cbor2.dumps([1, "ping"]), "BAD_REQUEST"),                                  # not a map
+    (cbor2.dumps({"method": "ping"}), "BAD_REQUEST"),                           # no id
+    (cbor2.dumps({"id": 0, "method": "ping"}), "BAD_REQUEST"),                  # id out of range
+    (cbor2.dumps({"id": 7, "method": 5}), "BAD_REQUEST"),                       # method not text
+    (cbor2.dumps({"id": 7, "method": "ping", "params": []}), "BAD_REQUEST"),    # params not a map
+    (cbor2.dumps({"id": 7, "method": "selfdestruct"}), "UNKNOWN_METHOD"),
+    (cbor2.dumps({"id": 7, "method": "get_xpub", "params": {"path": 84}}), "BAD_PARAMS"),
+    (cbor2.dumps({"id": 7, "method": "get_xpub", "params": {}}), "BAD_PARAMS"),
+    (cbor2.dumps({"id": 7, "method": "get_xpub", "params": {"path": "m/0", "x": 1}}), "BAD_PARAMS"),
+    (cbor2.dumps({"id": 7, "method": "get_descriptors", "params": {"account": -1}}), "BAD_PARAMS"),
+    (cbor2.dumps({"id": 7, "method": "get_descriptors", "params": {"account": True}}), "BAD_PARAMS"),
+    (cbor2.dumps({"id": 7, "method": "psbt_chunk", "params": {"offset": 0, "data": "text"}}), "BAD_PARAMS"),
+    (cbor2.dumps({"id": 7, "method": "ping", "params": {}, "extra": 1}), "BAD_REQUEST"),
+    (cbor2.dumps({"id": 7, "method": "info", "params": {"n": 1.5}}), "BAD_REQUEST"),  # floats are not in the protocol
+])
+def test_bad_requests(line, payload, name):
+    line.ser.write(_frame(payload))
+    [msg] = _answers(line, 1)
+    assert _error_of(msg) == name, msg
+    _still_up(line)
+
+
+def test_truncated_frame_expires(line):
+    whole = _frame(cbor2.dumps({"id": 9, "method": "ping"}))
+    line.ser.write(whole[:7])
+    time.sleep(2.3)
+    _still_up(line)
+
+
+def test_host_disconnects_mid_frame(auto_emu):
+    """A host that goes away in the middle of a frame leaves the device ready."""
+    t = Transport(auto_emu.port)
+    t.ser.write(_frame(cbor2.dumps({"id": 3, "method": "get_xpub", "params": {"path": "m/1"}}))[:15])
+    t.close()
+    time.sleep(2.3)
+    t = Transport(auto_emu.port)
+    try:
+        _still_up(t)
+        assert t.call("get_xpub", {"path": "m/1"})["xpub"].startswith("tpub")
+    finally:
+        t.close()
+
+
+def test_upload_rules(line):
+    with pytest.raises(DeviceError) as e:
+        line.call("psbt_chunk", {"offset": 0, "data": b"x"})
+    assert e.value.name == "UPLOAD"
+    with pytest.raises(DeviceError) as e:
+        line.call("psbt_begin", {"length": (1 << 20) + 1})
+    assert e.value.name == "UPLOAD"
+    assert line.call("psbt_begin", {"length": 10})["chunk_size"] == 4096
+    with pytest.raises(DeviceError) as e:
+        line.call("psbt_chunk", {"offset": 5, "data": b"x"})
+    assert "offset" in e.value.message
+    line.call("psbt_chunk", {"offset": 0, "data": b"abc"})
+    with pytest.raises(DeviceError) as e:
+        line.call("psbt_end")
+    assert "incomplete" in e.value.message
+    with pytest.raises(DeviceError) as e:
+        line.call("psbt_chunk", {"offset": 3, "data": b"x" * 8})
+    assert e.value.name == "UPLOAD"
+    with pytest.raises(DeviceError) as e:
+        line.call("sign_psbt", {"sha256": bytes(32)})
+    assert e.value.name == "UPLOAD"
+    with pytest.raises(DeviceError) as e:
+        line.call("psbt_read", {"offset": 0, "size": 10})
+    assert e.value.name == "UPLOAD"
+    _still_up(line)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=300))
+def test_fuzz_payloads(line, payload):
+    """Any payload in a good frame: an error answer or a result, never silence."""
+    line.ser.write(_frame(payload))
+    msgs = _answers(line, 1)
+    assert len(msgs) == 1
+    _still_up(line)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.one_of(
+    st.binary(max_size=40),
+    st.builds(lambda n: _frame(b"\xa0")[:n], st.integers(0, 12)),
+    st.just(b"AM"),
+), max_size=6))
+def test_fuzz_line_noise(line, pieces):
+    """Any byte soup, then a good request: the good request is answered."""
+    line.ser.write(b"".join(pieces))
+    time.sleep(0.05)
+    # A partial frame may swallow the next bytes until it expires or its CRC fails.
+    deadline = time.monotonic() + 8
+    while True:
+        try:
+            assert line.call("ping", timeout=1) == {"busy": None}
+            return
+        except Exception:
+            assert time.monotonic() < deadline
