@@ -116,7 +116,7 @@ class App:
             rid, method, params = rpc.parse_request(payload)
             p = rpc.Params(params, ("button", "text"))
             if method == "debug_state":
-                res = {"screen": self.ui.current, "busy": self.busy}
+                res = {"screen": _no_floats(self.ui.current), "busy": self.busy}
             elif method == "debug_press":
                 button = p.text("button")
                 if button not in (APPROVE, REJECT):
@@ -135,6 +135,9 @@ class App:
             self.debug.send(rpc.result(rid, res))
         except DeviceError as e:
             self.debug.send(rpc.error(getattr(e, "request_id", rid), e))
+        except Exception as e:
+            self.board.log_exception(e)
+            self.debug.send(rpc.error(rid, InternalError("internal error: %s" % e.__class__.__name__)))
 
     # ---- first start and unlock
     def setup(self):
@@ -203,6 +206,13 @@ class App:
         ks.load_entropy(entropy, passphrase)
         self.keystore = ks
         gc.collect()
+
+
+def _no_floats(screen):
+    # The wire has no floats (docs/protocol.md); a fee rate goes as text.
+    if screen is None:
+        return None
+    return {k: (repr(v) if isinstance(v, float) else v) for k, v in screen.items()}
 
 
 def _prompt(name, title, line, err):
