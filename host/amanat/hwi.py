@@ -1,12 +1,547 @@
-"""`amanat-hwi`: HWI / Bitcoin Core external-signer interface (not implemented yet)."""
+"""`amanat-hwi`: the HWI command line for Amanat devices.
 
+Bitcoin Core runs it as `-signer=amanat-hwi`; other wallets that drive an
+`hwi` binary can too. Flags, commands, JSON answers, error codes and exit
+statuses follow HWI (hwilib/_cli.py, commands.py, errors.py): one JSON line
+on stdout, errors as {"error", "code"} with exit status 0, and only usage
+errors exit 2 (code -2).
+"""
+
+import argparse
+import base64
 import json
+import logging
+import os
+import shlex
 import sys
 
+from . import __version__
+from .descriptors import (
+    ADDR_TYPES,
+    HARDENED,
+    DescriptorError,
+    account_descriptor,
+    address_of,
+    format_path,
+    origin_key,
+    parse_path,
+    parse_single_key,
+    split_hardened,
+)
 
-def main():
-    print(json.dumps({"error": "amanat-hwi is not implemented yet", "code": -1}))
-    return 1
+log = logging.getLogger("amanat.hwi")
+
+# HWI's error codes (hwilib/errors.py)
+NO_DEVICE_TYPE = -1
+MISSING_ARGUMENTS = -2
+DEVICE_CONN_ERROR = -3
+UNKNOWN_DEVICE_TYPE = -4
+INVALID_TX = -5
+BAD_ARGUMENT = -7
+NOT_IMPLEMENTED = -8
+UNAVAILABLE_ACTION = -9
+DEVICE_NOT_READY = -12
+UNKNOWN_ERROR = -13
+ACTION_CANCELED = -14
+DEVICE_BUSY = -15
+HELP_TEXT = -17
+DEVICE_NOT_INITIALIZED = -18
+
+# device error name (docs/protocol.md) -> HWI code; anything else is UNKNOWN_ERROR
+DEVICE_CODES = {
+    "REJECTED": ACTION_CANCELED,
+    "BUSY": DEVICE_BUSY,
+    "NOT_READY": DEVICE_NOT_READY,
+    "BAD_PARAMS": BAD_ARGUMENT,
+    "REFUSED": BAD_ARGUMENT,
+    "BAD_PSBT": INVALID_TX,
+    "UNKNOWN_METHOD": NOT_IMPLEMENTED,
+}
+
+DEVICE_TYPE = "amanat"
+CHAINS = ["main", "test", "regtest", "signet", "testnet4"]
+# --chain -> the network an Amanat device reports in `info`
+DEVICE_NETWORK = {"main": "main", "test": "test", "testnet4": "test", "signet": "signet", "regtest": "regtest"}
+EMULATORS_ENV = "AMANAT_HWI_EMULATORS"
+PROBE_TIMEOUT = 2.0  # enumerate and the fingerprint search must stay quick
+
+EPILOG = f"""\
+Device selection: --fingerprint, --device-path, or --device-type amanat when
+exactly one device is connected. Emulators are considered only with
+--emulators, or when the environment variable {EMULATORS_ENV}=1 is set
+(Bitcoin Core's -signer calls pass only --fingerprint and --chain).
+PIN and passphrase are entered on the device: -p/--password and --stdinpass
+are refused. Errors print {{"error": ..., "code": ...}} and exit 0, as HWI.
+"""
+
+
+class HWIError(Exception):
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+# ---------------------------------------------------------------- arguments
+
+
+class _Parser(argparse.ArgumentParser):
+    """HWI's parser: usage errors and help still print one JSON line."""
+
+    def print_usage(self, file=None):
+        super().print_usage(file or sys.stderr)
+
+    def print_help(self, file=None):
+        super().print_help(file or sys.stderr)
+        print(json.dumps({"error": "Help text requested", "code": HELP_TEXT}))
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        print(json.dumps({"error": f"{self.prog}: error: {message}", "code": MISSING_ARGUMENTS}))
+        self.exit(2)
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="amanat-hwi",
+        description="HWI-compatible interface to Amanat signing devices. Answers are one line of JSON.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--device-path", "-d", help="serial port of the device (as listed by enumerate)")
+    p.add_argument("--device-type", "-t", help=f"device type: only '{DEVICE_TYPE}'")
+    p.add_argument("--password", "-p", help="refused: the passphrase is entered on the device")
+    p.add_argument("--stdinpass", action="store_true", help="refused: the passphrase is entered on the device")
+    p.add_argument("--chain", choices=CHAINS, default="main", help="chain to work with (default: main)")
+    p.add_argument("--debug", action="store_true", help="print debug messages on stderr")
+    p.add_argument("--fingerprint", "-f", help="master key fingerprint (8 hex digits) of the device to use")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    p.add_argument("--stdin", action="store_true", help="read the command and its arguments from stdin")
+    p.add_argument("--interactive", "-i", action="store_true", help="accepted for HWI compatibility")
+    p.add_argument("--expert", action="store_true", help="more detail from some commands (getxpub)")
+    p.add_argument("--emulators", action="store_true", dest="allow_emulators",
+                   help=f"also use running emulators (or set {EMULATORS_ENV}=1)")
+
+    sub = p.add_subparsers(dest="command", description="Commands")
+    sub.required = True
+    addr_type = dict(choices=list(ADDR_TYPES), default="wit")
+
+    sub.add_parser("enumerate", help="list connected devices")
+
+    c = sub.add_parser("getmasterxpub", help="xpub of the BIP44/49/84/86 account")
+    c.add_argument("--addr-type", **addr_type)
+    c.add_argument("--account", type=int, default=0)
+
+    c = sub.add_parser("signtx", help="sign a PSBT (base64)")
+    c.add_argument("psbt")
+
+    c = sub.add_parser("getxpub", help="xpub at a BIP32 path")
+    c.add_argument("path")
+
+    c = sub.add_parser("signmessage", help="sign a message (BIP137)")
+    c.add_argument("message")
+    c.add_argument("path")
+
+    c = sub.add_parser("getkeypool", help="descriptors for Core's importdescriptors/importmulti")
+    g = c.add_mutually_exclusive_group()
+    g.add_argument("--keypool", action="store_true", dest="keypool", default=True)
+    g.add_argument("--nokeypool", action="store_false", dest="keypool", default=False)
+    c.add_argument("--internal", action="store_true")
+    g = c.add_mutually_exclusive_group()
+    g.add_argument("--addr-type", **addr_type)
+    g.add_argument("--all", action="store_true")
+    c.add_argument("--account", type=int, default=0)
+    c.add_argument("--path", help="e.g. m/84h/1h/0h/1/*")
+    c.add_argument("start", type=int)
+    c.add_argument("end", type=int)
+
+    c = sub.add_parser("getdescriptors", help="receive and change descriptors of an account")
+    c.add_argument("--account", type=int, default=0)
+
+    c = sub.add_parser("displayaddress", help="show an address on the device")
+    g = c.add_mutually_exclusive_group(required=True)
+    g.add_argument("--desc")
+    g.add_argument("--path")
+    c.add_argument("--addr-type", **addr_type)
+
+    c = sub.add_parser("registerdescriptor", help="not supported yet")
+    c.add_argument("name")
+    c.add_argument("desc")
+    c = sub.add_parser("register", help="not supported yet")
+    c.add_argument("--name")
+    c.add_argument("--desc")
+    c.add_argument("--key", action="append")
+
+    for name in ("promptpin", "togglepassphrase", "setup", "wipe", "restore", "backup"):
+        sub.add_parser(name, help="not available: done on the device")
+    sub.add_parser("sendpin", help="not available: done on the device").add_argument("pin")
+    return p
+
+
+def _stdin_args() -> list[str]:
+    # As HWI: one command per line, split like a shell, until a blank line or EOF.
+    out = []
+    for line in sys.stdin:
+        line = line.rstrip("\r\n")
+        if not line:
+            break
+        out += shlex.split(line)
+    return out
+
+
+# ---------------------------------------------------------------- devices
+
+
+class Device:
+    """An open device with its `info`, checked against --chain."""
+
+    def __init__(self, client, info: dict, chain: str):
+        self.client = client
+        self.info = info
+        self.chain = chain
+        self.fingerprint = bytes(info["fingerprint"])
+        self._xpubs = {}
+
+    @property
+    def coin(self) -> int:
+        return 0 if self.chain == "main" else 1
+
+    def xpub(self, path: list[int]) -> str:
+        key = format_path(path)
+        if key not in self._xpubs:
+            self._xpubs[key] = self.client.get_xpub(key)
+        return self._xpubs[key]
+
+    def close(self):
+        self.client.close()
+
+
+def _fingerprint(info: dict) -> str | None:
+    fp = info.get("fingerprint")
+    return bytes(fp).hex() if info.get("initialized") and fp else None
+
+
+def _model(info: dict) -> str:
+    return "amanat_emulator" if "emulator" in str(info.get("model", "")) else "amanat"
+
+
+def _check_ready(info: dict, port: str) -> None:
+    if not info.get("initialized"):
+        raise HWIError(f"The device on {port} is not initialized: set it up on the device", DEVICE_NOT_INITIALIZED)
+    if not info.get("fingerprint"):
+        raise HWIError(f"The device on {port} is locked: unlock it on the device", DEVICE_NOT_READY)
+
+
+def _probe(port: str) -> dict:
+    from .client import Client
+
+    with Client(port, timeout=PROBE_TIMEOUT) as c:
+        return c.info()
+
+
+def enumerate_devices(emulators: bool) -> list[dict]:
+    from .discovery import find_devices
+
+    out = []
+    for port in find_devices(emulators):
+        entry = {"type": DEVICE_TYPE, "model": "amanat", "label": None, "path": port,
+                 "needs_pin_sent": False, "needs_passphrase_sent": False}
+        try:
+            info = _probe(port)
+            entry["model"] = _model(info)
+            _check_ready(info, port)
+            entry["fingerprint"] = _fingerprint(info)
+        except HWIError as e:
+            # HWI's wording for a device that has no seed yet
+            entry["error"] = "Not initialized" if e.code == DEVICE_NOT_INITIALIZED else e.message
+            entry["code"] = e.code
+        except Exception as e:
+            msg, code = error_of(e)
+            entry["error"] = f"Could not open client or get fingerprint information: {msg}"
+            entry["code"] = code
+        out.append(entry)
+    return out
+
+
+def _select_port(args, emulators: bool) -> str:
+    from .discovery import find_devices
+
+    fp = args.fingerprint.lower() if args.fingerprint else None
+    if fp is not None and (len(fp) != 8 or any(c not in "0123456789abcdef" for c in fp)):
+        raise HWIError(f"Fingerprint must be 8 hex digits: {args.fingerprint}", BAD_ARGUMENT)
+    if args.device_path:
+        return args.device_path
+    if not fp and not args.device_type:
+        raise HWIError("You must specify a device type or fingerprint for all commands except enumerate",
+                       NO_DEVICE_TYPE)
+    ports = find_devices(emulators)
+    if fp:
+        matches = []
+        for port in ports:
+            try:
+                if _fingerprint(_probe(port)) == fp:
+                    matches.append(port)
+            except Exception as e:  # as HWI: a device that cannot answer is not the one
+                log.debug("skipping %s: %s", port, e)
+        ports = matches
+    if not ports:
+        raise HWIError("Could not find device with specified fingerprint or type", DEVICE_CONN_ERROR)
+    if len(ports) > 1:
+        what = f"have fingerprint {fp}" if fp else "are connected"
+        raise HWIError(f"{len(ports)} Amanat devices {what} ({', '.join(ports)}): choose one with "
+                       "--device-path", BAD_ARGUMENT)
+    return ports[0]
+
+
+def open_device(args) -> Device:
+    from .client import Client
+
+    port = _select_port(args, _emulators(args))
+    client = Client(port)
+    try:
+        info = client.info()
+        _check_ready(info, port)
+        if args.fingerprint and _fingerprint(info) != args.fingerprint.lower():
+            raise HWIError(f"The device on {port} has fingerprint {_fingerprint(info)}, not "
+                           f"{args.fingerprint}", DEVICE_CONN_ERROR)
+        network = info.get("network")
+        if DEVICE_NETWORK[args.chain] != network:
+            raise HWIError(f"--chain {args.chain} does not match the device's network ({network})", BAD_ARGUMENT)
+        return Device(client, info, args.chain)
+    except BaseException:
+        client.close()
+        raise
+
+
+def _emulators(args) -> bool:
+    return args.allow_emulators or os.environ.get(EMULATORS_ENV, "").lower() in ("1", "true", "yes")
+
+
+# ---------------------------------------------------------------- commands
+
+
+def _account(n: int) -> int:
+    if not 0 <= n < HARDENED:
+        raise HWIError(f"Account must be between 0 and {HARDENED - 1}: {n}", BAD_ARGUMENT)
+    return n
+
+
+def _account_path(dev: Device, addr_type: str, account: int) -> list[int]:
+    purpose = ADDR_TYPES[addr_type][0]
+    return [purpose + HARDENED, dev.coin + HARDENED, _account(account) + HARDENED]
+
+
+def cmd_getmasterxpub(args, dev: Device) -> dict:
+    return {"xpub": dev.xpub(_account_path(dev, args.addr_type, args.account))}
+
+
+def cmd_getxpub(args, dev: Device) -> dict:
+    xpub = dev.xpub(parse_path(args.path))
+    result = {"xpub": xpub}
+    if args.expert:
+        from embit import bip32
+        from embit.networks import NETWORKS
+
+        k = bip32.HDKey.from_string(xpub)
+        result.update({
+            "testnet": k.version != NETWORKS["main"]["xpub"],
+            "private": k.is_private,
+            "depth": k.depth,
+            "parent_fingerprint": k.fingerprint.hex(),
+            "child_num": k.child_number,
+            "chaincode": k.chain_code.hex(),
+            "pubkey": k.key.sec().hex(),
+        })
+    return result
+
+
+def cmd_getdescriptors(args, dev: Device) -> dict:
+    from embit.descriptor.checksum import checksum
+
+    from .errors import ProtocolError
+
+    got = dev.client.get_descriptors(_account(args.account))
+    for branch in ("receive", "internal"):
+        descs = got.get(branch) if isinstance(got, dict) else None
+        if not isinstance(descs, list) or not descs:
+            raise ProtocolError(f"the device sent no {branch} descriptors")
+        for d in descs:
+            body, _, chk = str(d).partition("#")
+            if chk != checksum(body):
+                raise ProtocolError(f"the device sent a descriptor with a bad checksum: {d}")
+    return {"receive": got["receive"], "internal": got["internal"]}
+
+
+def _keypool_entry(dev: Device, addr_type: str, path: str | None, internal: bool, args) -> dict:
+    if path is None:
+        full = _account_path(dev, addr_type, args.account) + [1 if internal else 0]
+    else:
+        if not path.startswith("m"):
+            raise HWIError("Path must start with m/", BAD_ARGUMENT)
+        if not path.endswith("/*"):
+            raise HWIError("Path must end with /*", BAD_ARGUMENT)
+        full = parse_path(path[:-2])
+    origin, rest = split_hardened(full)
+    suffix = "".join(f"/{i}" for i in rest) + "/*"
+    key = origin_key(dev.fingerprint, origin, dev.xpub(origin), suffix)
+    return {"desc": account_descriptor(addr_type, key), "range": [args.start, args.end], "timestamp": "now",
+            "internal": internal, "keypool": args.keypool, "active": args.keypool, "watchonly": True}
+
+
+def cmd_getkeypool(args, dev: Device) -> list:
+    if args.start < 0 or args.end < args.start:
+        raise HWIError(f"Bad range {args.start}..{args.end}", BAD_ARGUMENT)
+    if args.path is None and not args.internal:
+        types = list(ADDR_TYPES) if args.all else [args.addr_type]
+        return [_keypool_entry(dev, t, None, internal, args) for t in types for internal in (False, True)]
+    if args.all:
+        raise HWIError("--all cannot be combined with --path or --internal", BAD_ARGUMENT)
+    return [_keypool_entry(dev, args.addr_type, args.path, args.internal, args)]
+
+
+def cmd_displayaddress(args, dev: Device) -> dict:
+    from embit import bip32
+
+    if args.desc is not None:
+        sk = parse_single_key(args.desc)
+        if sk.fingerprint is None:
+            raise HWIError(f"Descriptor missing origin info: {args.desc}", BAD_ARGUMENT)
+        if sk.fingerprint != dev.fingerprint:
+            raise HWIError(f"Descriptor fingerprint does not match device: {args.desc}", BAD_ARGUMENT)
+        ours = bip32.HDKey.from_string(dev.xpub(sk.origin)).derive(sk.suffix).key
+        theirs = sk.pubkey()
+        same = ours.xonly() == theirs.xonly() if sk.addr_type == "tap" else ours.sec() == theirs.sec()
+        if not same:
+            raise HWIError(f"Key in descriptor does not match device: {args.desc}", BAD_ARGUMENT)
+        addr_type, desc = sk.addr_type, args.desc.strip()
+    else:
+        if "*" in args.path:
+            raise HWIError("displayaddress --path takes the path of one address, e.g. m/84h/1h/0h/0/0",
+                           BAD_ARGUMENT)
+        origin, rest = split_hardened(parse_path(args.path))
+        xpub = dev.xpub(origin)
+        suffix = "".join(f"/{i}" for i in rest)
+        ours = bip32.HDKey.from_string(xpub).derive(rest).key
+        addr_type = args.addr_type
+        # The device checks the descriptor against its own keys before showing it.
+        desc = account_descriptor(addr_type, origin_key(dev.fingerprint, origin, xpub, suffix))
+    expected = address_of(addr_type, ours, dev.chain)
+    shown = dev.client.display_address(desc)
+    if shown != expected:
+        raise HWIError(f"The device showed {shown}, but the address of {desc} is {expected}", UNKNOWN_ERROR)
+    return {"address": expected}
+
+
+def cmd_signtx(args, dev: Device) -> dict:
+    from embit.psbt import PSBT
+
+    from .psbt_verify import verify_new_signatures
+
+    text = args.psbt.strip().strip("\"'")  # Core v27 quoted the PSBT
+    try:
+        raw = base64.b64decode(text, validate=True)
+        PSBT.parse(raw)
+    except Exception as e:
+        raise HWIError(f"Invalid PSBT: {e}" if str(e) else "Invalid PSBT", INVALID_TX) from None
+
+    def progress(stage, done, total):
+        log.debug("signtx %s: %s/%s", stage, done, total)
+
+    signed = dev.client.sign_psbt(raw, progress=progress)
+    count = verify_new_signatures(raw, signed)
+    log.debug("signtx: %d signature(s) added and verified", count)
+    return {"psbt": base64.b64encode(signed).decode(), "signed": count > 0}
+
+
+def cmd_signmessage(args, dev: Device) -> dict:
+    from embit import bip32
+
+    from .psbt_verify import verify_message_signature
+
+    path = parse_path(args.path)
+    pub = bip32.HDKey.from_string(dev.xpub(path)).key.sec()
+    message = args.message.encode()
+    signature = dev.client.sign_message(message, format_path(path))
+    verify_message_signature(message, signature, pub)
+    return {"signature": signature}
+
+
+COMMANDS = {
+    "getmasterxpub": cmd_getmasterxpub,
+    "getxpub": cmd_getxpub,
+    "getdescriptors": cmd_getdescriptors,
+    "getkeypool": cmd_getkeypool,
+    "displayaddress": cmd_displayaddress,
+    "signtx": cmd_signtx,
+    "signmessage": cmd_signmessage,
+}
+NOT_YET = {"registerdescriptor", "register"}
+
+
+# ---------------------------------------------------------------- main
+
+
+def error_of(e: BaseException) -> tuple[str, int]:
+    """(message, HWI code) of any failure."""
+    from .errors import AmanatError, DeviceError, ProtocolError, TransportError
+
+    if isinstance(e, HWIError):
+        return e.message, e.code
+    if isinstance(e, DescriptorError):
+        return str(e), BAD_ARGUMENT
+    if isinstance(e, DeviceError):
+        return str(e), DEVICE_CODES.get(e.name, UNKNOWN_ERROR)
+    if isinstance(e, (TransportError, ProtocolError)):
+        return e.message, DEVICE_CONN_ERROR
+    if isinstance(e, AmanatError):  # SignatureError: the device's signature is bad
+        return e.message, UNKNOWN_ERROR
+    return str(e) or type(e).__name__, UNKNOWN_ERROR
+
+
+def run(args):
+    if args.password is not None or args.stdinpass:
+        raise HWIError("Amanat takes no passphrase from the host: it is entered on the device", BAD_ARGUMENT)
+    if args.device_type is not None and args.device_type.lower() not in (DEVICE_TYPE, "amanat_emulator"):
+        raise HWIError("Unknown device type specified", UNKNOWN_DEVICE_TYPE)
+    if args.command == "enumerate":
+        return enumerate_devices(_emulators(args))
+    if args.command in NOT_YET:
+        raise HWIError(f"{args.command} is not implemented for Amanat yet", NOT_IMPLEMENTED)
+    if args.command not in COMMANDS:
+        raise HWIError(f"Amanat does not support {args.command} from the host: it is done on the device",
+                       UNAVAILABLE_ACTION)
+    dev = open_device(args)
+    try:
+        return COMMANDS[args.command](args, dev)
+    finally:
+        dev.close()
+
+
+def process_commands(argv: list[str]):
+    if "--stdin" in argv:
+        try:
+            argv = argv + _stdin_args()
+        except ValueError as e:
+            return {"error": f"cannot split the command read from stdin: {e}", "code": MISSING_ARGUMENTS}
+    args = get_parser().parse_args(argv)
+    logging.basicConfig(stream=sys.stderr, level=logging.DEBUG if args.debug else logging.WARNING)
+    try:
+        return run(args)
+    except Exception as e:
+        if args.debug:
+            log.exception("%s failed", args.command)
+        msg, code = error_of(e)
+        return {"error": msg, "code": code}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        result = process_commands(argv)
+    except SystemExit as e:  # usage error (2, JSON already printed), --help or --version (0)
+        return e.code if isinstance(e.code, int) else 1
+    print(json.dumps(result), flush=True)
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,155 @@
+"""Signing through the emulator's pty, as a host does with hardware: every
+input type and mixes, PSBT v0 and v2, checked by libbitcoinkernel."""
+
+import subprocess
+import sys
+
+import pytest
+from embit import bip32, bip39, script
+from embit.networks import NETWORKS
+from embit.psbt import PSBT
+
+from amanat import finalize, kernel, psbt_verify, txbuild
+from amanat.errors import DeviceError
+from e2e_support import MNEMONIC
+
+NETWORK = "regtest"
+NET = NETWORKS[NETWORK]
+ROOT = bip32.HDKey.from_seed(bip39.mnemonic_to_seed(MNEMONIC), version=NET["xprv"])
+KINDS = list(txbuild.PURPOSE)
+
+
+def account(kind, root=ROOT):
+    path = txbuild.account_path(kind, NETWORK)
+    return txbuild.Account(kind, root.derive(path).to_public(), root.my_fingerprint, path)
+
+
+FOREIGN = bip32.HDKey.from_seed(bytes(range(64)), version=NET["xprv"])
+PAYEE = script.p2wpkh(FOREIGN.derive("m/84h/1h/0h/0/0").key)
+
+
+def build(kinds, version=0, foreign=False, tag=1):
+    coins = [(account(k), i, 40_000 + 1000 * i) for i, k in enumerate(kinds)]
+    if foreign:
+        coins.append((account("p2wpkh", FOREIGN), 0, 30_000))
+    total = sum(c[2] for c in coins)
+    return txbuild.build_spend(coins, PAYEE, total // 2, 800, change=(account(kinds[0]), 3),
+                               tag=tag, version=version)
+
+
+def sign_and_verify(emu, built):
+    raw = built.psbt.serialize()
+    with emu.client() as c:
+        signed = c.sign_psbt(raw)
+        review = c.last_review
+    assert psbt_verify.verify_new_signatures(raw, signed) >= 1
+    psbt = PSBT.parse(signed)
+    return psbt, review
+
+
+@pytest.mark.parametrize("version", [0, 2])
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_input_type(auto_emu, kind, version):
+    built = build([kind], version=version, tag=10 + KINDS.index(kind) + 10 * version)
+    psbt, review = sign_and_verify(auto_emu, built)
+    assert (psbt.version or 0) == version
+    tx = finalize.finalize(psbt)
+    kernel.verify_transaction(tx, built.spent)
+    assert review["fee_sat"] == 800
+    assert [s["amount_sat"] for s in review["spends"]] == [built.psbt.tx.vout[0].value if version == 0
+                                                           else built.psbt.outputs[0].value]
+    assert len(review["change"]) == 1
+    rec = [s for s in auto_emu.screens() if s["screen"] == "review_tx"][-1]
+    assert rec["answer"] == "approve" and rec["fee_sat"] == 800
+    assert rec["spends"][0]["address"] == PAYEE.address(NET)
+    assert rec["change"][0]["address"].startswith(("bcrt1", "2", "m", "n"))
+    assert any("Fee" in line for line in rec["lines"])
+
+
+@pytest.mark.parametrize("version", [0, 2])
+def test_mixed_with_foreign_input(auto_emu, version):
+    built = build(KINDS, version=version, foreign=True, tag=40 + version)
+    psbt, review = sign_and_verify(auto_emu, built)
+    foreign = psbt.inputs[-1]
+    assert not foreign.partial_sigs and not foreign.final_scriptwitness
+    assert any("not signed by this device" in w for w in review["warnings"])
+    # The host signs the foreign input; then the whole transaction is valid.
+    n = psbt.sign_with(FOREIGN)
+    assert n == 1
+    tx = finalize.finalize(psbt)
+    kernel.verify_transaction(tx, built.spent)
+
+
+def _refused(emu, raw, name, words):
+    with emu.client() as c:
+        with pytest.raises(DeviceError) as e:
+            c.sign_psbt(raw)
+        assert e.value.name == name, e.value
+        assert words in e.value.message, e.value.message
+        assert c.info()["locked"] is False  # still up
+
+
+def test_garbage_and_truncated_psbts(auto_emu):
+    raw = build(["p2wpkh"], tag=50).psbt.serialize()
+    _refused(auto_emu, b"psbt\xff" + b"\x00" * 40, "BAD_PSBT", "")
+    _refused(auto_emu, raw[: len(raw) // 2], "BAD_PSBT", "")
+    _refused(auto_emu, b"not a psbt at all", "BAD_PSBT", "")
+
+
+def test_no_input_of_ours(auto_emu):
+    coins = [(account("p2wpkh", FOREIGN), 0, 30_000)]
+    built = txbuild.build_spend(coins, PAYEE, 20_000, 500, tag=60)
+    _refused(auto_emu, built.psbt.serialize(), "REFUSED", "no input of this PSBT belongs to this device")
+
+
+def test_outputs_exceed_inputs(auto_emu):
+    built = build(["p2wpkh"], tag=61)
+    built.psbt.outputs[0].value = 10**8
+    _refused(auto_emu, built.psbt.serialize(), "REFUSED", "exceed")
+
+
+def test_previous_transaction_must_match(auto_emu):
+    built = build(["p2wpkh", "p2pkh"], tag=62)
+    other = txbuild.funding_tx([(PAYEE, 1234)], tag=99)
+    built.psbt.inputs[1].non_witness_utxo = other
+    _refused(auto_emu, built.psbt.serialize(), "REFUSED", "input 1")
+
+
+def test_officer_rejects_the_transaction(manual_emu):
+    built = build(["p2wpkh", "p2tr"], tag=70)
+    raw = built.psbt.serialize()
+    with manual_emu.client() as c, manual_emu.debuglink() as dl:
+        digest = __import__("hashlib").sha256(raw).digest()
+        c.t.call("psbt_begin", {"length": len(raw)})
+        c.t.call("psbt_chunk", {"offset": 0, "data": raw})
+        assert c.t.call("psbt_end")["sha256"] == digest
+        rid = c.t.send("sign_psbt", {"sha256": digest})
+        screen = dl.wait_screen("review_tx")
+        assert screen["fee_sat"] == 800 and screen["spends"][0]["address"] == PAYEE.address(NET)
+        assert c.t.call("ping") == {"busy": "review_tx"}
+        dl.reject()
+        with pytest.raises(DeviceError) as e:
+            c.t.wait(rid, 10)
+        assert e.value.name == "REJECTED"
+        with pytest.raises(DeviceError):
+            c.t.call("psbt_read", {"offset": 0, "size": 100})
+    assert manual_emu.screens()[-1]["answer"] == "reject"
+
+
+def test_cli_sign(auto_emu, tmp_path):
+    built = build(["p2wpkh", "p2sh-p2wpkh"], tag=80)
+    src = tmp_path / "tx.psbt"
+    src.write_bytes(built.psbt.serialize())
+    amanat = [sys.executable, "-m", "amanat.cli"]
+    out = subprocess.run(amanat + ["sign", str(src), "--port", auto_emu.port], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "signature(s) verified" in out.stdout and "change" in out.stdout
+    signed = PSBT.parse((tmp_path / "tx.signed.psbt").read_bytes())
+    kernel.verify_transaction(finalize.finalize(signed), built.spent)
+    # A refused PSBT: one line on stderr, exit code 5, no traceback.
+    bad = tmp_path / "bad.psbt"
+    bad.write_bytes(b"psbt\xff" + b"\x01" * 30)
+    out = subprocess.run(amanat + ["sign", str(bad), "--port", auto_emu.port], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 5 and "Traceback" not in out.stderr and "BAD_PSBT" in out.stderr

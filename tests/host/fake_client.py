@@ -1,0 +1,218 @@
+"""A fake Amanat device for host tests: the Client and find_devices APIs,
+backed by an embit key from a mnemonic, signing on CPython.
+
+`install(monkeypatch, FakeDevice(...), ...)` puts fake `amanat.client` and
+`amanat.discovery` modules in place; code that imports them lazily (as
+`amanat.hwi` does) then talks to these devices.
+"""
+
+import sys
+import types
+from base64 import b64encode
+from dataclasses import dataclass, field
+
+from coincurve import PrivateKey
+from embit import bip32, bip39, compact, hashes
+from embit.descriptor import Descriptor
+from embit.descriptor.checksum import add_checksum, checksum
+from embit.networks import NETWORKS
+from embit.psbt import PSBT
+from embit.transaction import SIGHASH
+
+from amanat import txbuild
+from amanat.errors import DeviceError, TransportError
+
+MNEMONIC = "abandon " * 11 + "about"
+OTHER_MNEMONIC = "legal winner thank year wave sausage worth useful legal winner thank yellow"
+PSBT_IN_TAP_KEY_SIG = b"\x13"
+HARDENED = 0x80000000
+
+REJECTED, BAD_PARAMS, REFUSED = 7, 4, 9
+KINDS = (("sh(wpkh(", "p2sh-p2wpkh"), ("wpkh(", "p2wpkh"), ("pkh(", "p2pkh"), ("tr(", "p2tr"))
+
+
+def root_key(mnemonic: str = MNEMONIC, network: str = "regtest") -> bip32.HDKey:
+    return bip32.HDKey.from_seed(bip39.mnemonic_to_seed(mnemonic), version=NETWORKS[network]["xprv"])
+
+
+def sign_psbt(psbt: PSBT, root: bip32.HDKey, sighash: int | None = None) -> int:
+    """Sign every input `root` has a derivation for, as the device does:
+    ECDSA into partial_sigs, taproot key path into PSBT_IN_TAP_KEY_SIG.
+    sighash None means ALL (ECDSA) / DEFAULT (taproot). Returns the count."""
+    fp = root.my_fingerprint
+    count = 0
+    for i, inp in enumerate(psbt.inputs):
+        if inp.is_taproot:
+            for pub, (leaves, der) in inp.taproot_bip32_derivations.items():
+                if der.fingerprint != fp or leaves:
+                    continue
+                sh = SIGHASH.DEFAULT if sighash is None else sighash
+                key = root.derive(der.derivation).key.taproot_tweak(inp.taproot_merkle_root or b"")
+                sig = key.schnorr_sign(psbt.sighash(i, sighash=sh)).serialize()
+                inp.unknown[PSBT_IN_TAP_KEY_SIG] = sig + (bytes([sh]) if sh else b"")
+                count += 1
+        else:
+            for pub, der in inp.bip32_derivations.items():
+                if der.fingerprint != fp:
+                    continue
+                sh = SIGHASH.ALL if sighash is None else sighash
+                key = root.derive(der.derivation).key
+                sig = key.sign(psbt.sighash(i, sighash=sh)).serialize()
+                inp.partial_sigs[pub] = sig + bytes([sh])
+                count += 1
+    return count
+
+
+def flip_bit(sig: bytes, at: int = 10) -> bytes:
+    return sig[:at] + bytes([sig[at] ^ 1]) + sig[at + 1 :]
+
+
+@dataclass
+class FakeDevice:
+    port: str
+    mnemonic: str = MNEMONIC
+    network: str = "regtest"
+    initialized: bool = True
+    locked: bool = False
+    emulator: bool = False
+    answers: bool = True  # False: the port cannot be opened
+    reject: bool = False  # the officer rejects every prompt
+    error: tuple | None = None  # (code, message): every request but info fails so
+    tamper: str | None = None  # "flip", "output", "drop", "nothing": a misbehaving signer
+    calls: list = field(default_factory=list)
+
+    @property
+    def root(self) -> bip32.HDKey:
+        return root_key(self.mnemonic, self.network)
+
+    @property
+    def fingerprint(self) -> bytes:
+        return self.root.my_fingerprint
+
+    @property
+    def coin(self) -> int:
+        return 0 if self.network == "main" else 1
+
+
+class FakeClient:
+    devices: dict = {}  # port -> FakeDevice, set by install()
+
+    def __init__(self, port: str, timeout: float = 10.0):
+        dev = self.devices.get(port)
+        if dev is None or not dev.answers:
+            raise TransportError(f"cannot open {port}: [Errno 2] No such file or directory")
+        self.dev = dev
+        self.port = port
+        self.timeout = timeout
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        self.dev.calls.append(("close",))
+
+    def _gate(self, method: str, *params, prompt: bool = False):
+        self.dev.calls.append((method, *params))
+        if self.dev.error:
+            raise DeviceError(*self.dev.error)
+        if prompt and self.dev.reject:
+            raise DeviceError(REJECTED, f"the officer rejected {method}")
+
+    def info(self) -> dict:
+        dev = self.dev
+        dev.calls.append(("info",))
+        return {
+            "firmware": "0.1.0",
+            "protocol": 1,
+            "model": "amanat-emulator" if dev.emulator else "amanat-esp32",
+            "network": dev.network,
+            "initialized": dev.initialized,
+            "fingerprint": dev.fingerprint if dev.initialized and not dev.locked else None,
+        }
+
+    def get_xpub(self, path: str) -> str:
+        self._gate("get_xpub", path)
+        return self.dev.root.derive(path).to_public().to_base58()
+
+    def get_descriptors(self, account: int) -> dict:
+        self._gate("get_descriptors", account)
+        dev, out = self.dev, {"receive": [], "internal": []}
+        for template, purpose in (("pkh(%s)", 44), ("sh(wpkh(%s))", 49), ("wpkh(%s)", 84), ("tr(%s)", 86)):
+            origin = f"{purpose}h/{dev.coin}h/{account}h"
+            xpub = dev.root.derive("m/" + origin).to_public().to_base58()
+            for chain, name in ((0, "receive"), (1, "internal")):
+                key = f"[{dev.fingerprint.hex()}/{origin}]{xpub}/{chain}/*"
+                out[name].append(add_checksum(template % key))
+        return out
+
+    def display_address(self, descriptor: str, status=None) -> str:
+        self._gate("display_address", descriptor, prompt=True)
+        body, _, chk = descriptor.partition("#")
+        if chk and chk != checksum(body):
+            raise DeviceError(BAD_PARAMS, "descriptor checksum does not match")
+        desc = Descriptor.from_string(body)
+        key = desc.keys[0]
+        if key.origin is None or key.origin.fingerprint != self.dev.fingerprint:
+            raise DeviceError(BAD_PARAMS, "the descriptor's key is not this device's")
+        path = list(key.origin.derivation)
+        claimed = key.key
+        if key.is_extended:
+            rest = key.allowed_derivation.indexes if key.allowed_derivation else []
+            path += rest
+            claimed = key.key.derive(rest).key
+        ours = self.dev.root.derive(path).key.get_public_key()
+        if ours.xonly() != claimed.xonly():
+            raise DeviceError(BAD_PARAMS, "the descriptor's key is not this device's key")
+        # Not desc.address(): embit 0.8 ignores the steps after a non-ranged xpub.
+        kind = next(k for prefix, k in KINDS if body.startswith(prefix))
+        return txbuild.script_for(kind, ours)[0].address(NETWORKS[self.dev.network])
+
+    def sign_psbt(self, raw: bytes, progress=None) -> bytes:
+        self._gate("sign_psbt", raw, prompt=True)
+        psbt = PSBT.parse(raw)
+        if self.dev.tamper == "nothing":
+            return raw
+        if sign_psbt(psbt, self.dev.root) == 0:
+            raise DeviceError(REFUSED, "no input of this PSBT is ours")
+        inp = psbt.inputs[0]
+        if self.dev.tamper == "flip":
+            if PSBT_IN_TAP_KEY_SIG in inp.unknown:
+                inp.unknown[PSBT_IN_TAP_KEY_SIG] = flip_bit(inp.unknown[PSBT_IN_TAP_KEY_SIG])
+            else:
+                pub = next(iter(inp.partial_sigs))
+                inp.partial_sigs[pub] = flip_bit(inp.partial_sigs[pub], at=-5)
+        elif self.dev.tamper == "output":
+            psbt.outputs[0].value += 1
+        elif self.dev.tamper == "drop":
+            inp.bip32_derivations.clear()
+            inp.taproot_bip32_derivations.clear()
+        return psbt.serialize()
+
+    def sign_message(self, message: bytes, path: str, status=None) -> str:
+        self._gate("sign_message", message, path, prompt=True)
+        data = b"\x18Bitcoin Signed Message:\n" + compact.to_bytes(len(message)) + message
+        key = PrivateKey(self.dev.root.derive(path).key.secret)
+        rec = key.sign_recoverable(hashes.double_sha256(data), hasher=None)
+        sig = bytes([31 + rec[64]]) + rec[:64]
+        if self.dev.tamper == "flip":
+            sig = flip_bit(sig, at=40)
+        return b64encode(sig).decode()
+
+
+def install(monkeypatch, *devices: FakeDevice) -> dict:
+    """Make amanat.client.Client and amanat.discovery.find_devices the fakes."""
+    registry = {d.port: d for d in devices}
+    client_mod = types.ModuleType("amanat.client")
+    client_mod.Client = type("Client", (FakeClient,), {"devices": registry})
+    discovery_mod = types.ModuleType("amanat.discovery")
+
+    def find_devices(include_emulators: bool) -> list[str]:
+        return [p for p, d in registry.items() if include_emulators or not d.emulator]
+
+    discovery_mod.find_devices = find_devices
+    monkeypatch.setitem(sys.modules, "amanat.client", client_mod)
+    monkeypatch.setitem(sys.modules, "amanat.discovery", discovery_mod)
+    return registry
