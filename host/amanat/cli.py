@@ -200,8 +200,8 @@ def xpub(path, port, as_json):
     _emit_json({"xpub": x, "path": path}) if as_json else click.echo(x)
 
 
-ADDRESS_TYPES = {"p2wpkh": (84, "wpkh(%s)"), "p2sh-p2wpkh": (49, "sh(wpkh(%s))"),
-                 "p2pkh": (44, "pkh(%s)"), "p2tr": (86, "tr(%s)")}
+# address type names of the `amanat` CLI -> HWI's (host/amanat/descriptors.py)
+ADDRESS_TYPES = {"p2wpkh": "wit", "p2sh-p2wpkh": "sh_wit", "p2pkh": "legacy", "p2tr": "tap"}
 
 
 @main.command()
@@ -214,7 +214,7 @@ ADDRESS_TYPES = {"p2wpkh": (84, "wpkh(%s)"), "p2sh-p2wpkh": (49, "sh(wpkh(%s))")
 @json_option
 def address(index, kind, account, change, desc, port, as_json):
     """Show an address of the device's wallet on its screen and print it."""
-    from embit.descriptor.checksum import add_checksum
+    from . import descriptors as d
 
     if desc is None and index is None:
         raise CliError("give an INDEX or --desc", 2)
@@ -222,12 +222,12 @@ def address(index, kind, account, change, desc, port, as_json):
         try:
             if desc is None:
                 i = c.info()
-                purpose, template = ADDRESS_TYPES[kind]
+                addr_type = ADDRESS_TYPES[kind]
                 coin = 0 if i["network"] == "main" else 1
-                origin = f"{purpose}h/{coin}h/{account}h"
-                xp = c.get_xpub("m/" + origin)
-                key = f"[{i['fingerprint'].hex()}/{origin}]{xp}/{1 if change else 0}/{index}"
-                desc = add_checksum(template % key)
+                origin = [d.ADDR_TYPES[addr_type][0] + d.HARDENED, coin + d.HARDENED, account + d.HARDENED]
+                xp = c.get_xpub(d.format_path(origin))
+                key = d.origin_key(i["fingerprint"], origin, xp, f"/{1 if change else 0}/{index}")
+                desc = d.account_descriptor(addr_type, key)
             err_console.print("Check the address on the device screen and confirm it there.")
             addr = c.display_address(desc)
         except AmanatError as e:
