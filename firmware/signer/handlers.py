@@ -98,7 +98,7 @@ def display_address(app, p):
         raise BadParams("the descriptor's key is not this device's key at %s" % scripts.format_path(path))
     address = scripts.script_for(kind, ours).address(ks.network)
     lines = [address, "Path " + scripts.format_path(path)]
-    if not scripts.is_standard_path(path, kind, ks.network):
+    if not scripts.is_standard_path(path, kind, scripts.coin_type(ks.network)):
         lines.append("Warning: unusual path for this address type")
     screen = {"screen": "display_address", "title": "Address", "address": address,
               "path": scripts.format_path(path), "lines": lines}

@@ -52,15 +52,18 @@ def coin_type(network):
     return 0 if network["name"] == "Mainnet" else 1
 
 
-def is_standard_path(path, kind, network):
-    """purpose'/coin'/account'/chain/index with the purpose of `kind`, the
-    network's coin type, chain 0 or 1 and index <= 1,000,000."""
+MAX_CHANGE_INDEX = 1000000
+
+
+def is_standard_path(path, kind, coin):
+    """purpose'/coin'/account'/chain/index with the purpose of `kind`, coin
+    type `coin`, chain 0 or 1 and index <= 1,000,000."""
     H = HARDENED_INDEX
     return (
         len(path) == 5
         and path[0] == H + TYPE_PURPOSE.get(kind, -1)
-        and path[1] == H + coin_type(network)
-        and H <= path[2] < H + 1000
+        and path[1] == H + coin
+        and path[2] >= H
         and path[3] in (0, 1)
-        and path[4] <= 1000000
+        and path[4] <= MAX_CHANGE_INDEX
     )

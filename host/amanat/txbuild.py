@@ -96,12 +96,16 @@ def build_spend(
     fee: int,
     change: tuple[Account, int] | None = None,
     tag: int = 1,
+    version: int = 0,
 ) -> Built:
     """Spend one coin of `amount` per (account, index, amount) in `coins`.
 
     Each coin gets its own funding transaction. What is left after the payment
     and the fee goes to `change` = (account, index) on the change chain.
+    `version` is the PSBT version: 0 (BIP174) or 2 (BIP370).
     """
+    if version not in (0, 2):
+        raise ValueError(f"unsupported PSBT version: {version}")
     funding = [
         funding_tx([(acct.output(0, idx), amount)], tag=tag + n)
         for n, (acct, idx, amount) in enumerate(coins)
@@ -116,7 +120,8 @@ def build_spend(
         acct, idx = change
         vout.append(TransactionOutput(rest, acct.output(1, idx)))
     tx = Transaction(version=2, vin=vin, vout=vout, locktime=0)
-    psbt = PSBT(tx)
+    # a fresh dict: embit's default `unknown` is shared between instances
+    psbt = PSBT(tx, {}, version=2 if version == 2 else None)
     spent = []
     for inp, f, (acct, idx, amount) in zip(psbt.inputs, funding, coins):
         inp.unknown = {}
@@ -129,7 +134,8 @@ def build_spend(
             inp.taproot_bip32_derivations[pub] = ([], origin)
             inp.taproot_internal_key = pub
         else:
-            # segwit v0 and legacy inputs carry the full previous transaction
+            # every segwit v0 and legacy input carries the full previous
+            # transaction: the device refuses them without it
             inp.non_witness_utxo = f
             if acct.kind == "p2pkh":
                 inp.witness_utxo = None
