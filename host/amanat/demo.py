@@ -1,20 +1,27 @@
-"""`amanat demo`: the main job, end to end, with what happened printed.
+"""`make demo`: the main job end to end, through an emulated device.
 
-Today: the firmware, on the real MicroPython VM with its own device crypto,
-loads a demo mnemonic, shows its account xpubs (checked against libsecp256k1 on
-the host), signs a PSBT spending P2WPKH and P2TR coins, and Bitcoin Core's
-script interpreter (libbitcoinkernel) accepts the finalized transaction.
+Starts an emulator (the firmware on the MicroPython VM, serial over a pty),
+shows what it is, builds a PSBT paying from its wallet, signs it with
+`amanat sign` (auto-confirm), finalizes it, has libbitcoinkernel check every
+input, and stops the emulator.
 """
 
+import json
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 from embit import bip32, bip39, script
+from embit.networks import NETWORKS
 from embit.psbt import PSBT
 from embit.transaction import Transaction
 from rich.console import Console
 from rich.table import Table
 
-from . import finalize, inprocess, kernel, txbuild
+from . import emulator, finalize, kernel, txbuild
+from .client import Client
 
 # BIP39 words of sha256(b"amanat demo wallet")[:16]; a public test seed, never for funds.
 DEMO_MNEMONIC = (
@@ -25,30 +32,46 @@ NETWORK = "regtest"
 
 def run(console: Console | None = None) -> str:
     console = console or Console()
+    with tempfile.TemporaryDirectory(prefix="amanat-demo-") as tmp:
+        state = Path(tmp) / "device"
+        console.rule("1. Start an emulated Amanat (firmware on MicroPython, serial over a pty)")
+        t0 = time.perf_counter()
+        rec = emulator.start(state, mnemonic=DEMO_MNEMONIC, network=NETWORK, auto_confirm=True)
+        console.print(f"emulator up in {time.perf_counter() - t0:.2f} s: {json.dumps(rec)}")
+        try:
+            return _job(console, rec, Path(tmp))
+        finally:
+            emulator.stop(state)
+            console.print("emulator stopped")
+
+
+def _job(console, rec, tmp: Path) -> str:
+    net = NETWORKS[NETWORK]
     kinds = ["p2wpkh", "p2tr"]
-    paths = [txbuild.account_path(k, NETWORK) for k in kinds]
-
-    console.rule("1. Device loads the mnemonic (MicroPython, device crypto)")
-    t0 = time.perf_counter()
-    dev = inprocess.xpubs(DEMO_MNEMONIC, paths, network=NETWORK)
-    console.print(f"master fingerprint {dev['fingerprint']}  ({time.perf_counter() - t0:.2f} s)")
-
+    console.rule("2. What the device is, over the serial line (pyserial)")
+    with Client(rec["port"]) as c:
+        info = c.info()
+        xpubs = {k: c.get_xpub(txbuild.account_path(k, NETWORK)) for k in kinds}
+    t = Table(show_header=False)
+    for k in ("model", "firmware", "protocol", "network", "initialized"):
+        t.add_row(k, str(info[k]))
+    t.add_row("fingerprint", info["fingerprint"].hex())
+    console.print(t)
     # The same keys through libsecp256k1 on the host: the device must agree.
-    root = bip32.HDKey.from_seed(bip39.mnemonic_to_seed(DEMO_MNEMONIC), version=bip32.NETWORKS[NETWORK]["xprv"])
+    root = bip32.HDKey.from_seed(bip39.mnemonic_to_seed(DEMO_MNEMONIC), version=net["xprv"])
     table = Table("account", "path", "xpub (device)", "host check")
     accounts = {}
-    for kind, path in zip(kinds, paths):
-        xpub = dev["xpubs"][path]
+    for kind in kinds:
+        path = txbuild.account_path(kind, NETWORK)
         host = root.derive(path).to_public()
-        host.version = bip32.NETWORKS[NETWORK]["xpub"]
-        same = host.to_base58() == xpub
-        if not same:
+        host.version = net["xpub"]
+        if host.to_base58() != xpubs[kind]:
             raise RuntimeError(f"device and host disagree on the {kind} xpub")
-        table.add_row(f"BIP{txbuild.PURPOSE[kind]} {kind}", path, xpub, "matches")
-        accounts[kind] = txbuild.Account(kind, bip32.HDKey.from_string(xpub), bytes.fromhex(dev["fingerprint"]), path)
+        table.add_row(f"BIP{txbuild.PURPOSE[kind]} {kind}", path, xpubs[kind], "matches")
+        accounts[kind] = txbuild.Account(kind, bip32.HDKey.from_string(xpubs[kind]), info["fingerprint"], path)
     console.print(table)
 
-    console.rule("2. Host builds a PSBT spending the device's coins")
+    console.rule("3. Host builds a PSBT spending the device's coins")
     payee = script.p2wpkh(bip32.HDKey.from_seed(bytes(32)).key.get_public_key())
     built = txbuild.build_spend(
         [(accounts["p2wpkh"], 0, 120_000), (accounts["p2tr"], 0, 80_000)],
@@ -57,17 +80,26 @@ def run(console: Console | None = None) -> str:
         fee=1_200,
         change=(accounts["p2tr"], 0),
     )
-    raw = built.psbt.serialize()
-    console.print(f"PSBT: {len(built.psbt.inputs)} inputs, {len(built.psbt.outputs)} outputs, {len(raw)} bytes")
-    console.print(f"pay {payee.address(bip32.NETWORKS[NETWORK])}: 150000 sat, fee 1200 sat, change 48800 sat")
+    src = tmp / "transfer.psbt"
+    src.write_bytes(built.psbt.serialize())
+    console.print(f"{src.name}: {len(built.psbt.inputs)} inputs, {len(built.psbt.outputs)} outputs, "
+                  f"{src.stat().st_size} bytes; pays {payee.address(net)}")
 
-    console.rule("3. Device signs")
+    console.rule("4. amanat sign: upload, review on the device, sign, verify every signature")
+    out = tmp / "transfer.signed.psbt"
     t0 = time.perf_counter()
-    signed, count = inprocess.sign(raw, DEMO_MNEMONIC, network=NETWORK)
-    console.print(f"{count} signatures added ({time.perf_counter() - t0:.2f} s)")
+    proc = subprocess.run([sys.executable, "-m", "amanat.cli", "sign", str(src), "-o", str(out),
+                           "--port", rec["port"]], capture_output=True, text=True)
+    console.print(proc.stdout.rstrip())
+    if proc.returncode != 0:
+        raise RuntimeError(f"amanat sign failed ({proc.returncode}): {proc.stderr.strip()}")
+    console.print(f"({time.perf_counter() - t0:.2f} s)")
+    screens = [json.loads(x) for x in (Path(rec["state"]) / "screens.jsonl").read_text().splitlines()]
+    review = [s for s in screens if s["screen"] == "review_tx"][-1]
+    console.print("device screen (screens.jsonl): " + " | ".join(review["lines"]) + f"  -> {review['answer']}")
 
-    console.rule("4. Host finalizes; Bitcoin Core's script interpreter checks it")
-    tx = finalize.finalize(PSBT.parse(signed))
+    console.rule("5. Host finalizes; Bitcoin Core's script interpreter checks it")
+    tx = finalize.finalize(PSBT.parse(out.read_bytes()))
     kernel.verify_transaction(tx, built.spent)
     txid = Transaction.parse(tx).txid().hex()
     console.print(f"libbitcoinkernel: every input valid  txid [bold]{txid}[/bold]")

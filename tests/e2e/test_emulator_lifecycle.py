@@ -1,0 +1,72 @@
+"""The emulator contract other tools rely on: the start command's JSON line,
+--detach and stop, side-by-side devices, --heap, and a line that breaks."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from amanat import demo, emulator
+from amanat.client import Client
+from amanat.errors import TransportError
+from e2e_support import MNEMONIC, Emu
+
+AMANAT = os.path.join(os.path.dirname(sys.executable), "amanat")
+
+
+def test_start_detach_and_stop_from_the_command_line(tmp_path):
+    state = tmp_path / "dev"
+    out = subprocess.run([AMANAT, "emulator", "start", "--state", str(state), "--mnemonic", MNEMONIC,
+                          "--network", "signet", "--detach"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    line = json.loads(out.stdout.splitlines()[0])
+    assert set(line) >= {"port", "pid", "state"} and line["state"] == str(state.resolve())
+    try:
+        with Client(line["port"]) as c:
+            assert c.info()["network"] == "signet"
+            assert c.get_xpub("m/84h/1h/0h").startswith("tpub")
+        again = subprocess.run([AMANAT, "emulator", "start", "--state", str(state), "--detach"],
+                               capture_output=True, text=True, timeout=60)
+        assert again.returncode != 0 and "already running" in again.stderr
+    finally:
+        stop = subprocess.run([AMANAT, "emulator", "stop", "--state", str(state)], capture_output=True, text=True)
+    assert stop.returncode == 0
+    assert not emulator.read_record(state)
+    with pytest.raises(TransportError):
+        Client(line["port"], timeout=1)
+
+
+def test_side_by_side_and_heap_cap(tmp_path):
+    a = Emu(tmp_path / "a", mnemonic=MNEMONIC, auto_confirm=True, heap=600_000).start()
+    b = Emu(tmp_path / "b", mnemonic="all all all all all all all all all all all all", network="test").start()
+    try:
+        with a.client() as ca, b.client() as cb:
+            ia, ib = ca.info(), cb.info()
+        assert ia["fingerprint"] != ib["fingerprint"]
+        assert (ia["network"], ib["network"]) == ("regtest", "test")
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_a_dead_device_is_a_clear_error(tmp_path):
+    e = Emu(tmp_path, mnemonic=MNEMONIC).start()
+    c = e.client(timeout=2)
+    try:
+        os.killpg(e.rec["pid"], signal.SIGKILL)
+        time.sleep(0.2)
+        with pytest.raises(TransportError) as err:
+            c.get_xpub("m/0")
+        assert e.port in str(err.value)
+    finally:
+        c.close()
+        e.stop()
+
+
+def test_demo_runs(capsys):
+    txid = demo.run()
+    assert len(txid) == 64
