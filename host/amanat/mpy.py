@@ -7,7 +7,6 @@ Used by the tests, the benchmarks and the demo: the firmware is run by the
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path

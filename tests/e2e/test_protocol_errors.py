@@ -6,11 +6,9 @@ import zlib
 
 import cbor2
 import pytest
-import serial
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from amanat import framing
 from amanat.errors import DeviceError
 from amanat.transport import Transport
 

@@ -7,12 +7,13 @@ interpreter.
 """
 
 import pytest
-from embit import bip32, bip39, compact, ec, script
+from embit import bip32, bip39, ec, script
 from embit.networks import NETWORKS
 from embit.psbt import PSBT
 from embit.util import secp256k1
 
 from amanat import finalize, inprocess, kernel, txbuild
+from psbt_scopes import join_scopes, split_scopes
 
 MNEMONIC = "all all all all all all all all all all all all"
 NETWORK = "test"
@@ -49,38 +50,6 @@ def sign_and_check(built, raw=None):
 
 
 # --- raw PSBT scopes, to check byte-level preservation and to craft odd PSBTs
-
-
-def split_scopes(raw):
-    """[[(key, value), ...] per scope]: global, inputs, outputs, in order."""
-    from io import BytesIO
-
-    s = BytesIO(raw)
-    assert s.read(5) == b"psbt\xff"
-    scopes, cur = [], []
-    while True:
-        head = s.read(1)
-        if not head:
-            break
-        s.seek(-1, 1)
-        n = compact.read_from(s)
-        if n == 0:
-            scopes.append(cur)
-            cur = []
-            continue
-        key = s.read(n)
-        cur.append((key, s.read(compact.read_from(s))))
-    assert not cur
-    return scopes
-
-
-def join_scopes(scopes):
-    out = bytearray(b"psbt\xff")
-    for scope in scopes:
-        for key, value in scope:
-            out += compact.to_bytes(len(key)) + key + compact.to_bytes(len(value)) + value
-        out += b"\x00"
-    return bytes(out)
 
 
 @pytest.mark.parametrize("version", [0, 2])

@@ -6,15 +6,15 @@ the review runs under the real `micropython` binary through amanat.inprocess.
 
 import os
 import subprocess
-from io import BytesIO
 
 import pytest
-from embit import bip32, bip39, compact, script
+from embit import bip32, bip39, script
 from embit.networks import NETWORKS
 from embit.psbt import PSBT, DerivationPath, OutputScope
 from embit.transaction import Transaction
 
 from amanat import finalize, inprocess, mpy, txbuild
+from psbt_scopes import join_scopes, split_scopes
 
 MNEMONIC = "all all all all all all all all all all all all"
 NETWORK = "test"
@@ -256,64 +256,40 @@ def test_refuses_psbt_with_no_input_of_ours():
     assert (e.value.name, e.value.message) == ("REFUSED", "no input of this PSBT belongs to this device")
 
 
-def raw_scopes(raw):
-    s = BytesIO(raw)
-    assert s.read(5) == b"psbt\xff"
-    scopes, cur = [], []
-    while s.tell() < len(raw):
-        n = compact.read_from(s)
-        if n == 0:
-            scopes.append(cur)
-            cur = []
-            continue
-        key = s.read(n)
-        cur.append((key, s.read(compact.read_from(s))))
-    return scopes
-
-
-def join(scopes):
-    out = bytearray(b"psbt\xff")
-    for scope in scopes:
-        for key, value in scope:
-            out += compact.to_bytes(len(key)) + key + compact.to_bytes(len(value)) + value
-        out += b"\x00"
-    return bytes(out)
-
-
 def v0_with_v2_txid(raw):
-    scopes = raw_scopes(raw)
+    scopes = split_scopes(raw)
     scopes[1].append((b"\x0e", bytes(32)))
-    return join(scopes)
+    return join_scopes(scopes)
 
 
 def duplicate_key(raw):
-    scopes = raw_scopes(raw)
+    scopes = split_scopes(raw)
     scopes[1].append(scopes[1][-1])
-    return join(scopes)
+    return join_scopes(scopes)
 
 
 def prev_tx_short_of_its_field(raw):
-    scopes = raw_scopes(raw)
+    scopes = split_scopes(raw)
     key, value = scopes[1][0]
     assert key == b"\x00"
     # the rest of the field would read as a key 0xfc... to embit alone
     scopes[1][0] = (key, value + b"\x02\xfc\x00\x00")
-    return join(scopes)
+    return join_scopes(scopes)
 
 
 def v2_with_unsigned_tx(raw):
-    scopes = raw_scopes(raw)
+    scopes = split_scopes(raw)
     tx = PSBT.parse(raw).tx
     for vin in tx.vin:
         vin.witness.items = []
     scopes[0].insert(0, (b"\x00", tx.serialize()))
-    return join(scopes)
+    return join_scopes(scopes)
 
 
 def v2_missing_txid(raw):
-    scopes = raw_scopes(raw)
+    scopes = split_scopes(raw)
     scopes[1] = [kv for kv in scopes[1] if kv[0] != b"\x0e"]
-    return join(scopes)
+    return join_scopes(scopes)
 
 
 MALFORMED = [

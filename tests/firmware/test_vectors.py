@@ -7,7 +7,6 @@ checked as many cases as the vector file holds.
 
 import json
 
-import pytest
 
 from amanat import mpy
 from conftest import VECTORS
