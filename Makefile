@@ -25,7 +25,7 @@ demo: $(STAMP)
 	$(VENV)/bin/amanat demo
 
 bench: $(STAMP)
-	$(VENV)/bin/amanat bench --device-crypto
+	$(VENV)/bin/amanat bench --device-crypto --emulator
 
 clean:
 	rm -rf $(VENV) build *.egg-info host/*.egg-info .pytest_cache .hypothesis

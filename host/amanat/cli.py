@@ -92,18 +92,28 @@ def demo():
 
 @main.command()
 @click.option("--device-crypto", is_flag=True, help="Time the device crypto under MicroPython vs libsecp256k1.")
-@click.option("--heap", type=int, default=None, help="Cap the MicroPython heap (bytes).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def bench(device_crypto, heap, as_json):
-    """Print measured speed figures."""
+@click.option("--emulator", "emu", is_flag=True, help="Time signing through an emulator and find the smallest heap.")
+@click.option("--heap", type=int, default=None, help="Cap the MicroPython heap (bytes) for --device-crypto.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+def bench(device_crypto, emu, heap, as_json):
+    """Print measured speed and memory figures."""
+    if not (device_crypto or emu):
+        raise CliError("choose what to measure: --device-crypto and/or --emulator", 2)
+    report = {}
+    if device_crypto:
+        report["device_crypto"] = _bench_crypto(heap, as_json)
+    if emu:
+        report["emulator"] = _bench_emulator(as_json)
+    if as_json:
+        click.echo(json.dumps(report, indent=1))
+
+
+def _bench_crypto(heap, quiet):
     from . import bench as bench_mod
 
-    if not device_crypto:
-        raise CliError("choose what to measure: --device-crypto")
     rows = bench_mod.device_crypto_report(heap)
-    if as_json:
-        click.echo(json.dumps(rows, indent=1))
-        return
+    if quiet:
+        return rows
     table = Table("operation", "device (µs)", "libsecp256k1 / CPython (µs)", "ratio", "target (µs)", "ok")
     for r in rows:
         ok = "" if r["meets_target"] is None else ("yes" if r["meets_target"] else "NO")
@@ -117,6 +127,26 @@ def bench(device_crypto, heap, as_json):
         )
     console.print("Device crypto on the MicroPython unix port (portable backend), same run:")
     console.print(table)
+    return rows
+
+
+def _bench_emulator(quiet):
+    from . import bench_emulator as be
+
+    rows = be.signing_report()
+    heap = be.smallest_heap()
+    if quiet:
+        return {"signing": rows, "smallest_heap_20_inputs": heap}
+    table = Table("inputs", "PSBT bytes", "upload ms", "device ms (review+sign)", "download ms", "total ms",
+                  "host verify ms")
+    for r in rows:
+        table.add_row(*(str(r[k]) for k in ("inputs", "bytes", "upload_ms", "device_ms", "download_ms",
+                                            "total_ms", "host_verify_ms")))
+    console.print("Signing through the emulator's pty (mixed P2PKH/P2SH-P2WPKH/P2WPKH/P2TR inputs):")
+    console.print(table)
+    console.print(f"smallest MicroPython heap that signs a 20-input PSBT: {heap:,} bytes" if heap
+                  else "a 20-input PSBT does not sign within 1,000,000 bytes of heap")
+    return {"signing": rows, "smallest_heap_20_inputs": heap}
 
 
 @main.group()

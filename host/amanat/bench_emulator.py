@@ -1,0 +1,99 @@
+"""`amanat bench --emulator`: signing through an emulated device, measured.
+
+Per PSBT size: upload over the pty, the device's review and signing (auto-
+confirm), download, and host verification of every signature; then the
+smallest MicroPython heap (`--heap`) with which the emulator still signs the
+largest PSBT, found by bisection. Figures from the unix port: the ESP32 is
+slower, but what fits and what streams is the same code.
+"""
+
+import tempfile
+import time
+from pathlib import Path
+
+from embit import bip32, bip39, script
+from embit.networks import NETWORKS
+
+from . import emulator, psbt_verify, txbuild
+from .client import Client
+from .errors import AmanatError
+
+MNEMONIC = "usage scrap plug noble deny corn permit stage tennis ceiling ranch hockey"
+NETWORK = "regtest"
+
+
+def _psbt(n_inputs: int) -> bytes:
+    root = bip32.HDKey.from_seed(bip39.mnemonic_to_seed(MNEMONIC), version=NETWORKS[NETWORK]["xprv"])
+    kinds = list(txbuild.PURPOSE)
+    accts = {k: txbuild.Account(k, root.derive(txbuild.account_path(k, NETWORK)).to_public(),
+                                root.my_fingerprint, txbuild.account_path(k, NETWORK)) for k in kinds}
+    coins = [(accts[kinds[i % 4]], i, 20_000 + i) for i in range(n_inputs)]
+    total = sum(c[2] for c in coins)
+    payee = script.p2wpkh(bip32.HDKey.from_seed(bytes(32)).key.get_public_key())
+    return txbuild.build_spend(coins, payee, total // 2, 200 * n_inputs, change=(accts["p2wpkh"], 0),
+                               tag=1000).psbt.serialize()
+
+
+def _sign_once(port: str, raw: bytes) -> dict:
+    marks = {}
+
+    def progress(stage, done, total):
+        marks.setdefault(stage, time.perf_counter())
+
+    with Client(port) as c:
+        t0 = time.perf_counter()
+        signed = c.sign_psbt(raw, progress)
+        t1 = time.perf_counter()
+    count = psbt_verify.verify_new_signatures(raw, signed)
+    t2 = time.perf_counter()
+    upload_end = marks.get("device", t0)
+    download_start = marks.get("download", t1)
+    return {"bytes": len(raw), "signatures": count, "upload_ms": round((upload_end - t0) * 1e3, 1),
+            "device_ms": round((download_start - upload_end) * 1e3, 1),
+            "download_ms": round((t1 - download_start) * 1e3, 1), "total_ms": round((t1 - t0) * 1e3, 1),
+            "host_verify_ms": round((t2 - t1) * 1e3, 1)}
+
+
+def signing_report(sizes=(1, 10, 50)) -> list[dict]:
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="amanat-bench-") as tmp:
+        rec = emulator.start(Path(tmp) / "dev", mnemonic=MNEMONIC, network=NETWORK, auto_confirm=True)
+        try:
+            for n in sizes:
+                rows.append(dict(inputs=n, **_sign_once(rec["port"], _psbt(n))))
+        finally:
+            emulator.stop(Path(tmp) / "dev")
+    return rows
+
+
+def _signs_with_heap(heap: int, raw: bytes, tmp: Path) -> bool:
+    state = tmp / f"heap-{heap}"
+    try:
+        rec = emulator.start(state, mnemonic=MNEMONIC, network=NETWORK, auto_confirm=True, heap=heap)
+    except AmanatError:
+        return False
+    try:
+        _sign_once(rec["port"], raw)
+        return True
+    except AmanatError:
+        return False
+    finally:
+        emulator.stop(state)
+
+
+def smallest_heap(n_inputs=20, low=200_000, high=1_000_000, step=8_192) -> int | None:
+    """Smallest heap (bytes, to `step`) with which the emulator signs a PSBT
+    of `n_inputs` inputs; None if even `high` is not enough."""
+    raw = _psbt(n_inputs)
+    with tempfile.TemporaryDirectory(prefix="amanat-heap-") as tmp:
+        if not _signs_with_heap(high, raw, Path(tmp)):
+            return None
+        # Fragmentation makes success not quite monotonic in the heap size;
+        # bisection gives a size that works, close to the smallest.
+        while high - low > step:
+            mid = (low + high) // 2
+            if _signs_with_heap(mid, raw, Path(tmp)):
+                high = mid
+            else:
+                low = mid
+    return high
