@@ -150,6 +150,8 @@ def _wait_ready(record, dl, passphrase):
                 dl.type_text(passphrase)
             elif screen["screen"] == "unlock_pin" and screen.get("error"):
                 raise EmulatorError(f"the emulator refused the PIN: {screen['error']}")
+            elif screen["screen"].startswith("setup_"):
+                raise EmulatorError("the emulator erased its seed after too many wrong PINs")
             time.sleep(0.05)
     raise EmulatorError("the emulator did not unlock")
 

@@ -70,3 +70,38 @@ def test_a_dead_device_is_a_clear_error(tmp_path):
 def test_demo_runs(capsys):
     txid = demo.run()
     assert len(txid) == 64
+
+
+def test_passphrase_is_asked_again_at_unlock(tmp_path):
+    from embit import bip32, bip39
+
+    want = bip32.HDKey.from_seed(bip39.mnemonic_to_seed(MNEMONIC, "reserve")).my_fingerprint
+    e = Emu(tmp_path, mnemonic=MNEMONIC, passphrase="reserve").start()
+    e.stop()
+    e = Emu(tmp_path, passphrase="reserve").start()
+    try:
+        with e.client() as c:
+            assert c.info()["fingerprint"] == want
+        names = [s["screen"] for s in e.screens()]
+        assert names[-2:] == ["unlock_pin", "unlock_passphrase"]
+        assert b"reserve" not in (tmp_path / "flash.img").read_bytes()
+        assert b"reserve" not in (tmp_path / "screens.jsonl").read_bytes()
+    finally:
+        e.stop()
+
+
+def test_ten_wrong_pins_erase_the_seed(tmp_path):
+    Emu(tmp_path, mnemonic=MNEMONIC, pin="2468").start().stop()
+    for attempt in range(1, 11):
+        with pytest.raises(emulator.EmulatorError) as err:
+            Emu(tmp_path, pin="1111").start()
+        if attempt < 10:
+            assert f"{10 - attempt} attempts left" in str(err.value)
+    assert "erased" in str(err.value)
+    # The right PIN no longer helps: the device is back to its setup screen.
+    e = Emu(tmp_path, pin="2468").start()
+    try:
+        with e.client() as c:
+            assert c.info()["initialized"] is False
+    finally:
+        e.stop()
