@@ -89,7 +89,7 @@ class Channel:
             else:
                 # The pty buffer is full: wait for the host to read, but not
                 # forever (a host that stopped reading must not hang us).
-                if not self._out.poll(2000):
+                if not self._out.poll(500):
                     return False
         return True
 
@@ -136,7 +136,7 @@ class Board:
 
     def record_screen(self, record):
         with open(self.state + "/screens.jsonl", "a") as f:
-            f.write(json.dumps(record))
+            json.dump(record, f)  # streamed: a long review needs no big string
             f.write("\n")
 
     def buttons(self):

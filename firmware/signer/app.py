@@ -15,6 +15,7 @@ from .keystore import Keystore
 from .link import Link
 from .secrets import wipe
 from .spool import Upload
+from .errors import StorageError
 from .storage import Storage, WrongPin, check_pin_format
 from .ui import APPROVE, REJECT, UI
 
@@ -31,6 +32,7 @@ class App:
         self.debug = Link(board.debug, board) if getattr(board, "debug", None) else None
         self.ui = UI(self)
         self.keystore = None
+        self._registry = None
         self.busy = None
         self.upload = Upload(root + "/upload.psbt")
         self.signed_path = root + "/signed.psbt"
@@ -56,11 +58,16 @@ class App:
         """Handle what arrived on the serial line and DebugLink. With `busy`
         set (a screen waiting, a signature in progress) only ping and info are
         served; anything else is answered BUSY (or NOT_READY before unlock)."""
-        for payload in self.serial.receive():
+        while not self.ui.answered():
+            payload = self.serial.next()
+            if payload is None:
+                break
             self._serve(self.serial, payload, busy)
-        if self.debug is not None:
-            for payload in self.debug.receive():
-                self._serve_debug(payload)
+        while self.debug is not None and not self.ui.answered():
+            payload = self.debug.next()
+            if payload is None:
+                break
+            self._serve_debug(payload)
 
     def _serve(self, link, payload, busy):
         rid = None
@@ -77,7 +84,7 @@ class App:
             else:
                 entry = handlers.METHODS.get(method)
                 if entry is None:
-                    raise UnknownMethod("unknown method %r" % method)
+                    raise UnknownMethod("unknown method %r" % rpc.clip(method))
                 if self.keystore is None:
                     raise NotReady("the device is not set up or not unlocked")
                 fn, allowed = entry
@@ -89,8 +96,9 @@ class App:
             link.send(rpc.result(rid, res))
         except DeviceError as e:
             link.send(rpc.error(getattr(e, "request_id", rid), e))
-        except MemoryError:
+        except MemoryError as e:
             gc.collect()
+            self.board.log_exception(e)
             link.send(rpc.error(rid, InternalError("out of memory")))
         except Exception as e:
             self.board.log_exception(e)
@@ -131,7 +139,7 @@ class App:
                     raise NotReady(why)
                 res = {}
             else:
-                raise UnknownMethod("unknown DebugLink method %r" % method)
+                raise UnknownMethod("unknown DebugLink method %r" % rpc.clip(method))
             self.debug.send(rpc.result(rid, res))
         except DeviceError as e:
             self.debug.send(rpc.error(getattr(e, "request_id", rid), e))
@@ -189,6 +197,9 @@ class App:
             except WrongPin as e:
                 err = str(e)
                 continue
+            except StorageError as e:
+                self._damaged_seed(e)
+                return
             finally:
                 wipe(pin)
             passphrase = bytearray()
@@ -201,11 +212,28 @@ class App:
                 wipe(entropy)
                 wipe(passphrase)
 
+    def _damaged_seed(self, e):
+        # Nothing can unlock a damaged record: the officer may erase it and
+        # restore from the recovery words; until then the device stays locked.
+        screen = {"screen": "seed_damaged", "title": "Stored seed damaged",
+                  "lines": [e.message, "Erase it and set up again from the recovery words?"]}
+        if self.ui.confirm(screen, auto=False):
+            self.storage.erase()
+
     def _load(self, entropy, passphrase, network):
         ks = Keystore(network)
         ks.load_entropy(entropy, passphrase)
         self.keystore = ks
+        self._registry = None
         gc.collect()
+
+    def registry(self):
+        """The registered multisig wallets in flash (opened on first use)."""
+        if self._registry is None:
+            from .wallets import Registry
+
+            self._registry = Registry(self.board.flash_root, self.keystore, self.keystore.network)
+        return self._registry
 
 
 def _no_floats(screen):

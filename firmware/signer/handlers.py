@@ -13,10 +13,11 @@ from embit.descriptor import Descriptor
 from embit.descriptor.checksum import add_checksum, checksum
 
 from . import scripts
-from .errors import BadParams, BadPsbt, DeviceError, Rejected, UploadError
+from .errors import BadParams, BadPsbt, DeviceError, Rejected, StorageError, UploadError
 from .spool import CHUNK, file_sha256
 
 READ_MAX = 4096
+WIRE_OUTPUTS_MAX = 40
 MESSAGE_MAX = 1024
 
 
@@ -56,6 +57,13 @@ def _hex(b):
     return "".join("%02x" % x for x in b)
 
 
+def _checksum(body):
+    try:
+        return checksum(body)
+    except Exception:
+        raise BadParams("descriptor has characters outside the descriptor alphabet")
+
+
 _KINDS = (("sh(wpkh(", "p2sh-p2wpkh"), ("wpkh(", "p2wpkh"), ("pkh(", "p2pkh"), ("tr(", "p2tr"))
 
 
@@ -63,8 +71,13 @@ def display_address(app, p):
     text = p.text("descriptor", limit=400)
     ks = app.keystore
     body, _, chk = text.partition("#")
-    if chk and chk != checksum(body):
+    if chk and chk != _checksum(body):
         raise BadParams("descriptor checksum does not match")
+    if "multi" in body:
+        from .wallet_methods import registered_at_index, show_wallet_address
+
+        w, change, index = registered_at_index(app, text)
+        return show_wallet_address(app, w, change, index)
     kind = None
     for prefix, k in _KINDS:
         if body.startswith(prefix):
@@ -126,16 +139,22 @@ def sign_psbt(app, p):
     from . import psbt_signer, review
 
     digest = p.data("sha256", size=32)
-    app.upload.check(digest)
+
+    def busy(what):
+        return lambda *a: app.pump(what)
+
+    app.upload.check(digest, busy("checking"))
     ks = app.keystore
     app.signed_length = None
+    from .wallet_methods import limits
+
     with open(app.upload.path, "rb") as f:
-        rev = _parsed(review.review_psbt, f, ks)
+        rev = _parsed(review.review_psbt, f, ks, registry=app.registry(), limits=limits(app))
     screen = review_screen(rev.to_dict())
     if not app.ui.confirm(screen):
         raise Rejected("the officer rejected the transaction")
     # What is signed must be what was reviewed.
-    app.upload.check(digest)
+    app.upload.check(digest, busy("checking"))
     sig_path = app.signed_path + ".sigs"
 
     def progress(i, n):
@@ -150,6 +169,11 @@ def sign_psbt(app, p):
     app.signed_length = os.stat(app.signed_path)[6]
     wire = rev.to_dict()
     wire.pop("fee_rate_sat_vb", None)  # no floats on the wire
+    if len(wire["spends"]) + len(wire["change"]) > WIRE_OUTPUTS_MAX:
+        # Keep the answer within one frame; the officer saw every output.
+        wire["spends"] = wire["spends"][:WIRE_OUTPUTS_MAX // 2]
+        wire["change"] = wire["change"][:WIRE_OUTPUTS_MAX // 2]
+        wire["truncated"] = True
     return {"sha256": file_sha256(app.signed_path), "length": app.signed_length,
             "signatures": count, "review": wire}
 
@@ -183,6 +207,8 @@ def _parsed(fn, *args, **kw):
         raise
     except MemoryError:
         raise
+    except OSError as e:
+        raise StorageError("flash failed while working on the PSBT: %s" % (e,))
     except Exception as e:
         raise BadPsbt("PSBT does not parse: %s" % (e,))
 
@@ -201,11 +227,11 @@ def sign_message(app, p):
     message = p.data("message", limit=MESSAGE_MAX)
     path = scripts.parse_path(p.text("path", limit=100))
     ks = app.keystore
-    try:
+    # Only plain printable ASCII is shown as text: control, direction and
+    # zero-width characters could hide or reorder what the officer reads.
+    if all(32 <= b < 127 for b in message):
         shown = message.decode()
-        if any(ord(c) < 32 and c not in "\n\t" for c in shown):
-            raise ValueError
-    except ValueError:
+    else:
         shown = "hex: " + _hex(message)
     key = ks.root.derive(path)
     address = scripts.script_for("p2pkh", key.key).address(ks.network)
@@ -229,7 +255,15 @@ def _compact(n):
     return b"\xfd" + n.to_bytes(2, "little")
 
 
-METHODS = {
+def _all_methods():
+    from .wallet_methods import METHODS as wallet_methods
+
+    m = dict(_METHODS)
+    m.update(wallet_methods)
+    return m
+
+
+_METHODS = {
     "ping": (ping, ()),
     "info": (info, ()),
     "get_xpub": (get_xpub, ("path",)),
@@ -242,3 +276,5 @@ METHODS = {
     "psbt_read": (psbt_read, ("offset", "size")),
     "sign_message": (sign_message, ("message", "path")),
 }
+
+METHODS = _all_methods()

@@ -1,7 +1,10 @@
 """Frames over one board channel (serial line or DebugLink)."""
 
 from . import framing, rpc
-from .errors import BadFrame
+from .errors import BadFrame, InternalError
+
+
+MAX_QUEUE = 16
 
 
 class Link:
@@ -9,8 +12,17 @@ class Link:
         self.channel = channel
         self.board = board
         self.reader = framing.FrameReader()
+        self.queue = []
 
-    def receive(self):
+    def next(self):
+        """The next request payload, or None. Requests are taken one at a
+        time, so that those arriving in the same read as a long request are
+        served (or turned away BUSY) while it runs, in order."""
+        if not self.queue:
+            self.queue = self._receive()
+        return self.queue.pop(0) if self.queue else None
+
+    def _receive(self):
         """Payloads that arrived since the last call. Broken frames are
         answered here with BAD_FRAME (id null) and not passed on; a frame that
         stopped arriving is dropped silently (its sender has gone)."""
@@ -18,7 +30,7 @@ class Link:
         now = self.board.ticks_ms()
         items = self.reader.feed(data, now) if data else self.reader.expire(now)
         out = []
-        for item in items:
+        for item in items[:MAX_QUEUE]:
             if isinstance(item, framing.FrameError):
                 if str(item) == "frame timed out":
                     continue
@@ -28,4 +40,9 @@ class Link:
         return out
 
     def send(self, payload):
-        self.channel.write(framing.encode(payload))
+        try:
+            frame = framing.encode(payload)
+        except ValueError:
+            # An answer too large for one frame is a bug; say so briefly.
+            frame = framing.encode(rpc.error(None, InternalError("answer too large for a frame")))
+        self.channel.write(frame)

@@ -34,7 +34,7 @@ def parse_request(payload):
         raise e
     for k in msg:
         if k not in ("id", "method", "params"):
-            e = BadRequest("unexpected field %r in request" % (k,))
+            e = BadRequest("unexpected field %r in request" % (clip(k),))
             e.request_id = rid
             raise e
     return rid, method, params
@@ -56,7 +56,7 @@ class Params:
     def __init__(self, params, allowed):
         for k in params:
             if k not in allowed:
-                raise BadParams("unknown parameter %r" % (k,))
+                raise BadParams("unknown parameter %r" % (clip(k),))
         self.p = params
 
     def _get(self, name, kind, default):
@@ -88,6 +88,13 @@ class Params:
         if limit is not None and len(v) > limit:
             raise BadParams("parameter %r is longer than %d bytes" % (name, limit))
         return v
+
+
+def clip(value, n=40):
+    """What a message may echo of the sender's input: short, so that an
+    error answer always fits in a frame."""
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= n else text[:n] + "..."
 
 
 _REQUIRED = object()

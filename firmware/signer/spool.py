@@ -8,23 +8,29 @@ reviewed.
 
 import hashlib
 
-from .errors import StorageError, UploadError
+from .errors import BadParams, StorageError, UploadError
 
 MAX_PSBT = 1 << 20
 CHUNK = 4096
 _READ = 1024
 
 
-def file_sha256(path):
+def file_sha256(path, progress=None):
+    """SHA-256 of a flash file; `progress()` is called every 16 KiB so that
+    the device keeps answering pings while it hashes a large PSBT."""
     h = hashlib.sha256()
     buf = bytearray(_READ)
     mv = memoryview(buf)
+    done = 0
     with open(path, "rb") as f:
         while True:
             n = f.readinto(buf)
             if not n:
                 break
             h.update(mv[:n])
+            done += n
+            if progress is not None and done % 16384 < _READ:
+                progress()
     return h.digest()
 
 
@@ -38,9 +44,9 @@ class Upload:
         self.sha256 = None  # set when complete
 
     def begin(self, length):
-        self.abort()
         if not 1 <= length <= MAX_PSBT:
-            raise UploadError("PSBT length must be 1..%d bytes" % MAX_PSBT)
+            raise BadParams("PSBT length must be 1..%d bytes" % MAX_PSBT)
+        self.abort()
         try:
             self._f = open(self.path, "wb")
         except OSError as e:
@@ -77,11 +83,11 @@ class Upload:
         self._h = None
         return self.sha256
 
-    def check(self, sha256):
+    def check(self, sha256, progress=None):
         """Raise unless a complete upload with this hash is in flash, unchanged."""
         if self.sha256 is None or self.sha256 != sha256:
             raise UploadError("no complete upload with this hash")
-        if file_sha256(self.path) != sha256:
+        if file_sha256(self.path, progress) != sha256:
             raise UploadError("the uploaded PSBT changed in flash")
 
     def abort(self):

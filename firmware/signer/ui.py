@@ -29,19 +29,29 @@ class UI:
         self.board.show(screen)
 
     def _wait(self):
-        while self._answer is None:
-            self.board.wait(50)
-            self.app.pump(self.current["screen"])
-            pressed = self.board.buttons()
-            if pressed is not None and self._answer is None and self.current["kind"] == "confirm":
-                self._answer = pressed
+        try:
+            while self._answer is None:
+                self.board.wait(50)
+                self.app.pump(self.current["screen"])
+                pressed = self.board.buttons()
+                if pressed is not None and self._answer is None and self.current["kind"] == "confirm":
+                    self._answer = pressed
+        except BaseException:
+            # The request died while its screen waited: take the screen
+            # down (never leave a prompt nobody is waiting for) and log it.
+            record = dict(self.current)
+            record["answer"] = None
+            self.current = None
+            self.board.record_screen(record)
+            raise
         screen, self.current = self.current, None
         return screen
 
-    def confirm(self, screen):
-        """Show a screen that asks yes/no; True if the officer approved."""
+    def confirm(self, screen, auto=True):
+        """Show a screen that asks yes/no; True if the officer approved.
+        auto=False: never approved by the emulator's auto-confirm (erasing)."""
         self._show(screen, "confirm")
-        if self.board.auto_confirm:
+        if self.board.auto_confirm and auto:
             self._answer = APPROVE
         screen = self._wait()
         record = dict(screen)
@@ -59,6 +69,11 @@ class UI:
         self.board.record_screen(record)
         text, self._text = self._text, None
         return text
+
+    def answered(self):
+        """A prompt got its answer and has not been taken down yet: the loop
+        must let the prompt's owner run before serving more requests."""
+        return self.current is not None and self._answer is not None
 
     # DebugLink (emulator) and buttons
     def press(self, button):

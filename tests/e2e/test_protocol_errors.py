@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from amanat import framing
 from amanat.errors import DeviceError
 from amanat.transport import Transport
 
@@ -114,7 +115,7 @@ def test_upload_rules(line):
     assert e.value.name == "UPLOAD"
     with pytest.raises(DeviceError) as e:
         line.call("psbt_begin", {"length": (1 << 20) + 1})
-    assert e.value.name == "UPLOAD"
+    assert e.value.name == "BAD_PARAMS"
     assert line.call("psbt_begin", {"length": 10})["chunk_size"] == 4096
     with pytest.raises(DeviceError) as e:
         line.call("psbt_chunk", {"offset": 5, "data": b"x"})
@@ -163,3 +164,59 @@ def test_fuzz_line_noise(line, pieces):
             return
         except Exception:
             assert time.monotonic() < deadline
+
+
+def test_requests_in_one_read_are_served_in_order_while_busy(manual_emu):
+    """A long request and more requests in the same write: the others are
+    answered (ping) or turned away (BUSY) while the long one waits."""
+    from embit.descriptor.checksum import add_checksum
+
+    t = Transport(manual_emu.port, timeout=5)
+    try:
+        fp = t.call("info")["fingerprint"].hex()
+        xpub = t.call("get_xpub", {"path": "m/84h/1h/0h"})["xpub"]
+        desc = add_checksum(f"wpkh([{fp}/84h/1h/0h]{xpub}/0/1)")
+        frames = [framing.encode_request(11, "display_address", {"descriptor": desc}),
+                  framing.encode_request(12, "ping", {}),
+                  framing.encode_request(13, "psbt_begin", {"length": 10})]
+        t.ser.write(b"".join(frames))
+        got = _answers(t, 2)
+        assert [m["id"] for m in got] == [12, 13]
+        assert got[0]["result"] == {"busy": "display_address"}
+        assert _error_of(got[1]) == "BUSY"
+        with manual_emu.debuglink() as dl:
+            dl.wait_screen("display_address")
+            dl.approve()
+        [done] = _answers(t, 1)
+        assert done["id"] == 11 and done["result"]["address"].startswith("bcrt1")
+    finally:
+        t.close()
+
+
+def test_long_echoes_still_fit_a_frame(line):
+    line.ser.write(_frame(cbor2.dumps({"id": 5, "method": "\x00" * 2100})))
+    [msg] = _answers(line, 1)
+    assert _error_of(msg) == "UNKNOWN_METHOD" and len(msg["error"]["message"]) < 200
+    line.ser.write(_frame(cbor2.dumps({"id": 6, "method": "get_xpub", "params": {"\x00" * 2100: 1}})))
+    [msg] = _answers(line, 1)
+    assert _error_of(msg) == "BAD_PARAMS"
+    _still_up(line)
+
+
+def test_a_dead_request_takes_its_screen_down(manual_emu):
+    """If the request behind a prompt fails while it waits, the prompt goes."""
+    from embit.descriptor.checksum import add_checksum
+
+    t = Transport(manual_emu.port, timeout=5)
+    try:
+        fp = t.call("info")["fingerprint"].hex()
+        xpub = t.call("get_xpub", {"path": "m/84h/1h/0h"})["xpub"]
+        rid = t.send("display_address", {"descriptor": add_checksum(f"wpkh([{fp}/84h/1h/0h]{xpub}/0/2)")})
+        with manual_emu.debuglink() as dl:
+            dl.wait_screen("display_address")
+            dl.reject()
+            with pytest.raises(DeviceError):
+                t.wait(rid, 5)
+            assert dl.screen() is None
+    finally:
+        t.close()
