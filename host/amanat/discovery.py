@@ -2,12 +2,17 @@
 
 Emulators register themselves in a folder (AMANAT_EMULATOR_REGISTRY, or
 ~/.cache/amanat/emulators) when they start and are removed when they stop;
-stale entries (process gone) are skipped and cleaned up.
+stale entries (no emulator holds the state folder's lock) are skipped and
+cleaned up.
 """
 
+import fcntl
 import json
 import os
 from pathlib import Path
+
+# Held (flock) by a running emulator's process for its whole life.
+LOCK_NAME = "lock"
 
 # USB-serial bridges found on ESP32 boards, and Espressif's own USB.
 USB_IDS = {(0x10C4, 0xEA60), (0x1A86, 0x7523), (0x1A86, 0x55D4), (0x0403, 0x6001)}
@@ -22,14 +27,19 @@ def registry_dir() -> Path:
     return Path(base) / "amanat" / "emulators"
 
 
-def alive(pid: int) -> bool:
+def state_locked(state: Path) -> bool:
+    """True while an emulator runs on `state` (it holds the folder's lock)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        fd = os.open(Path(state) / LOCK_NAME, os.O_RDWR)
+    except OSError:
         return False
-    except PermissionError:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
         return True
-    return True
+    finally:
+        os.close(fd)  # closing also drops a lock we just took
+    return False
 
 
 def running_emulators() -> list[dict]:
@@ -41,7 +51,7 @@ def running_emulators() -> list[dict]:
             entry = json.loads(f.read_text())
         except (OSError, ValueError):
             continue
-        if alive(entry.get("pid", -1)):
+        if entry.get("state") and state_locked(Path(entry["state"])):
             out.append(entry)
         else:
             f.unlink(missing_ok=True)

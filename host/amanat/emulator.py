@@ -8,6 +8,7 @@ sides, which it never uses: holding them open keeps the ptys alive while no
 host is connected.
 """
 
+import fcntl
 import json
 import os
 import signal
@@ -36,12 +37,14 @@ def _record_path(state: Path) -> Path:
 
 
 def read_record(state) -> dict | None:
-    f = _record_path(Path(state).resolve())
+    """The running emulator's record, or None if none runs on `state`."""
+    state = Path(state).resolve()
+    if not discovery.state_locked(state):
+        return None
     try:
-        rec = json.loads(f.read_text())
+        return json.loads(_record_path(state).read_text())
     except (OSError, ValueError):
         return None
-    return rec if discovery.alive(rec.get("pid", -1)) else None
 
 
 def _pty():
@@ -61,8 +64,14 @@ def start(state, mnemonic=None, passphrase="", network="regtest", auto_confirm=F
     if network not in NETWORKS:
         raise EmulatorError(f"network must be one of {', '.join(NETWORKS)}")
     state.mkdir(parents=True, exist_ok=True)
-    if read_record(state):
-        raise EmulatorError(f"an emulator is already running on {state}")
+    # The device process inherits this locked descriptor: the lock lives
+    # exactly as long as the emulator, whatever happens to pids and records.
+    lock = os.open(state / discovery.LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(lock)
+        raise EmulatorError(f"an emulator is already running on {state}") from None
     m1, s1, port = _pty()
     m2, s2, debug_port = _pty()
     env = dict(
@@ -77,10 +86,10 @@ def start(state, mnemonic=None, passphrase="", network="regtest", auto_confirm=F
         cmd += ["-X", f"heapsize={int(heap)}"]
     cmd.append(str(paths.firmware_dir() / "main.py"))
     try:
-        proc = subprocess.Popen(cmd, stdin=m1, stdout=m1, stderr=m2, pass_fds=(s1, s2),
+        proc = subprocess.Popen(cmd, stdin=m1, stdout=m1, stderr=m2, pass_fds=(s1, s2, lock),
                                 cwd=state, env=env, start_new_session=True)
     finally:
-        for fd in (m1, m2, s1, s2):
+        for fd in (m1, m2, s1, s2, lock):
             os.close(fd)
     record = {"port": port, "debug_port": debug_port, "pid": proc.pid, "state": str(state)}
     _record_path(state).write_text(json.dumps(record))
@@ -159,39 +168,53 @@ def _wait_ready(record, dl, passphrase):
 def stop(state) -> bool:
     """Stop the emulator on `state`; False if none was running."""
     state = Path(state).resolve()
-    rec = None
     try:
         rec = json.loads(_record_path(state).read_text())
     except (OSError, ValueError):
-        return False
+        rec = {}
     pid = rec.get("pid", -1)
-    stopped = False
-    if discovery.alive(pid):
-        try:
-            os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        for _ in range(100):
-            try:
-                done, _ = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                done = 0 if discovery.alive(pid) else pid
-            if done or not discovery.alive(pid):
-                break
-            time.sleep(0.05)
-        else:
-            os.killpg(pid, signal.SIGKILL)
-        stopped = True
-    _record_path(state).unlink(missing_ok=True)
-    (discovery.registry_dir() / f"{pid}.json").unlink(missing_ok=True)
-    return stopped
+    running = discovery.state_locked(state)
+    try:
+        if running and pid > 0:
+            _signal_group(pid, signal.SIGTERM)
+            for _ in range(100):
+                _reap(pid)
+                if not discovery.state_locked(state):
+                    break
+                time.sleep(0.05)
+            else:
+                _signal_group(pid, signal.SIGKILL)
+                time.sleep(0.1)
+                _reap(pid)
+    finally:
+        _record_path(state).unlink(missing_ok=True)
+        if pid > 0:
+            (discovery.registry_dir() / f"{pid}.json").unlink(missing_ok=True)
+    return running
+
+
+def _signal_group(pid: int, sig) -> None:
+    # Only the emulator's own process group: the lock proved it is ours.
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
 
 
 def wait(state) -> None:
     """Block while the emulator on `state` runs (foreground mode)."""
     rec = read_record(state)
-    while rec and discovery.alive(rec["pid"]):
-        try:
-            os.waitpid(rec["pid"], 0)
-        except ChildProcessError:
+    if not rec:
+        return
+    try:
+        os.waitpid(rec["pid"], 0)
+    except ChildProcessError:
+        while discovery.state_locked(Path(state).resolve()):
             time.sleep(0.5)

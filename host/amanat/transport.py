@@ -35,6 +35,7 @@ class Transport:
         self.reader = framing.FrameReader()
         self.next_id = random.randrange(1, 1 << 30)
         self.stray: list[dict] = []
+        self.last_rx = time.monotonic()  # when the device was last heard
 
     def close(self):
         try:
@@ -45,7 +46,10 @@ class Transport:
     def send(self, method: str, params: dict | None = None) -> int:
         rid = self.next_id
         self.next_id = self.next_id % ((1 << 32) - 1) + 1
-        frame = framing.encode_request(rid, method, params or {})
+        try:
+            frame = framing.encode_request(rid, method, params or {})
+        except ValueError as e:
+            raise ProtocolError(f"request {method} is too large to send: {e}") from None
         try:
             self.ser.write(frame)
             self.ser.flush()
@@ -60,6 +64,8 @@ class Transport:
         except (serial.SerialException, OSError) as e:
             raise TransportError(f"serial line to {self.port} broke: {e}") from None
         now = time.monotonic()
+        if data:
+            self.last_rx = now
         items = self.reader.feed(data, now) if data else self.reader.expire(now)
         out = []
         for item in items:
@@ -71,9 +77,11 @@ class Transport:
                 raise ProtocolError(f"malformed answer from the device: {e}") from None
         return out
 
-    def wait(self, rid: int, timeout: float | None, on_idle=None):
+    def wait(self, rid: int, timeout: float | None, on_idle=None, strict=True):
         """The result for request `rid`, or its DeviceError. `on_idle` is
-        called between reads (to ping, show progress); it may raise."""
+        called between reads (to ping, show progress); it may raise. With
+        strict=False a BAD_FRAME without id (line noise, maybe a lost ping)
+        does not end the wait: the caller checks liveness itself."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             for msg in self.receive():
@@ -82,7 +90,7 @@ class Transport:
                         err = msg["error"]
                         raise DeviceError(err["code"], err["message"])
                     return msg["result"]
-                if msg.get("id") is None and "error" in msg:
+                if msg.get("id") is None and "error" in msg and strict:
                     err = msg["error"]
                     raise DeviceError(err["code"], err["message"])
                 self.stray.append(msg)
