@@ -9,6 +9,12 @@ signed PSBT to dst:
 - Taproot key path (BIP86): BIP340 with fresh auxiliary randomness, into
   PSBT_IN_TAP_KEY_SIG (0x13) as BIP371 asks. embit's own taproot signing puts
   the signature in the final witness instead, so it is not used.
+- A registered wallet's input (review.plan gives its change and index, the
+  review's Wallet and our cosigners in it): ECDSA as above with each of our
+  keys over the multisig script (BIP143 for wsh and sh-wsh, legacy for sh);
+  for tr, BIP340 script-path signatures over the multi_a leaf (BIP342,
+  codesep 0xffffffff) into PSBT_IN_TAP_SCRIPT_SIG (0x14 || x-only key ||
+  leaf hash).
 
 The signatures go to a temporary stream first (one scope per input), then the
 PSBT is copied byte for byte with them added: fields the device does not know,
@@ -26,10 +32,22 @@ from embit.psbt import ser_string
 from embit.util import secp256k1
 
 from .errors import BadPsbt, Refused
-from .review import SIGHASH_ALL, SIGHASH_DEFAULT, KeyCache, check_utxo, match_input, open_view, read_input, review_psbt
+from .review import (
+    LEAF_VERSION,
+    SIGHASH_ALL,
+    SIGHASH_DEFAULT,
+    KeyCache,
+    check_utxo,
+    leaf_hash,
+    match_input,
+    open_view,
+    read_input,
+    review_psbt,
+)
 
 PSBT_IN_PARTIAL_SIG = b"\x02"
 PSBT_IN_TAP_KEY_SIG = b"\x13"
+PSBT_IN_TAP_SCRIPT_SIG = b"\x14"
 
 
 def sign_psbt_stream(src, dst, keystore, review, progress=None, sig_stream=None):
@@ -60,14 +78,18 @@ def sign_psbt_stream(src, dst, keystore, review, progress=None, sig_stream=None)
     try:
         for i in range(n):
             if k < len(ours) and ours[k] == i:
+                at = review.plan[k] if k < len(review.plan) else None
                 k += 1
                 vin, inp, pos = read_input(view, i, pos)
                 utxo = check_utxo(i, inp, vin)
-                mine = match_input(i, inp, utxo.script_pubkey, keys, keystore.fingerprint)
-                if mine is None:
-                    raise Refused("input %d: no longer belongs to this device" % i)
-                _sign_input(view, i, inp, utxo, mine, sigs, placeholders)
-                count += 1
+                if at is not None:
+                    count += _sign_wallet_input(view, i, inp, utxo, review, at, keys, sigs, placeholders)
+                else:
+                    mine = match_input(i, inp, utxo.script_pubkey, keys, keystore.fingerprint)
+                    if mine is None:
+                        raise Refused("input %d: no longer belongs to this device" % i)
+                    _sign_input(view, i, inp, utxo, mine, sigs, placeholders)
+                    count += 1
             else:
                 view.stream.seek(pos)
                 pos += view._skip_scope()
@@ -86,9 +108,7 @@ def sign_psbt_stream(src, dst, keystore, review, progress=None, sig_stream=None)
 def _sign_input(view, i, inp, utxo, mine, sigs, placeholders):
     kind, hd, _ = mine
     if kind == "p2tr":
-        sh = inp.sighash_type or SIGHASH_DEFAULT
-        if sh not in (SIGHASH_DEFAULT, SIGHASH_ALL):  # the review refused others
-            raise Refused("input %d: sighash type 0x%02x is not allowed (only ALL)" % (i, sh))
+        sh = _taproot_sighash(i, inp)
         h = view.sighash_taproot(i, script_pubkeys=placeholders, values=placeholders, sighash=sh)
         tweaked = hd.key.taproot_tweak(b"")  # BIP86: no script tree
         sig = secp256k1.schnorrsig_sign(h, tweaked.secret, None, os.urandom(32))
@@ -106,6 +126,50 @@ def _sign_input(view, i, inp, utxo, mine, sigs, placeholders):
     sig = hd.key.sign(h).serialize() + bytes([SIGHASH_ALL])
     ser_string(sigs, PSBT_IN_PARTIAL_SIG + pub.sec())
     ser_string(sigs, sig)
+
+
+def _taproot_sighash(i, inp):
+    sh = inp.sighash_type or SIGHASH_DEFAULT
+    if sh not in (SIGHASH_DEFAULT, SIGHASH_ALL):  # the review refused others
+        raise Refused("input %d: sighash type 0x%02x is not allowed (only ALL)" % (i, sh))
+    return sh
+
+
+def _sign_wallet_input(view, i, inp, utxo, review, at, keys, sigs, placeholders):
+    """Signatures of our keys in the wallet on input i; their number."""
+    w = review.wallet_obj
+    change, index = at
+    d = w.derive(change, index)
+    if d.script_pubkey.data != utxo.script_pubkey.data:
+        raise Refused("input %d: no longer belongs to wallet %s" % (i, review.wallet))
+    if w.kind == "tr":
+        sh = _taproot_sighash(i, inp)
+        h = view.sighash_taproot(i, script_pubkeys=placeholders, values=placeholders, sighash=sh,
+                                 ext_flag=1, script=d.leaf_script, leaf_version=LEAF_VERSION)
+        lh = leaf_hash(d.leaf_script)
+    elif w.kind == "sh":
+        h = view.sighash_legacy(i, d.redeem_script, SIGHASH_ALL)
+    else:
+        h = view.sighash_segwit(i, d.witness_script, utxo.value, SIGHASH_ALL)
+    n = 0
+    for c in review.cosigners:
+        cos = w.cosigners[c]
+        hd = keys.get(list(cos.origin) + [change, index])
+        pub = hd.get_public_key()
+        # our key must be the one the wallet's script was built from
+        if pub.sec() != cos.pubkey(change, index).sec():
+            raise Refused("input %d: cosigner %d of wallet %s is not this device's key" % (i, c + 1, review.wallet))
+        if w.kind == "tr":
+            sig = secp256k1.schnorrsig_sign(h, hd.key.secret, None, os.urandom(32))
+            if sh != SIGHASH_DEFAULT:
+                sig = bytes(sig) + bytes([sh])
+            ser_string(sigs, PSBT_IN_TAP_SCRIPT_SIG + pub.xonly() + lh)
+        else:
+            sig = hd.key.sign(h).serialize() + bytes([SIGHASH_ALL])
+            ser_string(sigs, PSBT_IN_PARTIAL_SIG + pub.sec())
+        ser_string(sigs, sig)
+        n += 1
+    return n
 
 
 def _read_pairs(s):
@@ -164,10 +228,10 @@ def _copy(src, dst, n, buf):
         n -= got
 
 
-def sign_psbt(raw, keystore):
+def sign_psbt(raw, keystore, registry=None, limits=None):
     """(signed PSBT bytes, signatures added, review) of PSBT bytes, in RAM."""
     src = io.BytesIO(raw)
-    review = review_psbt(src, keystore)
+    review = review_psbt(src, keystore, registry, limits)
     dst = io.BytesIO()
     count = sign_psbt_stream(src, dst, keystore, review)
     return dst.getvalue(), count, review

@@ -1,12 +1,21 @@
-"""Finalize signed single-sig PSBTs into a network transaction.
+"""Finalize signed PSBTs into a network transaction.
 
-Handles what the device signs today: P2PKH, P2SH-P2WPKH, P2WPKH and P2TR key
-path (the signature in PSBT_IN_TAP_KEY_SIG, 0x13, as BIP371 asks).
+Single-sig: P2PKH, P2SH-P2WPKH, P2WPKH and P2TR key path (the signature in
+PSBT_IN_TAP_KEY_SIG, 0x13, as BIP371 asks), through embit's finalizer.
+
+Multisig, once enough signatures are there:
+- P2WSH, P2SH-P2WSH and P2SH (legacy) over a CHECKMULTISIG script: OP_0 (the
+  CHECKMULTISIG extra pop), then the signatures in the order of the script's
+  keys, then the script;
+- P2TR script path over a multi_a leaf: one stack item per key of the leaf in
+  reverse order (the script checks the first key against the top of the
+  stack), a signature or empty, then the leaf script and its control block.
 """
 
-from embit.finalizer import finalize_psbt
+from embit.finalizer import finalize_psbt, parse_multisig
+from embit.hashes import tagged_hash
 from embit.psbt import PSBT
-from embit.script import Witness
+from embit.script import Script, Witness
 
 PSBT_IN_TAP_KEY_SIG = b"\x13"
 
@@ -22,12 +31,87 @@ def finalize(psbt: PSBT) -> bytes:
             continue
         if inp.is_taproot:
             sig = inp.unknown.get(PSBT_IN_TAP_KEY_SIG)
-            if sig is None:
-                raise FinalizeError(f"input {i}: no taproot key-path signature")
-            inp.final_scriptwitness = Witness([sig])
+            if sig is not None:
+                inp.final_scriptwitness = Witness([sig])
+            elif inp.taproot_sigs:
+                _finalize_multi_a(i, inp)
+            else:
+                raise FinalizeError(f"input {i}: no taproot signature")
         elif not inp.partial_sigs:
             raise FinalizeError(f"input {i}: not signed")
+        elif _multisig_script(inp) is not None:
+            _finalize_multisig(i, inp)
     tx = finalize_psbt(psbt)
     if tx is None:
         raise FinalizeError("PSBT is not fully signed")
     return tx.serialize()
+
+
+def _push(data: bytes) -> bytes:
+    n = len(data)
+    if n == 0:
+        return b"\x00"
+    if n < 0x4C:
+        return bytes([n]) + data
+    if n <= 0xFF:
+        return b"\x4c" + bytes([n]) + data
+    return b"\x4d" + n.to_bytes(2, "little") + data
+
+
+def _multisig_script(inp):
+    """The CHECKMULTISIG script of a wsh, sh-wsh or bare sh input, or None."""
+    if inp.witness_script is not None:
+        return inp.witness_script
+    rs = inp.redeem_script
+    if rs is not None and rs.script_type() is None and rs.data[-1:] == b"\xae":
+        return rs
+    return None
+
+
+def _finalize_multisig(i: int, inp) -> None:
+    ms = _multisig_script(inp)
+    try:
+        m, pubs = parse_multisig(ms)
+    except Exception as e:
+        raise FinalizeError(f"input {i}: not a multisig script: {e}") from None
+    sigs = [inp.partial_sigs[p] for p in pubs if p in inp.partial_sigs][:m]
+    if len(sigs) < m:
+        raise FinalizeError(f"input {i}: {len(sigs)} of {m} signatures")
+    if inp.witness_script is not None:
+        inp.final_scriptwitness = Witness([b""] + sigs + [ms.data])
+        if inp.redeem_script is not None:  # sh-wsh: the scriptSig pushes the witness program
+            inp.final_scriptsig = Script(_push(inp.redeem_script.data))
+    else:
+        inp.final_scriptsig = Script(b"\x00" + b"".join(_push(s) for s in sigs) + _push(ms.data))
+
+
+def _multi_a_keys(leaf: bytes):
+    """(threshold, x-only keys) of a multi_a leaf script, or None."""
+    keys, n = [], 0
+    while n + 34 <= len(leaf) and leaf[n] == 0x20 and leaf[n + 33] == (0xAC if not keys else 0xBA):
+        keys.append(leaf[n + 1 : n + 33])
+        n += 34
+    rest = leaf[n:]
+    if not keys or len(rest) != 2 or rest[1] != 0x9C or not 0x51 <= rest[0] <= 0x60:
+        return None
+    return rest[0] - 0x50, keys
+
+
+def _finalize_multi_a(i: int, inp) -> None:
+    sigs = {(pub.xonly(), leaf): sig for (pub, leaf), sig in inp.taproot_sigs.items()}
+    for control, value in inp.taproot_scripts.items():
+        leaf, version = value[:-1], value[-1]
+        parsed = _multi_a_keys(leaf)
+        if parsed is None:
+            continue
+        k, keys = parsed
+        h = tagged_hash("TapLeaf", bytes([version]) + Script(leaf).serialize())
+        items = []
+        for key in keys:
+            sig = sigs.get((key, h))
+            # exactly k signatures: NUMEQUAL fails on more
+            items.append(sig if sig is not None and len([x for x in items if x]) < k else b"")
+        if len([x for x in items if x]) == k:
+            inp.final_scriptwitness = Witness(list(reversed(items)) + [leaf, control])
+            return
+    raise FinalizeError(f"input {i}: not enough taproot script-path signatures for any leaf")

@@ -5,9 +5,16 @@ with the project's own device crypto. PSBTs go in through a temporary file and
 come back as hex in JSON. A typed device error (BadPsbt, Refused, ...) comes
 back as {"error": {...}} and is raised here as DeviceCodeError; anything else
 that stops the VM is a MicroPythonError with its traceback.
+
+review(), sign() and sign_with_review() take `wallets`, [(name, descriptor)]
+registered first (parsed, checked against the seed and stored with the
+firmware's Registry in a temporary flash folder, no officer prompt), and
+`limits`, the fee limits ({"fee_percent_tenths", "fee_max_sat"}; the device's
+defaults if None).
 """
 
 import os
+import shutil
 import tempfile
 
 from . import mpy
@@ -60,6 +67,35 @@ def _with_file(data: bytes, fn):
         os.unlink(path)
 
 
+_WALLETS = """
+from signer.wallets import Registry, check_policy, parse_wallet
+registry = Registry(%(root)r, ks, ks.network)
+for name, text in %(wallets)r:
+    w = parse_wallet(name, text, ks.network)
+    check_policy(w, ks)
+    registry.add(w)
+w = None
+"""
+
+
+def _setup(wallets, limits, root):
+    """Code that defines `registry` and `limits` for review_psbt."""
+    if wallets is None:
+        code = "registry = None\n"
+    else:
+        code = _WALLETS % {"root": root, "wallets": [tuple(w) for w in wallets]}
+    return code + "limits = %r\n" % (dict(limits) if limits is not None else None,)
+
+
+def _with_flash(wallets, fn):
+    root = tempfile.mkdtemp(prefix="amanat-flash-") if wallets is not None else None
+    try:
+        return fn(root)
+    finally:
+        if root is not None:
+            shutil.rmtree(root, ignore_errors=True)
+
+
 def xpubs(mnemonic: str, paths: list[str], passphrase="", network="main", heap=None) -> dict:
     """{"fingerprint": hex, "xpubs": {path: xpub}} computed on the device."""
     body = """
@@ -71,37 +107,49 @@ print(json.dumps(out))
     return _run(body, mnemonic, passphrase, network, heap)[0]
 
 
-def review(psbt: bytes, mnemonic: str, passphrase="", network="main", heap=None) -> dict:
+def review(psbt: bytes, mnemonic: str, passphrase="", network="main", heap=None, wallets=None,
+           limits=None) -> dict:
     """The device's review of a PSBT (Review.to_dict()), or DeviceCodeError."""
     body = """
 from signer.review import review_psbt
-with open(%r, "rb") as f:
-    print(json.dumps(review_psbt(f, ks).to_dict()))
+with open(%(psbt)r, "rb") as f:
+    print(json.dumps(review_psbt(f, ks, registry=registry, limits=limits).to_dict()))
 """
-    return _with_file(psbt, lambda p: _run(body % p, mnemonic, passphrase, network, heap)[0])
+
+    def run(root):
+        return _with_file(psbt, lambda p: _run(_setup(wallets, limits, root) + body % {"psbt": p},
+                                               mnemonic, passphrase, network, heap)[0])
+
+    return _with_flash(wallets, run)
 
 
-def sign(psbt: bytes, mnemonic: str, passphrase="", network="main", heap=None):
+def sign(psbt: bytes, mnemonic: str, passphrase="", network="main", heap=None, wallets=None, limits=None):
     """(signed PSBT bytes, signatures added): reviewed, then signed, on the device."""
-    out = sign_with_review(psbt, mnemonic, passphrase, network, heap)
+    out = sign_with_review(psbt, mnemonic, passphrase, network, heap, wallets=wallets, limits=limits)
     return out["psbt"], out["count"]
 
 
-def sign_with_review(psbt: bytes, mnemonic: str, passphrase="", network="main", heap=None) -> dict:
+def sign_with_review(psbt: bytes, mnemonic: str, passphrase="", network="main", heap=None, wallets=None,
+                     limits=None) -> dict:
     """{"psbt": signed bytes, "count": int, "review": dict, "progress": [(done, total)]}."""
     body = """
 import io
 from signer.review import review_psbt
 from signer.psbt_signer import sign_psbt_stream
-with open(%r, "rb") as f:
+with open(%(psbt)r, "rb") as f:
     src = io.BytesIO(f.read())
-r = review_psbt(src, ks)
+r = review_psbt(src, ks, registry=registry, limits=limits)
 dst = io.BytesIO()
 calls = []
 n = sign_psbt_stream(src, dst, ks, r, progress=lambda i, t: calls.append([i, t]))
 print(json.dumps({"psbt": hexlify(dst.getvalue()).decode(), "count": n, "review": r.to_dict(), "progress": calls}))
 """
-    out = _with_file(psbt, lambda p: _run(body % p, mnemonic, passphrase, network, heap)[0])
+
+    def run(root):
+        return _with_file(psbt, lambda p: _run(_setup(wallets, limits, root) + body % {"psbt": p},
+                                               mnemonic, passphrase, network, heap)[0])
+
+    out = _with_flash(wallets, run)
     out["psbt"] = bytes.fromhex(out["psbt"])
     return out
 

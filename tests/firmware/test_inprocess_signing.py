@@ -129,7 +129,8 @@ def test_taproot_signature_verifies_with_fresh_randomness(accounts):
     """BIP340 over the BIP341 sighash with the BIP86-tweaked key, made with
     auxiliary randomness: not the signature without it, nor with zeros."""
     built = txbuild.build_spend(
-        [(accounts["p2tr"], 7, 30_000), (accounts["p2wpkh"], 7, 30_000)], payee(), 50_000, 600
+        [(accounts["p2tr"], 7, 30_000), (accounts["p2wpkh"], 7, 30_000)], payee(), 50_000, 600,
+        change=(accounts["p2wpkh"], 7),
     )
     raw = built.psbt.serialize()
     signed, _ = inprocess.sign(raw, MNEMONIC, network=NETWORK)
@@ -145,7 +146,7 @@ def test_taproot_signature_verifies_with_fresh_randomness(accounts):
 
 
 def test_taproot_sighash_all_is_explicit(accounts):
-    built = txbuild.build_spend([(accounts["p2tr"], 2, 30_000)], payee(), 20_000, 400)
+    built = txbuild.build_spend([(accounts["p2tr"], 2, 30_000)], payee(), 20_000, 400, change=(accounts["p2tr"], 2))
     built.psbt.inputs[0].sighash_type = 1
     signed, _, _ = sign_and_check(built)
     sig = PSBT.parse(signed).inputs[0].unknown[b"\x13"]
@@ -156,7 +157,8 @@ def test_signing_again_replaces_the_old_signatures(accounts):
     """Signatures already there for our keys (here: wrong ones) are replaced,
     never duplicated."""
     built = txbuild.build_spend(
-        [(accounts["p2sh-p2wpkh"], 1, 30_000), (accounts["p2tr"], 1, 30_000)], payee(), 50_000, 600
+        [(accounts["p2sh-p2wpkh"], 1, 30_000), (accounts["p2tr"], 1, 30_000)], payee(), 50_000, 600,
+        change=(accounts["p2tr"], 1),
     )
     [pub] = built.psbt.inputs[0].bip32_derivations
     built.psbt.inputs[0].partial_sigs[pub] = bytes(70) + b"\x01"
@@ -171,7 +173,8 @@ def test_signing_again_replaces_the_old_signatures(accounts):
 def test_v2_amount_read_by_exact_key(accounts):
     """An unknown key 0x03<data> placed before PSBT_OUT_AMOUNT must not be taken
     for the amount (embit's PSBTView matches key prefixes)."""
-    built = txbuild.build_spend([(accounts["p2wpkh"], 5, 50_000)], payee(), 30_000, 500, version=2)
+    built = txbuild.build_spend([(accounts["p2wpkh"], 5, 50_000)], payee(), 30_000, 500,
+                                change=(accounts["p2wpkh"], 5), version=2)
     scopes = split_scopes(built.psbt.serialize())
     out0 = scopes[2]
     out0.insert(0, (b"\x03\x00", (1_000).to_bytes(8, "little")))
@@ -184,7 +187,8 @@ def test_v2_amount_read_by_exact_key(accounts):
 
 def test_v2_required_height_locktime(accounts):
     """BIP370: an input's required height locktime sets nLockTime, not the fallback."""
-    built = txbuild.build_spend([(accounts["p2wpkh"], 6, 50_000)], payee(), 30_000, 500, version=2)
+    built = txbuild.build_spend([(accounts["p2wpkh"], 6, 50_000)], payee(), 30_000, 500,
+                                change=(accounts["p2wpkh"], 6), version=2)
     built.psbt.inputs[0].unknown[b"\x12"] = (800_000).to_bytes(4, "little")
     out = inprocess.sign_with_review(built.psbt.serialize(), MNEMONIC, network=NETWORK)
     assert out["review"]["locktime"] == 800_000
@@ -197,7 +201,7 @@ def test_v2_required_height_locktime(accounts):
 def test_kernel_rejects_a_forged_signature(accounts):
     """The script check is real: a signature from the wrong key fails it."""
     acct = accounts["p2wpkh"]
-    built = txbuild.build_spend([(acct, 0, 40_000)], payee(), 30_000, 500)
+    built = txbuild.build_spend([(acct, 0, 40_000)], payee(), 30_000, 500, change=(acct, 0))
     signed, _, tx = sign_and_check(built)
     psbt = PSBT.parse(signed)
     [(pub, sig)] = psbt.inputs[0].partial_sigs.items()

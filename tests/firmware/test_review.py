@@ -38,8 +38,8 @@ def payee():
     return script.p2wpkh(bip32.HDKey.from_seed(bytes(32)).key.get_public_key())
 
 
-def review(raw):
-    return inprocess.review(raw, MNEMONIC, network=NETWORK)
+def review(raw, **kw):
+    return inprocess.review(raw, MNEMONIC, network=NETWORK, **kw)
 
 
 def real_vsize(built):
@@ -95,10 +95,11 @@ def test_vsize_estimate_per_input_type(kind):
 
 
 def test_fee_and_locktime_warnings():
+    """Fee warnings still show under limits the officer has raised."""
     built = txbuild.build_spend([(ACCOUNTS["p2wpkh"], 0, 5_000_000)], payee(), 100_000, 1_500_000,
                                 change=(ACCOUNTS["p2wpkh"], 0))
     built.psbt.locktime = 800_000
-    r = review(built.psbt.serialize())
+    r = review(built.psbt.serialize(), limits={"fee_percent_tenths": 20_000, "fee_max_sat": 2_000_000})
     assert r["locktime"] == 800_000
     assert r["warnings"] == [
         "fee of 1500000 sat is above 0.01 BTC",
