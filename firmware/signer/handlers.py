@@ -186,6 +186,8 @@ def review_screen(r):
     """The transaction review as a screen: structured fields for the log and
     DebugLink, text lines for the display."""
     lines = []
+    if r.get("wallet"):
+        lines.append("From wallet " + r["wallet"])
     for s in r["spends"]:
         lines.append("Send %s to %s" % (btc(s["amount_sat"]), s["address"]))
     for c in r["change"]:
@@ -193,7 +195,7 @@ def review_screen(r):
     lines.append("Fee %s (%s sat/vB)" % (btc(r["fee_sat"]), r["fee_rate_sat_vb"]))
     for w in r["warnings"]:
         lines.append("Warning: " + w)
-    return {"screen": "review_tx", "title": "Send bitcoin?", "spends": r["spends"],
+    return {"screen": "review_tx", "title": "Send bitcoin?", "wallet": r.get("wallet"), "spends": r["spends"],
             "change": r["change"], "fee_sat": r["fee_sat"], "fee_rate_sat_vb": r["fee_rate_sat_vb"],
             "warnings": r["warnings"], "lines": lines}
 
