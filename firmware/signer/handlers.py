@@ -68,7 +68,7 @@ _KINDS = (("sh(wpkh(", "p2sh-p2wpkh"), ("wpkh(", "p2wpkh"), ("pkh(", "p2pkh"), (
 
 
 def display_address(app, p):
-    text = p.text("descriptor", limit=400)
+    text = p.text("descriptor", limit=4000)
     ks = app.keystore
     body, _, chk = text.partition("#")
     if chk and chk != _checksum(body):

@@ -1,0 +1,163 @@
+"""Registered multisig wallets through the emulator's pty: registration,
+signing with a second cosigner on the host, addresses, limits, refusals."""
+
+import pytest
+from embit import bip32, bip39, script
+from embit.networks import NETWORKS
+from embit.psbt import PSBT
+
+from amanat import finalize, kernel, psbt_verify, txbuild
+from amanat.errors import DeviceError
+from e2e_support import MNEMONIC
+
+NET = NETWORKS["regtest"]
+OURS = bip32.HDKey.from_seed(bip39.mnemonic_to_seed(MNEMONIC), version=NET["xprv"])
+ALICE = bip32.HDKey.from_seed(bytes(range(64)), version=NET["xprv"])
+BOB = bip32.HDKey.from_seed(bytes(range(1, 65)), version=NET["xprv"])
+PATHS = {"wsh": "m/48h/1h/0h/2h", "sh-wsh": "m/48h/1h/0h/1h", "tr": "m/87h/1h/0h"}
+PAYEE = script.p2wpkh(bip32.HDKey.from_seed(bytes(32)).key.get_public_key())
+
+
+def wallet(kind, roots=(OURS, ALICE, BOB)):
+    return txbuild.Multisig(kind, 2, True, [txbuild.cosigner(r, PATHS[kind]) for r in roots])
+
+
+VAULTS = {kind: wallet(kind) for kind in PATHS}
+
+
+@pytest.fixture(scope="module")
+def dev(auto_emu):
+    with auto_emu.client() as c:
+        for kind, w in VAULTS.items():
+            res = c.t.call("register_wallet", {"name": "Vault-" + kind, "descriptor": w.descriptor()}, timeout=30)
+            assert len(res["registration"]) == 32
+    return auto_emu
+
+
+def sign(emu, built):
+    raw = built.psbt.serialize()
+    with emu.client() as c:
+        signed = c.sign_psbt(raw)
+        review = c.last_review
+    assert psbt_verify.verify_new_signatures(raw, signed) >= 1
+    return PSBT.parse(signed), review
+
+
+@pytest.mark.parametrize("kind", list(PATHS))
+def test_two_of_three_with_a_second_officer(dev, kind):
+    w = VAULTS[kind]
+    coins = [(w, i, 50_000 + i) for i in range(3)]
+    built = txbuild.build_spend(coins, PAYEE, 90_000, 1_500, change=(w, 4), tag=300 + list(PATHS).index(kind))
+    psbt, review = sign(dev, built)
+    assert review["wallet"] == "Vault-" + kind
+    assert [c["amount_sat"] for c in review["change"]] == [sum(c[2] for c in coins) - 90_000 - 1_500]
+    assert len(review["spends"]) == 1
+    psbt.sign_with(ALICE)  # the second officer, on another device
+    kernel.verify_transaction(finalize.finalize(psbt), built.spent)
+    rec = [s for s in dev.screens() if s["screen"] == "review_tx"][-1]
+    assert rec["wallet"] == "Vault-" + kind and rec["change"] and rec["answer"] == "approve"
+
+
+def test_registration_screen_and_wallet_queries(dev):
+    rec = [s for s in dev.screens() if s["screen"] == "register_wallet"][0]
+    assert rec["threshold"] == 2 and [c["ours"] for c in rec["cosigners"]].count(True) == 1
+    with dev.client() as c:
+        names = [w["name"] for w in c.t.call("list_wallets")["wallets"]]
+        assert sorted(names) == sorted("Vault-" + k for k in PATHS)
+        info = c.t.call("get_wallet", {"name": "Vault-wsh"})
+        assert info["threshold"] == 2 and sum(k["ours"] for k in info["keys"]) == 1
+        # Registering the same wallet again: same proof, no new prompt.
+        before = len(dev.screens())
+        again = c.t.call("register_wallet", {"name": "Vault-wsh", "descriptor": VAULTS["wsh"].descriptor()})
+        assert again["registration"] == info["registration"] and len(dev.screens()) == before
+
+
+@pytest.mark.parametrize("change", [0, 1])
+def test_wallet_addresses(dev, change):
+    w = VAULTS["wsh"]
+    want = w.scripts(change, 7).script_pubkey.address(NET)
+    with dev.client() as c:
+        got = c.t.call("wallet_address", {"name": "Vault-wsh", "index": 7, "change": bool(change)}, timeout=30)
+        assert got["address"] == want
+        desc = w.descriptor().split("#")[0].replace("/<0;1>/*", f"/{change}/7")
+        assert c.display_address(desc) == want
+    shown = [s for s in dev.screens() if s["screen"] == "wallet_address"][-1]
+    assert shown["wallet"] == "Vault-wsh" and shown["address"] == want
+
+
+@pytest.mark.parametrize("roots,threshold,words", [
+    ((ALICE, BOB), 2, "none of the keys"),
+    ((OURS, ALICE, BOB), 0, "threshold"),
+    ((OURS, ALICE, ALICE), 2, "duplicate"),
+    ((OURS, OURS, ALICE), 2, "could spend alone"),
+])
+def test_registration_refusals(dev, roots, threshold, words):
+    # the same path for every key, except for two keys of this device
+    paths = ["m/48h/1h/0h/2h", "m/48h/1h/1h/2h" if roots[1] is OURS else "m/48h/1h/0h/2h", "m/48h/1h/0h/2h"]
+    cos = [txbuild.cosigner(r, p) for r, p in zip(roots, paths)]
+    w = txbuild.Multisig("wsh", max(threshold, 1), True, cos)
+    desc = w.descriptor().split("#")[0]
+    if threshold == 0:
+        desc = desc.replace("sortedmulti(1,", "sortedmulti(0,")
+    with dev.client() as c:
+        with pytest.raises(DeviceError) as e:
+            c.t.call("register_wallet", {"name": "Bad", "descriptor": desc})
+        assert e.value.name == "BAD_PARAMS" and words in e.value.message
+
+
+def test_name_reuse_for_other_keys_is_refused(dev):
+    other = txbuild.Multisig("wsh", 2, True, [txbuild.cosigner(r, "m/48h/1h/5h/2h") for r in (OURS, ALICE, BOB)])
+    with dev.client() as c:
+        with pytest.raises(DeviceError) as e:
+            c.t.call("register_wallet", {"name": "Vault-wsh", "descriptor": other.descriptor()})
+        assert "already used" in e.value.message
+
+
+def _refused(emu, built, words):
+    with emu.client() as c:
+        with pytest.raises(DeviceError) as e:
+            c.sign_psbt(built.psbt.serialize())
+        assert e.value.name == "REFUSED" and words in e.value.message, e.value
+        assert c.t.call("ping") == {"busy": None}
+
+
+def test_inputs_from_two_wallets(dev):
+    built = txbuild.build_spend([(VAULTS["wsh"], 0, 50_000), (VAULTS["tr"], 0, 50_000)], PAYEE, 90_000, 1_000,
+                                tag=320)
+    _refused(dev, built, "belong to different wallets")
+
+
+def test_change_with_a_substituted_cosigner(dev):
+    """Change that names our key but swaps a cosigner's xpub is refused."""
+    w = VAULTS["wsh"]
+    built = txbuild.build_spend([(w, 0, 80_000)], PAYEE, 40_000, 1_000, change=(w, 1), tag=321)
+    evil = txbuild.Multisig("wsh", 2, True, [txbuild.cosigner(r, PATHS["wsh"])
+                                             for r in (OURS, ALICE, bip32.HDKey.from_seed(bytes(64), version=NET["xprv"]))])
+    out = built.psbt.outputs[1]
+    out.script_pubkey = evil.scripts(1, 1).script_pubkey
+    _refused(dev, built, "output 1")
+
+
+def test_fee_limit_and_officer_approved_change(dev):
+    w = VAULTS["wsh"]
+    built = txbuild.build_spend([(w, 0, 100_000)], PAYEE, 50_000, 20_000, change=(w, 2), tag=322)
+    _refused(dev, built, "above the device's limit")
+    with dev.client() as c:
+        old = c.t.call("get_limits")
+        assert old == {"fee_percent_tenths": 100, "fee_max_sat": 1_000_000}
+        c.t.call("set_limits", {"fee_percent_tenths": 500, "fee_max_sat": 1_000_000}, timeout=30)
+    psbt, review = sign(dev, built)
+    assert review["fee_sat"] == 20_000
+    with dev.client() as c:
+        c.t.call("set_limits", old, timeout=30)
+    assert [s for s in dev.screens() if s["screen"] == "set_limits"][-1]["answer"] == "approve"
+
+
+def test_delete_wallet(dev):
+    extra = txbuild.Multisig("wsh", 2, True, [txbuild.cosigner(r, "m/48h/1h/9h/2h") for r in (OURS, ALICE, BOB)])
+    with dev.client() as c:
+        c.t.call("register_wallet", {"name": "Temp", "descriptor": extra.descriptor()}, timeout=30)
+        c.t.call("delete_wallet", {"name": "Temp"}, timeout=30)
+        assert "Temp" not in [x["name"] for x in c.t.call("list_wallets")["wallets"]]
+        with pytest.raises(DeviceError):
+            c.t.call("get_wallet", {"name": "Temp"})
