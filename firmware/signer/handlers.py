@@ -149,7 +149,8 @@ def sign_psbt(app, p):
     from .wallet_methods import limits
 
     with open(app.upload.path, "rb") as f:
-        rev = _parsed(review.review_psbt, f, ks, registry=app.registry(), limits=limits(app))
+        rev = _parsed(review.review_psbt, f, ks, registry=app.registry(), limits=limits(app),
+                      progress=busy("reviewing"))
     screen = review_screen(rev.to_dict())
     if not app.ui.confirm(screen):
         raise Rejected("the officer rejected the transaction")

@@ -861,10 +861,16 @@ class _Locktime:
         raise BadPsbt("inputs require both a height and a time locktime")
 
 
-def review_psbt(stream, keystore, registry=None, limits=None):
+def _nothing():
+    pass
+
+
+def review_psbt(stream, keystore, registry=None, limits=None, progress=None):
     """Review of the PSBT in `stream` (seekable, binary) for `keystore`, with
     the registered wallets of `registry` (None: none) and the fee `limits`
-    (DEFAULT_LIMITS if None)."""
+    (DEFAULT_LIMITS if None). `progress()` is called after every input and
+    output, so that the device keeps answering pings on a long PSBT."""
+    progress = progress or _nothing
     view = open_view(stream)
     net = keystore.network
     coin = 0 if net["bech32"] == NETWORKS["main"]["bech32"] else 1
@@ -891,6 +897,7 @@ def review_psbt(stream, keystore, registry=None, limits=None):
     any_final_seq = True
     pos = view.first_scope
     for i in range(view.num_inputs):
+        progress()
         vin, inp, pos = read_input(view, i, pos)
         _check_duplicate(view, seen, i, vin)
         utxo = check_utxo(i, inp, vin)
@@ -937,6 +944,7 @@ def review_psbt(stream, keystore, registry=None, limits=None):
     total_out = 0
     sent = 0
     for j in range(view.num_outputs):
+        progress()
         out, pos = read_output(view, j, pos)
         spk = out.script_pubkey
         if out.value < 0 or out.value > MAX_MONEY:
