@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from .errors import AmanatError, DeviceError, SignatureError, TransportError
 
@@ -334,6 +335,298 @@ def sign(psbt_file, output, as_b64, port, as_json):
     if out != "-":
         console.print(f"{count} signature(s) verified; signed PSBT written to {out}")
 
+
+
+# ---------------------------------------------------------------- multisig wallets
+
+
+def _load_policy(source: str, name: str | None):
+    """A policy from a file (any of the three forms) or a descriptor given inline."""
+    from . import policy
+
+    try:
+        is_file = source == "-" or Path(source).is_file()
+    except OSError:  # a long descriptor is no file name
+        is_file = False
+    text = (sys.stdin.read() if source == "-" else Path(source).read_text()) if is_file else source
+    try:
+        return policy.load(text, name)
+    except policy.PolicyError as e:
+        raise CliError(f"{source if is_file else 'descriptor'}: {e.message}") from None
+
+
+def _summary(descriptor: str) -> str:
+    """"2 of 3, wsh sortedmulti" for tables; the device's text if it does not parse."""
+    from . import policy
+
+    try:
+        ms = policy.parse(descriptor)
+    except policy.PolicyError:
+        return descriptor
+    form = {"sh-wsh": "sh(wsh)"}.get(ms.form, ms.form)
+    return f"{ms.threshold} of {len(ms.keys)}, {form} {ms.func}"
+
+
+def _abbrev(xpub: str) -> str:
+    return xpub if len(xpub) <= 24 else f"{xpub[:12]}…{xpub[-8:]}"
+
+
+@main.group()
+def wallet():
+    """Multisig wallets registered on the device."""
+
+
+@wallet.command("register")
+@click.argument("source", metavar="FILE_OR_DESC")
+@click.option("--name", help="Name on the device (1 to 16 printable ASCII; default: the file's Name).")
+@port_option
+@json_option
+def wallet_register(source, name, port, as_json):
+    """Register a multisig wallet: a descriptor, a BIP388 policy (JSON file
+    {"name", "template", "keys"}) or a Coldcard/Sparrow multisig file."""
+    from . import policy
+
+    pol = _load_policy(source, name)
+    if pol.name is None:
+        raise CliError("the wallet needs a name: give --name", 2)
+    with _connect(port) as c:
+        try:
+            err_console.print("Check the policy and every cosigner on the device screen and approve it there.")
+            res = c.register_wallet(pol.name, pol.descriptor)
+        except AmanatError as e:
+            _fail(e)
+    try:
+        stored = policy.canonical(res["descriptor"])
+    except policy.PolicyError:
+        stored = None
+    if stored != pol.descriptor:  # the device must hold exactly what the officers gave
+        raise CliError(f"the device registered {res['descriptor']!r}, not the wallet sent ({pol.descriptor})")
+    out = {"name": res["name"], "descriptor": res["descriptor"], "registration": bytes(res["registration"]).hex()}
+    if as_json:
+        _emit_json(out)
+        return
+    # plain text: a descriptor's "[fingerprint/path]" would read as rich markup
+    click.echo(f"registered {out['name']}: {_summary(out['descriptor'])}")
+    click.echo(out["descriptor"])
+    click.echo(f"registration: {out['registration']}")
+
+
+@wallet.command("list")
+@port_option
+@json_option
+def wallet_list(port, as_json):
+    """The wallets registered on the device."""
+    with _connect(port) as c:
+        try:
+            wallets = c.list_wallets()
+        except AmanatError as e:
+            _fail(e)
+    if as_json:
+        _emit_json(wallets)
+        return
+    t = Table("name", "policy", title="Registered wallets")
+    for w in wallets:
+        bad = "error" in w
+        t.add_row(Text(w["name"]), Text(w["error"] if bad else _summary(w["descriptor"]), style="red" if bad else ""))
+    console.print(t)
+
+
+@wallet.command("show")
+@click.argument("name")
+@port_option
+@json_option
+def wallet_show(name, port, as_json):
+    """A registered wallet's policy and cosigners."""
+    with _connect(port) as c:
+        try:
+            w = c.get_wallet(name)
+        except AmanatError as e:
+            _fail(e)
+    keys = [dict(k, fingerprint=bytes(k["fingerprint"]).hex()) for k in w["keys"]]
+    out = dict(w, keys=keys, registration=bytes(w["registration"]).hex())
+    if as_json:
+        _emit_json(out)
+        return
+    click.echo(f"{out['name']}: {_summary(out['descriptor'])}")
+    t = Table("#", "fingerprint", "path", "xpub", "ours")
+    for n, k in enumerate(keys, 1):
+        t.add_row(str(n), k["fingerprint"], k["path"], _abbrev(k["xpub"]), "yes" if k["ours"] else "")
+    console.print(t)
+    click.echo(out["descriptor"])
+    click.echo(f"registration: {out['registration']}")
+
+
+@wallet.command("delete")
+@click.argument("name")
+@port_option
+@json_option
+def wallet_delete(name, port, as_json):
+    """Delete a registered wallet (the officer confirms on the device)."""
+    with _connect(port) as c:
+        try:
+            err_console.print("Confirm the deletion on the device.")
+            c.delete_wallet(name)
+        except AmanatError as e:
+            _fail(e)
+    _emit_json({"deleted": name}) if as_json else click.echo(f"deleted {name}")
+
+
+@wallet.command("address")
+@click.argument("name")
+@click.argument("index", type=click.IntRange(0, 2**31 - 1))
+@click.option("--change", is_flag=True, help="An address of the change branch instead of receive.")
+@port_option
+@json_option
+def wallet_address(name, index, change, port, as_json):
+    """Show a wallet address on the device; it is also derived here and compared."""
+    from . import policy
+
+    with _connect(port) as c:
+        try:
+            network = c.info()["network"]
+            desc = c.get_wallet(name)["descriptor"]
+            expected = policy.parse(desc).address(network, index, change)
+            err_console.print("Check the address on the device screen and confirm it there.")
+            addr = c.wallet_address(name, index, change)
+        except AmanatError as e:
+            _fail(e)
+    if addr != expected:
+        raise CliError(f"the device showed {addr}, but address {index} of {name} is {expected}")
+    out = {"name": name, "index": index, "change": change, "address": addr}
+    _emit_json(out) if as_json else click.echo(addr)
+
+
+# ---------------------------------------------------------------- fee limits
+
+
+@main.command()
+@click.option("--set-percent", type=float, help="Refuse fees above this percent of the amount sent (0.1 steps).")
+@click.option("--set-max-sat", type=click.IntRange(0), help="Refuse fees above this many satoshis.")
+@port_option
+@json_option
+def limits(set_percent, set_max_sat, port, as_json):
+    """Show, or change (the officer approves on the device), the fee limits."""
+    tenths = None
+    if set_percent is not None:
+        tenths = round(set_percent * 10)
+        if tenths < 0 or abs(tenths - set_percent * 10) > 1e-6:
+            raise CliError("--set-percent takes a percentage in steps of 0.1 (e.g. 2.5)", 2)
+    with _connect(port) as c:
+        try:
+            now = c.get_limits()
+            if tenths is not None or set_max_sat is not None:
+                err_console.print("Approve the new limits on the device.")
+                now = c.set_limits(now["fee_percent_tenths"] if tenths is None else tenths,
+                                   now["fee_max_sat"] if set_max_sat is None else set_max_sat)
+        except AmanatError as e:
+            _fail(e)
+    if as_json:
+        _emit_json(now)
+        return
+    console.print(f"fee limit: {now['fee_percent_tenths'] / 10:.1f} % of the amount sent, "
+                  f"and at most {now['fee_max_sat']:,} sat")
+
+
+# ---------------------------------------------------------------- PSBT tools
+
+
+def _write_psbt(out: str, data: bytes, as_b64: bool) -> None:
+    if out == "-":
+        sys.stdout.write(base64.b64encode(data).decode() + "\n")
+    else:
+        Path(out).write_bytes(base64.b64encode(data) if as_b64 else data)
+
+
+@main.group()
+def psbt():
+    """Combine, finalize and extract PSBTs (no device needed)."""
+
+
+@psbt.command("combine")
+@click.argument("inputs", nargs=-1, required=True, metavar="A.psbt B.psbt ...")
+@click.option("-o", "--output", required=True, help="Where to write the combined PSBT (- for base64 on stdout).")
+@click.option("--base64", "as_b64", is_flag=True, help="Write base64 instead of binary.")
+@json_option
+def psbt_combine(inputs, output, as_b64, as_json):
+    """Merge the signatures of PSBTs of the same unsigned transaction."""
+    from . import psbt_tools
+
+    if len(inputs) < 2:
+        raise CliError("give at least two PSBTs to combine", 2)
+    try:
+        merged = psbt_tools.combine([_read_psbt(f) for f in inputs])
+    except AmanatError as e:
+        _fail(e)
+    _write_psbt(output, merged, as_b64)
+    if output != "-":
+        _emit_json({"output": output}) if as_json else console.print(
+            f"{len(inputs)} PSBTs combined into {output}")
+
+
+@psbt.command("finalize")
+@click.argument("psbt_file", metavar="IN.psbt")
+@click.option("-o", "--output", required=True, help="Where to write the finalized PSBT (- for base64 on stdout).")
+@click.option("--base64", "as_b64", is_flag=True, help="Write base64 instead of binary.")
+@json_option
+def psbt_finalize(psbt_file, output, as_b64, as_json):
+    """Verify every signature here, then finalize."""
+    from . import psbt_tools
+
+    try:
+        final = psbt_tools.finalize(_read_psbt(psbt_file))
+    except AmanatError as e:
+        _fail(e)
+    _write_psbt(output, final.psbt, as_b64)
+    if output == "-":  # stdout holds the PSBT
+        return
+    txid = _txid(final.tx)
+    if as_json:
+        _emit_json({"output": output, "signatures": final.signatures, "txid": txid, "verified": final.checked})
+    else:
+        console.print(f"{final.signatures} signature(s) verified; finalized PSBT written to {output}")
+        console.print(f"txid {txid}" + ("" if final.checked else " (scripts not checked: spent outputs unknown)"))
+
+
+def _txid(tx: bytes) -> str:
+    from embit.transaction import Transaction
+
+    return Transaction.parse(tx).txid().hex()
+
+
+@psbt.command("extract")
+@click.argument("psbt_file", metavar="IN.psbt")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the transaction hex here (default: stdout).")
+@click.option("--spent-from", type=click.Path(exists=True, dir_okay=False),
+              help="Raw previous transactions (hex, one per line) for inputs the PSBT does not describe.")
+@json_option
+def psbt_extract(psbt_file, output, spent_from, as_json):
+    """The network transaction of a finalized PSBT, checked by libbitcoinkernel."""
+    from . import psbt_tools
+
+    prev = []
+    if spent_from:
+        try:
+            prev = [bytes.fromhex(w) for w in Path(spent_from).read_text().split()]
+        except ValueError:
+            raise CliError(f"{spent_from}: not hex transactions, one per line", 2) from None
+    try:
+        ex = psbt_tools.extract(_read_psbt(psbt_file), prev)
+    except AmanatError as e:
+        _fail(e)
+    if output:
+        Path(output).write_text(ex.tx.hex() + "\n")
+    if as_json:
+        _emit_json({"txid": ex.txid, "hex": ex.tx.hex(), "verified": ex.checked, "output": output,
+                    "unknown_inputs": ex.unknown_inputs})
+        return
+    if not ex.checked:
+        err_console.print(f"not checked by libbitcoinkernel: input(s) {', '.join(map(str, ex.unknown_inputs))} "
+                          "do not say what they spend (give --spent-from)")
+    if output:
+        console.print(f"txid {ex.txid}; transaction written to {output}")
+    else:
+        click.echo(ex.tx.hex())
+        err_console.print(f"txid {ex.txid}")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -56,6 +56,33 @@ class Client:
     def sign_message(self, message: bytes, path: str, status=None) -> str:
         return self._long("sign_message", {"message": message, "path": path}, status)["signature"]
 
+    # -- registered multisig wallets and fee limits (docs/protocol.md)
+
+    def register_wallet(self, name: str, descriptor: str, status=None) -> dict:
+        """{"name", "descriptor" (the device's canonical form), "registration"}
+        once the officer approves the policy and its cosigners."""
+        return self._long("register_wallet", {"name": name, "descriptor": descriptor}, status)
+
+    def list_wallets(self) -> list:
+        return self.t.call("list_wallets")["wallets"]
+
+    def get_wallet(self, name: str) -> dict:
+        return self.t.call("get_wallet", {"name": name})
+
+    def delete_wallet(self, name: str, status=None) -> None:
+        self._long("delete_wallet", {"name": name}, status)
+
+    def wallet_address(self, name: str, index: int, change: bool = False, status=None) -> str:
+        params = {"name": name, "index": index, "change": change}
+        return self._long("wallet_address", params, status)["address"]
+
+    def get_limits(self) -> dict:
+        return self.t.call("get_limits")
+
+    def set_limits(self, fee_percent_tenths: int, fee_max_sat: int, status=None) -> dict:
+        params = {"fee_percent_tenths": fee_percent_tenths, "fee_max_sat": fee_max_sat}
+        return self._long("set_limits", params, status)
+
     def sign_psbt(self, raw: bytes, progress=None) -> bytes:
         """Upload, have the officer review and sign, download; the signed PSBT.
 

@@ -9,15 +9,18 @@ errors exit 2 (code -2).
 
 import argparse
 import base64
+import io
 import json
 import logging
 import os
+import re
 import shlex
 import sys
 
 from . import __version__
 from .descriptors import (
     ADDR_TYPES,
+    CHAIN_NETWORK,
     HARDENED,
     DescriptorError,
     account_descriptor,
@@ -134,6 +137,7 @@ def get_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("signtx", help="sign a PSBT (base64)")
     c.add_argument("psbt")
+    c.add_argument("--registration", help="what registerdescriptor returned, checked before signing")
 
     c = sub.add_parser("getxpub", help="xpub at a BIP32 path")
     c.add_argument("path")
@@ -162,15 +166,21 @@ def get_parser() -> argparse.ArgumentParser:
     g = c.add_mutually_exclusive_group(required=True)
     g.add_argument("--desc")
     g.add_argument("--path")
+    g.add_argument("--registration", help="what registerdescriptor returned (a registered wallet)")
     c.add_argument("--addr-type", **addr_type)
+    c.add_argument("--index", type=int, help="address index (with --registration)")
+    c.add_argument("--multipath-index", type=int, default=0, help="0 receive, 1 change (with --registration)")
+    c.add_argument("--change", action="store_true", help="same as --multipath-index 1")
 
-    c = sub.add_parser("registerdescriptor", help="not supported yet")
+    c = sub.add_parser("registerdescriptor", help="register a multisig wallet descriptor on the device")
     c.add_argument("name")
     c.add_argument("desc")
-    c = sub.add_parser("register", help="not supported yet")
-    c.add_argument("--name")
-    c.add_argument("--desc")
-    c.add_argument("--key", action="append")
+    c = sub.add_parser("register", help="register a BIP388 wallet policy (template and keys)")
+    c.add_argument("--name", "--policy-name", dest="name", required=True)
+    c.add_argument("--desc", "--policy-desc", "--policy", dest="desc", required=True,
+                   help="template, e.g. wsh(sortedmulti(2,@0/**,@1/**))")
+    c.add_argument("--key", "--keys", dest="key", action="append", required=True,
+                   help="[fingerprint/path]xpub for @0, @1, ... in order (repeat)")
 
     for name in ("promptpin", "togglepassphrase", "setup", "wipe", "restore", "backup"):
         sub.add_parser(name, help="not available: done on the device")
@@ -402,6 +412,10 @@ def cmd_getkeypool(args, dev: Device) -> list:
 def cmd_displayaddress(args, dev: Device) -> dict:
     from embit import bip32
 
+    if args.registration is not None:
+        return _display_registered(args, dev)
+    if args.desc is not None and re.search(r"multi(_a)?\(", args.desc):
+        return _display_multisig(args.desc, dev)
     if args.desc is not None:
         sk = parse_single_key(args.desc)
         if sk.fingerprint is None:
@@ -432,11 +446,153 @@ def cmd_displayaddress(args, dev: Device) -> dict:
     return {"address": expected}
 
 
+# ---------------------------------------------------------------- multisig wallets
+#
+# HWI's registration is opaque to the wallet: base64 of b"rdesc", a version
+# (compact size 1) and four length-prefixed strings: name, descriptor, device
+# type and the device's own proof (for Amanat, its 32-byte HMAC).
+
+REGISTRATION_MAGIC = b"rdesc"
+
+
+def encode_registration(name: str, descriptor: str, proof: bytes) -> str:
+    from embit import compact
+
+    def string(b: bytes) -> bytes:
+        return compact.to_bytes(len(b)) + b
+
+    blob = REGISTRATION_MAGIC + compact.to_bytes(1) + string(name.encode()) + string(descriptor.encode())
+    return base64.b64encode(blob + string(DEVICE_TYPE.encode()) + string(proof)).decode()
+
+
+def decode_registration(text: str) -> tuple[str, str, str, bytes]:
+    """(name, descriptor, device type, proof) of an HWI registration."""
+    from embit import compact
+
+    try:
+        s = io.BytesIO(base64.b64decode(text.strip(), validate=True))
+        if s.read(5) != REGISTRATION_MAGIC or compact.read_from(s) != 1:
+            raise ValueError("not a version 1 registration")
+        name, desc, dtype, proof = (s.read(compact.read_from(s)) for _ in range(4))
+        if s.read(1):
+            raise ValueError("data after the proof")
+        return name.decode(), desc.decode(), dtype.decode(), proof
+    except Exception as e:
+        raise HWIError(f"Invalid registration: {e}", BAD_ARGUMENT) from None
+
+
+def _register(dev: Device, name: str, pol) -> tuple[str, bytes]:
+    """Register on the device; (its descriptor, its proof), checked to be what was sent."""
+    from .policy import PolicyError, canonical
+
+    res = dev.client.register_wallet(name, pol.descriptor)
+    try:
+        same = canonical(res["descriptor"]) == pol.descriptor
+    except PolicyError:
+        same = False
+    if not same:
+        raise HWIError(f"The device registered {res['descriptor']}, not {pol.descriptor}", UNKNOWN_ERROR)
+    return res["descriptor"], bytes(res["registration"])
+
+
+def cmd_registerdescriptor(args, dev: Device) -> dict:
+    from .policy import check_name, from_descriptor
+
+    pol = from_descriptor(args.desc, check_name(args.name))
+    desc, proof = _register(dev, pol.name, pol)
+    return {"registration": encode_registration(pol.name, desc, proof)}
+
+
+def cmd_register(args, dev: Device) -> dict:
+    from .policy import check_name, from_wallet_policy
+
+    pol = from_wallet_policy(args.desc, args.key, check_name(args.name))
+    desc, proof = _register(dev, pol.name, pol)
+    return {"hmac": proof.hex(), "registration": encode_registration(pol.name, desc, proof)}
+
+
+def _registered_wallet(dev: Device, registration: str) -> dict:
+    """The device's record of the wallet an HWI registration names, if the device made it."""
+    from .policy import canonical
+
+    name, desc, dtype, proof = decode_registration(registration)
+    if dtype != DEVICE_TYPE:
+        raise HWIError(f"The registration is for a {dtype} device, not {DEVICE_TYPE}", BAD_ARGUMENT)
+    w = dev.client.get_wallet(name)
+    if bytes(w["registration"]) != proof or canonical(w["descriptor"]) != canonical(desc):
+        raise HWIError(f"The registration is not this device's wallet {name}", BAD_ARGUMENT)
+    return w
+
+
+def _display_registered(args, dev: Device) -> dict:
+    from .policy import parse
+
+    if args.index is None or not 0 <= args.index < HARDENED:
+        raise HWIError("displayaddress --registration needs --index (0 to 2^31-1)", BAD_ARGUMENT)
+    branch = 1 if args.change else args.multipath_index
+    if branch not in (0, 1):
+        raise HWIError("--multipath-index must be 0 (receive) or 1 (change)", BAD_ARGUMENT)
+    w = _registered_wallet(dev, args.registration)
+    name = w["name"]
+    expected = parse(w["descriptor"]).address(CHAIN_NETWORK[dev.chain], args.index, branch == 1)
+    shown = dev.client.wallet_address(name, args.index, branch == 1)
+    if shown != expected:
+        raise HWIError(f"The device showed {shown}, but address {args.index} of {name} is {expected}",
+                       UNKNOWN_ERROR)
+    return {"address": expected, "index": args.index, "multipath_index": branch}
+
+
+def _display_multisig(text: str, dev: Device) -> dict:
+    """A multisig descriptor at one index: our key checked, the address derived
+    here, and the device (which knows it as a registered wallet) shows it."""
+    from embit import bip32
+
+    from .policy import parse
+
+    ms = parse(text)
+    if ms.ranged:
+        raise HWIError(f"displayaddress --desc takes the descriptor of one address: {text}", BAD_ARGUMENT)
+    mine = [k for k in ms.all_keys() if k.fingerprint == dev.fingerprint]
+    if not mine:
+        raise HWIError(f"Descriptor fingerprint does not match device: {text}", BAD_ARGUMENT)
+    for k in mine:
+        origin, rest = split_hardened(list(k.origin) + list(k.steps))
+        ours = bip32.HDKey.from_string(dev.xpub(origin)).derive(rest).key
+        if ours.xonly() != k.pubkey().xonly() or (ms.form != "tr" and ours.sec() != k.pubkey().sec()):
+            raise HWIError(f"Key in descriptor does not match device: {text}", BAD_ARGUMENT)
+    expected = ms.address(CHAIN_NETWORK[dev.chain])
+    send = text.strip() if all(k.is_extended for k in ms.keys) else _registered_form(dev, ms, mine[0])
+    shown = dev.client.display_address(send)
+    if shown != expected:
+        raise HWIError(f"The device showed {shown}, but the address of {text} is {expected}", UNKNOWN_ERROR)
+    return {"address": expected}
+
+
+def _registered_form(dev: Device, ms, key) -> str:
+    """Hex keys (as Bitcoin Core infers them) name no xpub: find the registered
+    wallet with this script and send it at the index, keys ending /change/index."""
+    from .policy import PolicyError, parse
+
+    tail = list(key.origin[-2:])
+    if len(tail) != 2 or tail[0] not in (0, 1) or tail[1] >= HARDENED:
+        raise HWIError("Key origin must end with /change/index", BAD_ARGUMENT)
+    target = ms.script_pubkey()
+    for w in dev.client.list_wallets():
+        try:
+            if "descriptor" in w and parse(w["descriptor"]).script_pubkey(tail[1], tail[0] == 1) == target:
+                return w["descriptor"].split("#")[0].replace("/<0;1>/*", f"/{tail[0]}/{tail[1]}")
+        except PolicyError:
+            continue
+    raise HWIError("The descriptor is not a wallet registered on this device", BAD_ARGUMENT)
+
+
 def cmd_signtx(args, dev: Device) -> dict:
     from embit.psbt import PSBT
 
     from .psbt_verify import verify_new_signatures
 
+    if args.registration is not None:  # the device matches inputs to its wallets itself
+        _registered_wallet(dev, args.registration)
     text = args.psbt.strip().strip("\"'")  # Core v27 quoted the PSBT
     try:
         raw = base64.b64decode(text, validate=True)
@@ -474,8 +630,9 @@ COMMANDS = {
     "displayaddress": cmd_displayaddress,
     "signtx": cmd_signtx,
     "signmessage": cmd_signmessage,
+    "registerdescriptor": cmd_registerdescriptor,
+    "register": cmd_register,
 }
-NOT_YET = {"registerdescriptor", "register"}
 
 
 # ---------------------------------------------------------------- main
@@ -489,6 +646,10 @@ def error_of(e: BaseException) -> tuple[str, int]:
         return e.message, e.code
     if isinstance(e, DescriptorError):
         return str(e), BAD_ARGUMENT
+    from .policy import PolicyError
+
+    if isinstance(e, PolicyError):
+        return e.message, BAD_ARGUMENT
     if isinstance(e, DeviceError):
         return str(e), DEVICE_CODES.get(e.name, UNKNOWN_ERROR)
     if isinstance(e, (TransportError, ProtocolError)):
@@ -505,8 +666,6 @@ def run(args):
         raise HWIError("Unknown device type specified", UNKNOWN_DEVICE_TYPE)
     if args.command == "enumerate":
         return enumerate_devices(_emulators(args))
-    if args.command in NOT_YET:
-        raise HWIError(f"{args.command} is not implemented for Amanat yet", NOT_IMPLEMENTED)
     if args.command not in COMMANDS:
         raise HWIError(f"Amanat does not support {args.command} from the host: it is done on the device",
                        UNAVAILABLE_ACTION)

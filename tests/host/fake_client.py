@@ -6,6 +6,8 @@ backed by an embit key from a mnemonic, signing on CPython.
 `amanat.hwi` does) then talks to these devices.
 """
 
+import hashlib
+import re
 import sys
 import types
 from base64 import b64encode
@@ -19,7 +21,7 @@ from embit.networks import NETWORKS
 from embit.psbt import PSBT
 from embit.transaction import SIGHASH
 
-from amanat import txbuild
+from amanat import policy, txbuild
 from amanat.errors import DeviceError, TransportError
 
 MNEMONIC = "abandon " * 11 + "about"
@@ -80,6 +82,8 @@ class FakeDevice:
     error: tuple | None = None  # (code, message): every request but info fails so
     tamper: str | None = None  # "flip", "output", "drop", "nothing": a misbehaving signer
     calls: list = field(default_factory=list)
+    wallets: dict = field(default_factory=dict)  # name -> canonical descriptor (registered)
+    limits: dict = field(default_factory=lambda: {"fee_percent_tenths": 100, "fee_max_sat": 1_000_000})
 
     @property
     def root(self) -> bip32.HDKey:
@@ -150,6 +154,8 @@ class FakeClient:
 
     def display_address(self, descriptor: str, status=None) -> str:
         self._gate("display_address", descriptor, prompt=True)
+        if "multi" in descriptor:
+            return self._display_multisig(descriptor)
         body, _, chk = descriptor.partition("#")
         if chk and chk != checksum(body):
             raise DeviceError(BAD_PARAMS, "descriptor checksum does not match")
@@ -169,6 +175,79 @@ class FakeClient:
         # Not desc.address(): embit 0.8 ignores the steps after a non-ranged xpub.
         kind = next(k for prefix, k in KINDS if body.startswith(prefix))
         return txbuild.script_for(kind, ours)[0].address(NETWORKS[self.dev.network])
+
+    # -- registered multisig wallets and fee limits, as docs/protocol.md describes
+
+    def _proof(self, name: str, descriptor: str) -> bytes:
+        return hashlib.sha256(self.dev.fingerprint + name.encode() + b"\0" + descriptor.encode()).digest()
+
+    def _wallet(self, name: str):
+        if name not in self.dev.wallets:
+            raise DeviceError(BAD_PARAMS, f"no wallet named {name}")
+        return policy.parse(self.dev.wallets[name])
+
+    def _ours(self, key) -> bool:
+        if key.fingerprint != self.dev.fingerprint:
+            return False
+        return self.dev.root.derive(list(key.origin)).to_public().to_base58() == key.key
+
+    def register_wallet(self, name: str, descriptor: str, status=None) -> dict:
+        self._gate("register_wallet", name, descriptor)
+        try:
+            desc = policy.canonical(descriptor)
+        except policy.PolicyError as e:
+            raise DeviceError(BAD_PARAMS, e.message) from None
+        if not any(self._ours(k) for k in policy.parse(desc).keys):
+            raise DeviceError(BAD_PARAMS, "no key of this device in the wallet")
+        if self.dev.wallets.get(name, desc) != desc:
+            raise DeviceError(BAD_PARAMS, f"wallet name {name} is already used for other keys")
+        if name not in self.dev.wallets:
+            self._gate("register_wallet/prompt", prompt=True)
+            self.dev.wallets[name] = desc
+        return {"name": name, "descriptor": desc, "registration": self._proof(name, desc)}
+
+    def list_wallets(self) -> list:
+        self._gate("list_wallets")
+        return [{"name": n, "descriptor": d} for n, d in self.dev.wallets.items()]
+
+    def get_wallet(self, name: str) -> dict:
+        self._gate("get_wallet", name)
+        ms = self._wallet(name)
+        keys = [{"fingerprint": k.fingerprint, "path": k.path, "xpub": k.key, "ours": self._ours(k)} for k in ms.keys]
+        desc = self.dev.wallets[name]
+        return {"name": name, "descriptor": desc, "threshold": ms.threshold, "keys": keys,
+                "registration": self._proof(name, desc)}
+
+    def delete_wallet(self, name: str, status=None) -> None:
+        self._gate("delete_wallet", name, prompt=True)
+        self._wallet(name)
+        del self.dev.wallets[name]
+
+    def wallet_address(self, name: str, index: int, change: bool = False, status=None) -> str:
+        self._gate("wallet_address", name, index, change, prompt=True)
+        return self._wallet(name).address(self.dev.network, index, change)
+
+    def _display_multisig(self, descriptor: str) -> str:
+        """A registered wallet's descriptor at one index (keys ending /change/index)."""
+        body = descriptor.split("#")[0]
+        steps = set(re.findall(r"\]\w+/([0-9]+)/([0-9]+)", body))
+        if len(steps) != 1:
+            raise DeviceError(BAD_PARAMS, "every key must end with the same /change/index")
+        change, index = map(int, steps.pop())
+        wallet_form = re.sub(r"(\]\w+)/[0-9]+/[0-9]+", r"\1/<0;1>/*", body)
+        for name, desc in self.dev.wallets.items():
+            if policy.canonical(wallet_form) == desc:
+                return policy.parse(desc).address(self.dev.network, index, change == 1)
+        raise DeviceError(BAD_PARAMS, "the descriptor is not a registered wallet of this device")
+
+    def get_limits(self) -> dict:
+        self._gate("get_limits")
+        return dict(self.dev.limits)
+
+    def set_limits(self, fee_percent_tenths: int, fee_max_sat: int, status=None) -> dict:
+        self._gate("set_limits", fee_percent_tenths, fee_max_sat, prompt=True)
+        self.dev.limits = {"fee_percent_tenths": fee_percent_tenths, "fee_max_sat": fee_max_sat}
+        return dict(self.dev.limits)
 
     def sign_psbt(self, raw: bytes, progress=None) -> bytes:
         self._gate("sign_psbt", raw, prompt=True)

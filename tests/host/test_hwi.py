@@ -443,8 +443,6 @@ def test_signmessage_bad_signature_and_rejection(run, devices):
 
 
 def test_unsupported_commands(run, one):
-    fails(run, -8, *CORE, "registerdescriptor", "HWI_testing", "wsh(sortedmulti(1,@0/**))")
-    fails(run, -8, *CORE, "register", "--name", "x", "--desc", "tr(@0/**)", "--key", "k")
     for cmd in (["promptpin"], ["sendpin", "1234"], ["togglepassphrase"], ["setup"], ["wipe"], ["backup"]):
         fails(run, -9, *CORE, *cmd)
 
@@ -487,3 +485,158 @@ def test_console_script():
     assert hwi.EMULATORS_ENV in p.stderr
     p = subprocess.run([str(exe), "--chain", "bitcoin", "enumerate"], capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and json.loads(p.stdout)["code"] == -2
+
+
+# ---------------------------------------------------------------- multisig wallets
+
+MS_PATH = "m/48h/1h/0h/2h"
+COSIGNERS = [ROOT, fc.root_key(fc.OTHER_MNEMONIC), fc.root_key("zoo " * 11 + "wrong")]
+NUMS = "50929b74c1a04954b78b4b6035e97a5e078a5a0f28ec96d547bfee9ace803ac0"
+
+
+def ms_key(root, tail="/<0;1>/*"):
+    return f"[{root.my_fingerprint.hex()}/{MS_PATH[2:]}]{xpub(MS_PATH, root)}{tail}"
+
+
+def ms_desc(template="wsh(sortedmulti(2,{}))", roots=COSIGNERS, tail="/<0;1>/*"):
+    return template.format(",".join(ms_key(r, tail) for r in roots))
+
+
+WSH = add_checksum(ms_desc())
+TR = add_checksum(ms_desc(f"tr({NUMS},sortedmulti_a(2,{{}}))"))
+
+
+def expected_address(desc, index, change=False):
+    """Independent of amanat.policy: embit on the multipath descriptor."""
+    d = Descriptor.from_string(desc.split("#")[0])
+    return d.derive(index, branch_index=1 if change else 0).address(NETWORKS["regtest"])
+
+
+def registered(run, desc=WSH, name="Treasury"):
+    return ok(run, *CORE, "registerdescriptor", name, desc)["registration"]
+
+
+@pytest.mark.parametrize("desc", [WSH, TR])
+def test_registerdescriptor(run, one, desc):
+    reg = registered(run, desc)
+    name, stored, dtype, proof = hwi.decode_registration(reg)
+    assert (name, stored, dtype) == ("Treasury", desc, "amanat") and len(proof) == 32
+    assert one.wallets == {"Treasury": desc}
+    # HWI's serialization: b"rdesc", version 1, then four length-prefixed strings
+    raw = base64.b64decode(reg)
+    assert raw[:6] == b"rdesc\x01" and raw[6] == len("Treasury") and raw.endswith(b"\x20" + proof)
+
+
+def test_registerdescriptor_accepts_quotes_and_bip388_shorthand(run, one):
+    desc = WSH.split("#")[0].replace("/<0;1>/*", "/**").replace("h/", "'/").replace("h]", "']")
+    _, stored, _, _ = hwi.decode_registration(registered(run, desc))
+    assert stored == WSH  # the canonical form the device keeps
+
+
+def test_registerdescriptor_again_is_the_same_proof(run, one):
+    assert registered(run) == registered(run)
+    assert sum(1 for c in one.calls if c[0] == "register_wallet/prompt") == 1
+
+
+@pytest.mark.parametrize("desc, words", [
+    (ms_desc(roots=COSIGNERS[1:]), "no key of this device"),
+    (ms_desc(tail="/0/*"), "<0;1>"),
+    (ms_desc("wsh(sortedmulti(4,{}))"), "threshold 4 of 3"),
+    ("wpkh(" + ms_key(ROOT) + ")", "unsupported form"),
+    (WSH[:-1] + ("x" if WSH[-1] != "x" else "y"), "checksum"),
+])
+def test_registerdescriptor_refusals(run, one, desc, words):
+    assert words in fails(run, -7, *CORE, "registerdescriptor", "Treasury", desc)
+    assert one.wallets == {}
+
+
+def test_registerdescriptor_name_and_rejection(run, devices):
+    devs = devices(fc.FakeDevice(PORT, reject=True))
+    assert "1 to 16" in fails(run, -7, *CORE, "registerdescriptor", "a-much-too-long-name", WSH)
+    fails(run, -14, *CORE, "registerdescriptor", "Treasury", WSH)
+    assert devs[PORT].wallets == {}
+
+
+def test_register_bip388_policy(run, one):
+    keys = sum((["--key", ms_key(r, "")] for r in COSIGNERS), [])
+    got = ok(run, *CORE, "register", "--policy-name", "Vault", "--policy-desc",
+             "wsh(sortedmulti(2,@0/**,@1/**,@2/**))", *keys)
+    name, stored, _, proof = hwi.decode_registration(got["registration"])
+    assert (name, stored, got["hmac"]) == ("Vault", WSH, proof.hex())
+    assert "placeholder" in fails(run, -7, *CORE, "register", "--name", "V", "--desc",
+                                  "wsh(sortedmulti(2,@1/**,@0/**))", *keys[:4])
+
+
+@pytest.mark.parametrize("desc", [WSH, TR])
+@pytest.mark.parametrize("flags, change", [([], False), (["--change"], True), (["--multipath-index", "1"], True)])
+def test_displayaddress_registered(run, one, desc, flags, change):
+    reg = registered(run, desc)
+    got = ok(run, *CORE, "displayaddress", "--registration", reg, "--index", "7", *flags)
+    assert got == {"address": expected_address(desc, 7, change), "index": 7, "multipath_index": int(change)}
+    assert ("wallet_address", "Treasury", 7, change) in one.calls
+
+
+def test_displayaddress_registration_errors(run, devices):
+    devs = devices(fc.FakeDevice(PORT))
+    reg = registered(run)
+    name, desc, dtype, proof = hwi.decode_registration(reg)
+    forged = hwi.encode_registration(name, desc, bytes(32))
+    assert "not this device's" in fails(run, -7, *CORE, "displayaddress", "--registration", forged, "--index", "0")
+    assert "--index" in fails(run, -7, *CORE, "displayaddress", "--registration", reg)
+    assert "multipath" in fails(run, -7, *CORE, "displayaddress", "--registration", reg, "--index", "0",
+                                "--multipath-index", "2")
+    assert "Invalid registration" in fails(run, -7, *CORE, "displayaddress", "--registration", "bm90IGl0", "--index", "0")
+    other = base64.b64encode(base64.b64decode(reg).replace(b"\x06amanat", b"\x06ledger")).decode()
+    assert "ledger" in fails(run, -7, *CORE, "displayaddress", "--registration", other, "--index", "0")
+    devs[PORT].wallets.clear()  # deleted on the device since
+    assert "no wallet" in fails(run, -7, *CORE, "displayaddress", "--registration", reg, "--index", "0")
+    devs[PORT].wallets["Treasury"] = WSH
+    devs[PORT].reject = True
+    fails(run, -14, *CORE, "displayaddress", "--registration", reg, "--index", "0")
+
+
+def core_form(desc, change, index):
+    """The descriptor Bitcoin Core infers for one address: hex keys, full origins."""
+    d = Descriptor.from_string(desc.split("#")[0]).derive(index, branch_index=change)
+    tr = desc.startswith("tr(")
+    keys = []
+    for root in COSIGNERS:
+        pub = root.derive(f"{MS_PATH}/{change}/{index}").key
+        keys.append(f"[{root.my_fingerprint.hex()}/{MS_PATH[2:]}/{change}/{index}]"
+                    + (pub.xonly().hex() if tr else pub.sec().hex()))
+    body = (f"tr({NUMS},sortedmulti_a(2,{{}}))" if tr else "wsh(sortedmulti(2,{}))").format(",".join(keys))
+    assert Descriptor.from_string(body).script_pubkey() == d.script_pubkey()
+    return add_checksum(body)
+
+
+@pytest.mark.parametrize("desc", [WSH, TR])
+def test_displayaddress_multisig_descriptor(run, one, desc):
+    registered(run, desc)
+    at_index = add_checksum(desc.split("#")[0].replace("/<0;1>/*", "/1/5"))
+    assert ok(run, *CORE, "displayaddress", "--desc", at_index) == {"address": expected_address(desc, 5, True)}
+    assert ("display_address", at_index) in one.calls
+    # as Bitcoin Core infers it: hex keys, which the host maps to the registered wallet
+    assert ok(run, *CORE, "displayaddress", "--desc", core_form(desc, 0, 3)) == {"address": expected_address(desc, 3)}
+    assert ("display_address", desc.split("#")[0].replace("/<0;1>/*", "/0/3")) in one.calls
+
+
+def test_displayaddress_multisig_refusals(run, one):
+    at = ms_desc(tail="/0/5")
+    assert "one address" in fails(run, -7, *CORE, "displayaddress", "--desc", WSH)
+    assert "fingerprint does not match" in fails(run, -7, *CORE, "displayaddress", "--desc",
+                                                 ms_desc(roots=COSIGNERS[1:], tail="/0/5"))
+    wrong = at.replace(f"[{FP}/48h/1h/0h/2h]", f"[{FP}/48h/1h/1h/2h]")
+    assert "does not match device" in fails(run, -7, *CORE, "displayaddress", "--desc", wrong)
+    assert "not a registered wallet" in fails(run, -7, *CORE, "displayaddress", "--desc", at)
+    assert "not a wallet registered" in fails(run, -7, *CORE, "displayaddress", "--desc", core_form(WSH, 0, 3))
+
+
+def test_signtx_with_a_registration(run, one):
+    reg = registered(run)
+    psbt = base64.b64encode(spend_psbt().psbt.serialize()).decode()
+    assert ok(run, *CORE, "signtx", psbt, "--registration", reg)["signed"] is True
+    name, desc, _, _ = hwi.decode_registration(reg)
+    forged = hwi.encode_registration(name, desc, bytes(32))
+    one.calls.clear()
+    assert "not this device's" in fails(run, -7, *CORE, "signtx", psbt, "--registration", forged)
+    assert not any(c[0] == "sign_psbt" for c in one.calls)

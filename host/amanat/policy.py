@@ -1,0 +1,427 @@
+"""Multisig wallet policies: what officers bring, as the one descriptor the device registers.
+
+Three inputs are understood (docs/protocol.md, "Registered multisig wallets"):
+a descriptor (checksum optional, `'` or `h`), a BIP388 wallet policy (template
+plus key list) and the Coldcard/Sparrow multisig text export. All become one
+canonical text: `h` notation, xpub/tpub keys with origins, `/<0;1>/*`, checksum.
+The same parser reads single-address multisig descriptors (HWI displayaddress)
+and derives scripts on the host, so the device's answers can be checked.
+"""
+
+import json
+import re
+from dataclasses import dataclass
+
+from embit import bip32, ec
+from embit.descriptor import Descriptor
+from embit.descriptor.checksum import checksum
+from embit.networks import NETWORKS
+
+from .descriptors import HARDENED, DescriptorError, format_path, parse_path
+from .errors import AmanatError
+
+MAX_KEYS = 15
+NUMS = "50929b74c1a04954b78b4b6035e97a5e078a5a0f28ec96d547bfee9ace803ac0"  # BIP341 unspendable key
+
+# public SLIP-132 versions -> the plain xpub/tpub ones descriptors use
+XPUB, TPUB = NETWORKS["main"]["xpub"], NETWORKS["test"]["xpub"]
+SLIP132 = {bytes.fromhex(v): XPUB for v in ("0488b21e", "049d7cb2", "04b24746", "0295b43f", "02aa7ed3")}
+SLIP132.update({bytes.fromhex(v): TPUB for v in ("043587cf", "044a5262", "045f1cf6", "024289ef", "02575483")})
+
+# form -> (opening, closing, allowed script functions)
+FORMS = {
+    "sh-wsh": ("sh(wsh(", "))", ("sortedmulti", "multi")),
+    "wsh": ("wsh(", ")", ("sortedmulti", "multi")),
+    "sh": ("sh(", ")", ("sortedmulti", "multi")),
+    "tr": ("tr(", ")", ("sortedmulti_a", "multi_a")),
+}
+# Coldcard/Sparrow "Format:" -> form (Coldcard files are always sortedmulti, BIP67)
+FILE_FORMATS = {"P2WSH": "wsh", "P2SH-P2WSH": "sh-wsh", "P2WSH-P2SH": "sh-wsh", "P2SH": "sh"}
+
+
+class PolicyError(AmanatError):
+    """A wallet description that is malformed or not a form the device registers."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str | None
+    descriptor: str  # canonical, with checksum
+
+
+@dataclass(frozen=True)
+class Key:
+    """One key expression: `[fp/origin]xpub/steps/<a;b>/*` or `[fp/origin]hexkey`."""
+
+    fingerprint: bytes | None
+    origin: tuple  # path ints from the master key
+    key: str  # xpub/tpub (SLIP-132 converted) or hex
+    steps: tuple = ()  # unhardened steps after an xpub
+    multipath: tuple | None = None  # (receive, change) branches
+    wildcard: bool = False
+
+    @property
+    def is_extended(self) -> bool:
+        return not _is_hex(self.key)
+
+    @property
+    def path(self) -> str:
+        return format_path(list(self.origin))
+
+    def text(self) -> str:
+        origin = ""
+        if self.fingerprint is not None:
+            origin = "[" + "/".join([self.fingerprint.hex()] + [format_path([i], "") for i in self.origin]) + "]"
+        tail = "".join(f"/{i}" for i in self.steps)
+        if self.multipath:
+            tail += "/<%d;%d>" % self.multipath
+        return origin + self.key + tail + ("/*" if self.wildcard else "")
+
+    def pubkey(self, index: int | None = None, branch: int = 0) -> ec.PublicKey:
+        if not self.is_extended:
+            raw = bytes.fromhex(self.key)
+            return ec.PublicKey.from_xonly(raw) if len(raw) == 32 else ec.PublicKey.parse(raw)
+        path = list(self.steps)
+        if self.multipath:
+            path.append(self.multipath[branch])
+        if self.wildcard:
+            if index is None:
+                raise PolicyError(f"key {self.text()} is ranged: an index is needed")
+            path.append(index)
+        return bip32.HDKey.from_string(self.key).derive(path).key
+
+
+@dataclass(frozen=True)
+class Multisig:
+    form: str  # "wsh", "sh-wsh", "sh", "tr"
+    func: str  # "sortedmulti", "multi", "sortedmulti_a", "multi_a"
+    threshold: int
+    keys: tuple  # of Key
+    internal: Key | None = None  # tr only
+
+    def text(self) -> str:
+        head, tail, _ = FORMS[self.form]
+        inner = f"{self.func}({self.threshold},{','.join(k.text() for k in self.keys)})"
+        if self.form == "tr":
+            inner = self.internal.text() + "," + inner
+        return head + inner + tail
+
+    @property
+    def ranged(self) -> bool:
+        return any(k.wildcard or k.multipath for k in self.all_keys())
+
+    def all_keys(self):
+        return list(self.keys) + ([self.internal] if self.internal else [])
+
+    def script_pubkey(self, index: int | None = None, change: bool = False):
+        """The scriptPubKey at `index` (branch 1 of `/<0;1>` if change), derived on the host."""
+        tr = self.form == "tr"
+
+        def hexkey(k):
+            pub = k.pubkey(index, 1 if change else 0)
+            return pub.xonly().hex() if tr else pub.sec().hex()
+
+        inner = f"{self.func}({self.threshold},{','.join(hexkey(k) for k in self.keys)})"
+        head, tail, _ = FORMS[self.form]
+        # Hex keys only: embit 0.8 ignores the steps after a non-ranged xpub.
+        text = head + (hexkey(self.internal) + "," if tr else "") + inner + tail
+        return Descriptor.from_string(text).script_pubkey()
+
+    def address(self, network: str, index: int | None = None, change: bool = False) -> str:
+        return self.script_pubkey(index, change).address(NETWORKS[network])
+
+
+# ---------------------------------------------------------------- descriptors
+
+
+def parse(text: str) -> Multisig:
+    """Parse a multisig descriptor of a supported form; a checksum, if any, must be right."""
+    form, func, k, tokens, first = _split(strip_checksum(text))
+    internal = parse_key(first, "the internal key") if first is not None else None
+    if internal is not None and not internal.is_extended and len(internal.key) != 64:
+        raise PolicyError("the internal key must be x-only (64 hex digits) or an xpub")
+    keys = tuple(parse_key(t, f"key {n}") for n, t in enumerate(tokens, 1))
+    ms = Multisig(form, func, k, keys, internal)
+    if not 1 <= k <= len(keys):
+        raise PolicyError(f"threshold {k} of {len(keys)} keys: it must be 1 to {len(keys)}")
+    if len(keys) > MAX_KEYS:
+        raise PolicyError(f"{len(keys)} keys: at most {MAX_KEYS}")
+    size = 64 if form == "tr" else 66
+    if any(not key.is_extended and len(key.key) != size for key in keys):
+        raise PolicyError(f"hex keys in {func} must be {'x-only' if size == 64 else 'compressed'} "
+                          f"({size} hex digits)")
+    return ms
+
+
+def _split(body: str):
+    """(form, function, threshold, key texts, tr internal key text or None)."""
+    for form, (head, tail, funcs) in FORMS.items():
+        if body.startswith(head) and body.endswith(tail):
+            inner = body[len(head) : len(body) - len(tail)]
+            break
+    else:
+        raise PolicyError(f"unsupported form: {_short(body)} (wsh, sh(wsh), sh with (sorted)multi, "
+                          "or tr with (sorted)multi_a)")
+    first = None
+    if form == "tr":
+        first, sep, inner = inner.partition(",")
+        if not sep or "(" in first or "{" in first:
+            raise PolicyError("tr() needs an internal key, then one multi_a/sortedmulti_a leaf")
+    m = re.fullmatch(r"([a-z_]+)\(([^(),]*),([^()]*)\)", inner)
+    if not m or m.group(1) not in funcs:
+        raise PolicyError(f"unsupported script in {form.replace('-', '(')}(): {_short(inner)} "
+                          f"(expected {' or '.join(funcs)})")
+    func, k, rest = m.groups()
+    if not k.isdigit():
+        raise PolicyError(f"threshold {k!r} is not a number")
+    return form, func, int(k), rest.split(","), first
+
+
+_ORIGIN = re.compile(r"\[([0-9a-fA-F]{8})((?:/[0-9]+[h']?)*)\]")  # BIP380: 'H' is no hardened mark
+_SUFFIX = re.compile(r"((?:/[0-9]+)*)(?:/<([0-9]+);([0-9]+)>)?(/\*)?")
+
+
+def parse_key(text: str, what: str = "key") -> Key:
+    """One key expression; `what` names it in errors ("key 2")."""
+    t = text.strip()
+    fp, origin = None, ()
+    m = _ORIGIN.match(t)
+    if m:
+        fp = bytes.fromhex(m.group(1))
+        try:
+            origin = tuple(parse_path("m" + m.group(2)))
+        except DescriptorError as e:
+            raise PolicyError(f"{what}: {e}") from None
+        t = t[m.end() :]
+    elif t.startswith("["):
+        raise PolicyError(f"{what}: bad key origin in {text!r} (expected [8 hex digits/path])")
+    body, slash, suffix = t.partition("/")
+    suffix = slash + suffix
+    if suffix == "/**":
+        suffix = "/<0;1>/*"
+    if _is_hex(body):
+        if suffix or len(body) not in (64, 66) or (len(body) == 66 and body[:2] not in ("02", "03")):
+            raise PolicyError(f"{what}: {text!r} is not a compressed or x-only public key")
+        return Key(fp, origin, body.lower())
+    xpub = _xpub(body, f"{what} ({_short(text)})")
+    if re.search(r"[hH']", suffix):
+        raise PolicyError(f"{what}: hardened derivation after an xpub is impossible: {text!r}")
+    s = _SUFFIX.fullmatch(suffix)
+    if not s:
+        raise PolicyError(f"{what}: unsupported derivation {suffix!r} after the xpub "
+                          "(use /<0;1>/* or /**)")
+    steps = tuple(int(i) for i in s.group(1).split("/")[1:])
+    multipath = (int(s.group(2)), int(s.group(3))) if s.group(2) else None
+    if any(i >= HARDENED for i in steps + (multipath or ())):
+        raise PolicyError(f"{what}: derivation index out of range in {text!r}")
+    return Key(fp, origin, xpub, steps, multipath, bool(s.group(4)))
+
+
+def _xpub(text: str, what: str) -> str:
+    """The xpub/tpub form of an extended public key (SLIP-132 versions converted)."""
+    try:
+        k = bip32.HDKey.from_string(text)
+    except Exception:
+        raise PolicyError(f"{what}: not a valid extended public key") from None
+    if k.is_private:
+        raise PolicyError(f"{what}: a private key; give the extended public key")
+    if k.version not in SLIP132:
+        raise PolicyError(f"{what}: unknown extended key version {k.version.hex()}")
+    return k.to_base58(version=SLIP132[k.version])
+
+
+def check_wallet(ms: Multisig) -> None:
+    """Refuse what the device would: keys that are not `[origin]xpub/<0;1>/*`,
+    origins that do not fit their xpub, duplicates, mixed networks."""
+    nets = set()
+    seen = {}
+    for n, k in enumerate(ms.all_keys(), 1):
+        what = "the internal key" if k is ms.internal else f"key {n}"
+        if k is ms.internal and not k.is_extended:
+            _xonly_point(k.key)
+            continue
+        if k.fingerprint is None or not k.is_extended or k.steps or k.multipath != (0, 1) or not k.wildcard:
+            raise PolicyError(f"{what} ({_short(k.text())}): give it as [fingerprint/path]xpub/<0;1>/* "
+                              "(or /**)")
+        hd = bip32.HDKey.from_string(k.key)
+        if hd.depth != len(k.origin) or (k.origin and hd.child_number != k.origin[-1]):
+            raise PolicyError(f"{what} ({k.fingerprint.hex()}): origin path {k.path} does not fit the "
+                              f"xpub (depth {hd.depth}, child {format_path([hd.child_number], '')})")
+        if k.key in seen:
+            raise PolicyError(f"{what} ({k.fingerprint.hex()}) is the same key as key {seen[k.key]}")
+        seen[k.key] = n
+        nets.add(k.key[:4])
+    if len(nets) > 1:
+        raise PolicyError("the keys mix networks (xpub and tpub)")
+
+
+def _xonly_point(hexkey: str) -> None:
+    try:
+        ec.PublicKey.from_xonly(bytes.fromhex(hexkey))
+    except Exception:
+        raise PolicyError(f"the internal key {hexkey} is not a point on the curve") from None
+
+
+def canonical(text: str) -> str:
+    """The canonical registrable descriptor, with checksum."""
+    ms = parse(text)
+    check_wallet(ms)
+    body = ms.text()
+    return body + "#" + checksum(body)
+
+
+def from_descriptor(text: str, name: str | None = None) -> Policy:
+    return Policy(name, canonical(text))
+
+
+def strip_checksum(text: str) -> str:
+    """The descriptor without its `#checksum`, which is optional but must be right."""
+    body, sep, chk = text.strip().partition("#")
+    try:
+        good = checksum(body)
+    except Exception:
+        raise PolicyError(f"descriptor has characters descriptors cannot hold: {_short(body)}") from None
+    if sep and chk != good:
+        raise PolicyError(f"descriptor checksum {chk!r} is wrong (expected {good!r})")
+    return body
+
+
+# ---------------------------------------------------------------- BIP388
+
+
+_PLACEHOLDER = re.compile(r"@([0-9]+)((?:/\*\*|/<[0-9]+;[0-9]+>/\*)?)")
+
+
+def from_wallet_policy(template: str, keys: list[str], name: str | None = None) -> Policy:
+    """A BIP388 policy: `@i/**` in `template` stands for keys[i]/<0;1>/*."""
+    if not isinstance(template, str) or not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        raise PolicyError("a wallet policy is a template text and a list of key texts")
+    uses, order = set(), []
+    for m in _PLACEHOLDER.finditer(template):
+        i, tail = int(m.group(1)), m.group(2)
+        if not tail:
+            raise PolicyError(f"@{i} in the template has no /** or /<0;1>/* after it")
+        if (i, tail) in uses:
+            raise PolicyError(f"@{i}{tail} appears twice in the template")
+        uses.add((i, tail))
+        if i not in order:
+            if i != len(order):
+                raise PolicyError(f"@{i} appears before @{len(order)}: placeholders must be numbered "
+                                  "in order of first use")
+            order.append(i)
+    if len(order) != len(keys):
+        raise PolicyError(f"the template uses {len(order)} keys but {len(keys)} are given")
+    for n, k in enumerate(keys):
+        if "/" in k.split("]")[-1]:
+            raise PolicyError(f"keys[{n}]: no derivation steps after the xpub in a wallet policy")
+    _, _, _, tokens, first = _split(strip_checksum(template))
+    for t in tokens + ([first] if first is not None else []):
+        if not _PLACEHOLDER.fullmatch(t) and not (t is first and _is_hex(t)):
+            raise PolicyError(f"the template holds a key that is not a placeholder: {_short(t)}")
+    text = _PLACEHOLDER.sub(lambda m: keys[int(m.group(1))] + m.group(2), template)
+    return from_descriptor(text, name)
+
+
+# ---------------------------------------------------------------- Coldcard/Sparrow file
+
+
+def from_multisig_file(text: str) -> Policy:
+    """The Coldcard/Sparrow multisig export: Name/Policy/Derivation/Format lines and
+    `FINGERPRINT: xpub` lines; a Derivation line (or `# derivation:` comment) applies
+    to the keys after it."""
+    name = policy = form = derivation = None
+    keys = []
+    for no, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        comment = re.fullmatch(r"#\s*derivation\s*:\s*(\S+)", line, re.I)
+        if comment:
+            line = "Derivation: " + comment.group(1)
+        elif not line or line.startswith("#"):
+            continue
+        label, sep, value = (part.strip() for part in line.partition(":"))
+        if not sep:
+            raise PolicyError(f"line {no}: expected 'Label: value', got {_short(line)!r}")
+        low = label.lower()
+        if low == "name":
+            name = value
+        elif low == "policy":
+            m = re.fullmatch(r"([0-9]+)\s*(?:of|/)\s*([0-9]+)", value, re.I)
+            if not m:
+                raise PolicyError(f"line {no}: policy {value!r} is not 'M of N'")
+            policy = (int(m.group(1)), int(m.group(2)), no)
+        elif low == "derivation":
+            try:
+                derivation = parse_path(value)
+            except DescriptorError as e:
+                raise PolicyError(f"line {no}: {e}") from None
+        elif low == "format":
+            form = FILE_FORMATS.get(value.upper())
+            if form is None:
+                raise PolicyError(f"line {no}: format {value!r} is not one of P2WSH, P2SH-P2WSH, P2SH")
+        elif re.fullmatch(r"[0-9a-fA-F]{8}", label):
+            if derivation is None:
+                raise PolicyError(f"line {no}: key {label} comes before any Derivation: line")
+            xpub = _xpub(value, f"line {no} ({label})")
+            keys.append((no, f"[{label.lower()}/{format_path(derivation, '')}]{xpub}/<0;1>/*"))
+        else:
+            raise PolicyError(f"line {no}: unknown line {_short(line)!r}")
+    if form is None:
+        raise PolicyError("no Format: line (P2WSH, P2SH-P2WSH or P2SH)")
+    if policy is None:
+        raise PolicyError("no Policy: line (M of N)")
+    if not keys:
+        raise PolicyError("no keys (FINGERPRINT: xpub lines)")
+    m, n, no = policy
+    if n != len(keys):
+        raise PolicyError(f"line {no}: policy says {n} keys but the file has {len(keys)}")
+    head, tail, _ = FORMS[form]
+    try:
+        desc = f"{head}sortedmulti({m},{','.join(k for _, k in keys)}){tail}"
+        return Policy(name, canonical(desc))
+    except PolicyError as e:
+        hit = re.match(r"key ([0-9]+)", e.message)
+        if hit:  # name the file's line, not the key's position
+            raise PolicyError(f"line {keys[int(hit.group(1)) - 1][0]}: {e.message}") from None
+        raise
+
+
+# ---------------------------------------------------------------- any of them
+
+
+def load(text: str, name: str | None = None) -> Policy:
+    """A policy from a file's text or a descriptor: any of the three forms.
+    `name` overrides the one the file gives; the result's name is checked."""
+    stripped = text.strip()
+    if stripped[:1] in ("{", "["):
+        try:
+            obj = json.loads(stripped)
+        except ValueError as e:
+            raise PolicyError(f"not valid JSON: {e}") from None
+        if not isinstance(obj, dict):
+            raise PolicyError('a wallet policy file is {"name", "template", "keys"}')
+        pol = from_wallet_policy(obj.get("template", obj.get("descriptor_template")),
+                                 obj.get("keys", obj.get("keys_info")), obj.get("name"))
+    else:
+        lines = [ln.strip() for ln in stripped.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+        if lines and re.match(r"[a-z_]+\(", lines[0]):
+            if len(lines) > 1:
+                raise PolicyError("give one descriptor (with /<0;1>/* for receive and change), not several")
+            pol = from_descriptor(lines[0])
+        else:
+            pol = from_multisig_file(text)
+    final = name if name is not None else pol.name
+    return Policy(check_name(final) if final is not None else None, pol.descriptor)
+
+
+def check_name(name: str) -> str:
+    if not 1 <= len(name) <= 16 or not all(" " <= c <= "~" for c in name):
+        raise PolicyError(f"wallet name {name!r}: 1 to 16 printable ASCII characters")
+    return name
+
+
+def _is_hex(s: str) -> bool:
+    return bool(re.fullmatch(r"[0-9a-fA-F]+", s))
+
+
+def _short(s: str, n: int = 60) -> str:
+    return s if len(s) <= n else s[: n - 3] + "..."

@@ -1,0 +1,208 @@
+"""Combine, finalize and extract multisig PSBTs on the host.
+
+Cosigners sign the same PSBT on separate devices; the coordinator merges their
+signatures, checks every one against a sighash it computes itself, finalizes
+and extracts the transaction, which Bitcoin Core's script interpreter
+(py-bitcoinkernel) checks whenever the PSBT says what every input spends.
+"""
+
+from dataclasses import dataclass
+from io import BytesIO
+
+from embit import compact
+from embit.psbt import PSBT, read_string
+from embit.transaction import Transaction
+
+from . import kernel
+from .errors import AmanatError, SignatureError
+from .finalize import FinalizeError
+from .finalize import finalize as finalize_tx
+from .psbt_verify import (
+    PSBT_IN_PARTIAL_SIG,
+    PSBT_IN_TAP_KEY_SIG,
+    PSBT_IN_TAP_SCRIPT_SIG,
+    _Context,
+    _spent_output,
+    _v2_locktime,
+)
+
+MAGIC = b"psbt\xff"
+PSBT_IN_FINAL_SCRIPTSIG = 0x07
+PSBT_IN_FINAL_SCRIPTWITNESS = 0x08
+# Input fields a finalizer clears (BIP174): signing data, not the UTXOs, the
+# BIP370 transaction fields or proprietary/unknown ones.
+CLEARED_ON_FINALIZE = {0x02, 0x03, 0x04, 0x05, 0x06, 0x09, 0x0A, 0x0B, 0x0C, 0x0D,
+                       0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x19, 0x1A, 0x1B}
+
+
+class PsbtError(AmanatError):
+    """A PSBT that cannot be combined, finalized or extracted (the message says why)."""
+
+
+@dataclass
+class Maps:
+    """A PSBT as raw key-value maps, byte-exact: {key bytes: value bytes}."""
+
+    glob: dict
+    inputs: list
+    outputs: list
+
+    def serialize(self) -> bytes:
+        out = bytearray(MAGIC)
+        for m in [self.glob, *self.inputs, *self.outputs]:
+            for k, v in m.items():
+                out += compact.to_bytes(len(k)) + k + compact.to_bytes(len(v)) + v
+            out += b"\x00"
+        return bytes(out)
+
+
+def parse(raw: bytes, what: str = "the PSBT") -> tuple[PSBT, Maps]:
+    try:
+        psbt = PSBT.parse(raw)
+    except Exception as e:
+        raise PsbtError(f"{what} does not parse: {e}") from None
+    s = BytesIO(raw)
+    s.read(len(MAGIC))
+
+    def one_map():
+        m = {}
+        while key := read_string(s):
+            if key in m:
+                raise PsbtError(f"{what} has a duplicated key {key.hex()}")
+            m[key] = read_string(s)
+        return m
+
+    maps = Maps(one_map(), [one_map() for _ in psbt.inputs], [one_map() for _ in psbt.outputs])
+    if s.read(1):
+        raise PsbtError(f"{what} has data after its last output")
+    return psbt, maps
+
+
+def _unsigned(psbt: PSBT) -> bytes:
+    return bytes([psbt.version or 0]) + psbt.tx.serialize()
+
+
+def combine(raws: list[bytes]) -> bytes:
+    """Merge the fields (signatures) of PSBTs of one unsigned transaction.
+
+    A field two PSBTs hold with different values is refused rather than
+    chosen: one of them was tampered with or comes from elsewhere."""
+    if not raws:
+        raise PsbtError("nothing to combine")
+    base, merged = parse(raws[0], "PSBT 1")
+    for n, raw in enumerate(raws[1:], 2):
+        psbt, maps = parse(raw, f"PSBT {n}")
+        if _unsigned(psbt) != _unsigned(base):
+            raise PsbtError(f"PSBT {n} is for a different transaction ({psbt.tx.txid().hex()}) than "
+                            f"PSBT 1 ({base.tx.txid().hex()})")
+        sections = [("global", merged.glob, maps.glob)]
+        sections += [(f"input {i}", a, b) for i, (a, b) in enumerate(zip(merged.inputs, maps.inputs))]
+        sections += [(f"output {i}", a, b) for i, (a, b) in enumerate(zip(merged.outputs, maps.outputs))]
+        for where, into, extra in sections:
+            for k, v in extra.items():
+                if k in into and into[k] != v:
+                    raise PsbtError(f"PSBT {n}: {where} field {k.hex()} differs from the earlier PSBTs")
+                into[k] = v
+    return merged.serialize()
+
+
+def verify_all_signatures(raw: bytes) -> int:
+    """Verify every signature in the PSBT (partial sigs, taproot key and script
+    path sigs) against a sighash computed here; return how many there are."""
+    psbt, maps = parse(raw)
+    ctx = _Context(psbt)
+    count = 0
+    for i, m in enumerate(maps.inputs):
+        for key, value in m.items():
+            if key[0] == PSBT_IN_PARTIAL_SIG and len(key) in (34, 66):
+                ctx.check_ecdsa(i, key[1:], value)
+            elif key[0] == PSBT_IN_TAP_KEY_SIG and len(key) == 1:
+                ctx.check_taproot_key(i, value)
+            elif key[0] == PSBT_IN_TAP_SCRIPT_SIG and len(key) == 65:
+                ctx.check_taproot_script(i, key[1:33], key[33:], value)
+            else:
+                continue
+            count += 1
+    return count
+
+
+@dataclass
+class Final:
+    psbt: bytes  # the finalized PSBT (BIP174 Finalizer role)
+    tx: bytes
+    signatures: int  # verified
+    checked: bool  # libbitcoinkernel ran every input's script
+
+
+def finalize(raw: bytes) -> Final:
+    """Verify every signature, finalize, and check the result when the PSBT
+    says what every input spends."""
+    count = verify_all_signatures(raw)
+    psbt, maps = parse(raw)
+    try:
+        tx = finalize_tx(psbt)
+    except FinalizeError as e:
+        raise PsbtError(f"cannot finalize: {e}") from None
+    parsed = Transaction.parse(tx)
+    for inp, m in zip(parsed.vin, maps.inputs):
+        for k in [k for k in m if k[0] in CLEARED_ON_FINALIZE]:
+            del m[k]
+        if inp.script_sig.data:
+            m[bytes([PSBT_IN_FINAL_SCRIPTSIG])] = inp.script_sig.data
+        if inp.witness.items:
+            m[bytes([PSBT_IN_FINAL_SCRIPTWITNESS])] = inp.witness.serialize()
+    final = maps.serialize()
+    return Final(final, tx, count, _check(psbt, tx, {}))
+
+
+@dataclass
+class Extracted:
+    tx: bytes
+    txid: str
+    checked: bool
+    unknown_inputs: list  # inputs whose spent output nobody gave
+
+
+def extract(raw: bytes, previous: list[bytes] = ()) -> Extracted:
+    """The network transaction of a finalized PSBT. `previous` are raw previous
+    transactions, for inputs whose PSBT does not say what they spend."""
+    psbt, _ = parse(raw)
+    tx = Transaction.parse(psbt.tx.serialize())
+    if psbt.version == 2:
+        tx.locktime = _v2_locktime(psbt)
+    for i, (inp, pin) in enumerate(zip(tx.vin, psbt.inputs)):
+        if not pin.final_scriptsig and not pin.final_scriptwitness:
+            raise PsbtError(f"input {i} is not finalized: finalize the PSBT first")
+        if pin.final_scriptsig:
+            inp.script_sig = pin.final_scriptsig
+        if pin.final_scriptwitness:
+            inp.witness = pin.final_scriptwitness
+    out = tx.serialize()
+    try:
+        prevs = {t.txid(): t for t in map(Transaction.parse, previous)}
+    except Exception as e:
+        raise PsbtError(f"a previous transaction does not parse: {e}") from None
+    unknown = [i for i in range(len(tx.vin)) if _spent(psbt, i, prevs) is None]
+    checked = _check(psbt, out, prevs) if not unknown else False
+    return Extracted(out, tx.txid().hex(), checked, unknown)
+
+
+def _spent(psbt: PSBT, i: int, prevs: dict):
+    out = _spent_output(psbt, i)
+    if out is None:
+        prev = prevs.get(psbt.inputs[i].txid)
+        if prev is not None and psbt.inputs[i].vout < len(prev.vout):
+            out = prev.vout[psbt.inputs[i].vout]
+    return out
+
+
+def _check(psbt: PSBT, tx: bytes, prevs: dict) -> bool:
+    """Run every input's script in libbitcoinkernel; False if a spent output is unknown."""
+    spent = [_spent(psbt, i, prevs) for i in range(len(psbt.inputs))]
+    if any(o is None for o in spent):
+        return False
+    try:
+        kernel.verify_transaction(tx, [(o.script_pubkey.data, o.value) for o in spent])
+    except kernel.ScriptCheckError as e:
+        raise SignatureError(f"the finalized transaction does not verify: {e}") from None
+    return True

@@ -1,0 +1,270 @@
+"""amanat.psbt_tools and `amanat psbt`: combine, finalize and extract multisig PSBTs
+signed by separate cosigners (here: embit with the cosigners' private keys)."""
+
+import base64
+import json
+
+import pytest
+from click.testing import CliRunner
+from coincurve import PublicKeyXOnly
+from embit import hashes, script
+from embit.descriptor import Descriptor
+from embit.psbt import PSBT, DerivationPath
+from embit.script import Script
+from embit.transaction import Transaction, TransactionInput, TransactionOutput
+
+import fake_client as fc
+from amanat import cli, kernel, policy, psbt_tools, txbuild
+from amanat.errors import SignatureError
+from amanat.psbt_tools import PsbtError
+
+ROOTS = [fc.root_key(), fc.root_key(fc.OTHER_MNEMONIC), fc.root_key("zoo " * 11 + "wrong")]
+PATH = "m/48h/1h/0h/2h"
+NUMS = policy.NUMS
+FORMS = {
+    "wsh": "wsh(sortedmulti(2,{}))",
+    "sh-wsh": "sh(wsh(multi(2,{})))",
+    "sh": "sh(sortedmulti(2,{}))",
+    "tr": f"tr({NUMS},sortedmulti_a(2,{{}}))",
+}
+PAY_TO = script.p2wpkh(fc.root_key(fc.OTHER_MNEMONIC).derive("m/84h/1h/0h/0/0").key)
+
+
+def wallet(form):
+    keys = ",".join(f"[{r.my_fingerprint.hex()}/{PATH[2:]}]{r.derive(PATH).to_public().to_base58()}/<0;1>/*"
+                    for r in ROOTS)
+    return FORMS[form].format(keys)
+
+
+def describe(inp, desc: str, change: int, index: int) -> None:
+    """The fields a cosigner needs to sign input `inp` of the wallet at (change, index)."""
+    d = Descriptor.from_string(desc).derive(index, branch_index=change)
+    for k in policy.parse(desc).keys:
+        pub = k.pubkey(index, change)
+        der = DerivationPath(k.fingerprint, list(k.origin) + [change, index])
+        if desc.startswith("tr("):
+            leaf = d.taptree.tree.miniscript.compile()
+            leaf_hash = hashes.tagged_hash("TapLeaf", b"\xc0" + Script(leaf).serialize())
+            inp.taproot_bip32_derivations[pub] = ([leaf_hash], der)
+        else:
+            inp.bip32_derivations[pub] = der
+    if desc.startswith("tr("):
+        internal = bytes.fromhex(NUMS)
+        out = PublicKeyXOnly(internal)
+        out.tweak_add(hashes.tagged_hash("TapTweak", internal + leaf_hash))
+        inp.taproot_internal_key = policy.parse_key(NUMS).pubkey()
+        inp.taproot_scripts[bytes([0xC0 | out.parity]) + internal] = leaf + b"\xc0"
+    else:
+        inp.witness_script = d.witness_script()
+        inp.redeem_script = d.redeem_script()
+
+
+def unsigned(form="wsh", amounts=(60_000, 50_000), pay=70_000, fee=2_000, tag=7) -> tuple[bytes, list]:
+    """A PSBT spending one coin per amount of the 2-of-3 wallet, with change; and the funding txs."""
+    desc = wallet(form)
+    ms = policy.parse(desc)
+    funding = [Transaction(version=2, vin=[TransactionInput((tag * 100 + n).to_bytes(32, "little"), 0)],
+                           vout=[TransactionOutput(a, ms.script_pubkey(n))], locktime=0)
+               for n, a in enumerate(amounts)]
+    vin = [TransactionInput(f.txid(), 0, sequence=0xFFFFFFFD) for f in funding]
+    vout = [TransactionOutput(pay, PAY_TO), TransactionOutput(sum(amounts) - pay - fee, ms.script_pubkey(0, True))]
+    psbt = PSBT(Transaction(version=2, vin=vin, vout=vout, locktime=0), {})
+    for n, (inp, f) in enumerate(zip(psbt.inputs, funding)):
+        inp.unknown = {}
+        if form != "sh":  # legacy P2SH: no witness UTXO (signers would use the segwit sighash)
+            inp.witness_utxo = f.vout[0]
+        if form != "tr":
+            inp.non_witness_utxo = f
+        describe(inp, desc, 0, n)
+    for out in psbt.outputs:
+        out.unknown = {}
+    return psbt.serialize(), funding
+
+
+def signed_by(raw: bytes, root) -> bytes:
+    psbt = PSBT.parse(raw)
+    assert psbt.sign_with(root) == len(psbt.inputs)
+    return psbt.serialize()
+
+
+def spent(funding):
+    return [(f.vout[0].script_pubkey.data, f.vout[0].value) for f in funding]
+
+
+@pytest.mark.parametrize("form", list(FORMS))
+def test_combine_finalize_extract(form):
+    raw, funding = unsigned(form)
+    a, b = signed_by(raw, ROOTS[0]), signed_by(raw, ROOTS[2])
+    both = psbt_tools.combine([a, b])
+    assert psbt_tools.combine([b, a]) != raw and psbt_tools.verify_all_signatures(both) == 4
+    final = psbt_tools.finalize(both)
+    assert final.signatures == 4 and final.checked
+    kernel.verify_transaction(final.tx, spent(funding))
+    ex = psbt_tools.extract(final.psbt)
+    assert ex.tx == final.tx and ex.checked and ex.unknown_inputs == []
+    assert ex.txid == Transaction.parse(final.tx).txid().hex()
+    if not form.startswith("sh"):  # no scriptSig: the txid is the unsigned transaction's
+        assert ex.txid == PSBT.parse(raw).tx.txid().hex()
+    assert psbt_tools.finalize(psbt_tools.combine([b, a])).tx == final.tx
+
+
+def test_the_finalized_psbt_keeps_only_what_a_finalizer_keeps():
+    raw, _ = unsigned("sh-wsh")
+    final = PSBT.parse(psbt_tools.finalize(psbt_tools.combine([signed_by(raw, r) for r in ROOTS])).psbt)
+    for inp in final.inputs:
+        assert inp.final_scriptwitness and inp.final_scriptsig  # P2SH-P2WSH: both
+        assert not inp.partial_sigs and not inp.bip32_derivations and inp.witness_script is None
+        assert inp.witness_utxo is not None and inp.non_witness_utxo is not None  # UTXOs stay
+
+
+def test_three_of_three_signatures_finalize_with_two():
+    raw, funding = unsigned("tr")
+    final = psbt_tools.finalize(psbt_tools.combine([signed_by(raw, r) for r in ROOTS]))
+    assert final.signatures == 6 and final.checked
+
+
+def test_one_signature_is_not_enough():
+    raw, _ = unsigned()
+    with pytest.raises(PsbtError, match="cannot finalize"):
+        psbt_tools.finalize(signed_by(raw, ROOTS[0]))
+
+
+def test_combine_refuses_another_transaction():
+    raw, _ = unsigned()
+    other, _ = unsigned(pay=71_000)
+    with pytest.raises(PsbtError, match="PSBT 2 is for a different transaction"):
+        psbt_tools.combine([signed_by(raw, ROOTS[0]), signed_by(other, ROOTS[1])])
+
+
+def test_combine_refuses_conflicting_fields():
+    raw, _ = unsigned()
+    a = PSBT.parse(signed_by(raw, ROOTS[0]))
+    b = PSBT.parse(signed_by(raw, ROOTS[0]))
+    pub = next(iter(b.inputs[1].partial_sigs))
+    b.inputs[1].partial_sigs[pub] = fc.flip_bit(b.inputs[1].partial_sigs[pub], at=-5)
+    with pytest.raises(PsbtError, match="PSBT 2: input 1 field 02"):
+        psbt_tools.combine([a.serialize(), b.serialize()])
+
+
+def test_combine_refuses_what_does_not_parse():
+    raw, _ = unsigned()
+    with pytest.raises(PsbtError, match="PSBT 2 does not parse"):
+        psbt_tools.combine([raw, raw[:-3]])
+
+
+@pytest.mark.parametrize("form", ["wsh", "tr"])
+def test_a_bad_signature_is_refused(form):
+    raw, _ = unsigned(form)
+    good = PSBT.parse(signed_by(raw, ROOTS[1]))
+    inp = good.inputs[0]
+    if form == "tr":
+        k = next(iter(inp.taproot_sigs))
+        inp.taproot_sigs[k] = fc.flip_bit(inp.taproot_sigs[k])
+    else:
+        k = next(iter(inp.partial_sigs))
+        inp.partial_sigs[k] = fc.flip_bit(inp.partial_sigs[k], at=-5)
+    both = psbt_tools.combine([signed_by(raw, ROOTS[0]), good.serialize()])
+    with pytest.raises(SignatureError, match="input 0: invalid"):
+        psbt_tools.verify_all_signatures(both)
+    with pytest.raises(SignatureError):
+        psbt_tools.finalize(both)
+
+
+def test_taproot_key_path_signatures_are_verified_too():
+    path = txbuild.account_path("p2tr", "regtest")
+    acct = txbuild.Account("p2tr", ROOTS[0].derive(path).to_public(), ROOTS[0].my_fingerprint, path)
+    built = txbuild.build_spend([(acct, 0, 50_000)], PAY_TO, 30_000, 1_000, change=(acct, 0))
+    assert fc.sign_psbt(built.psbt, ROOTS[0]) == 1
+    assert psbt_tools.verify_all_signatures(built.psbt.serialize()) == 1
+    sig = built.psbt.inputs[0].unknown[fc.PSBT_IN_TAP_KEY_SIG]
+    built.psbt.inputs[0].unknown[fc.PSBT_IN_TAP_KEY_SIG] = fc.flip_bit(sig)
+    with pytest.raises(SignatureError, match="taproot key-path"):
+        psbt_tools.verify_all_signatures(built.psbt.serialize())
+
+
+def test_extract_needs_a_finalized_psbt():
+    raw, _ = unsigned()
+    with pytest.raises(PsbtError, match="input 0 is not finalized"):
+        psbt_tools.extract(psbt_tools.combine([signed_by(raw, r) for r in ROOTS[:2]]))
+
+
+def test_extract_checks_only_what_it_can_and_takes_previous_transactions():
+    raw, funding = unsigned()
+    final = PSBT.parse(psbt_tools.finalize(psbt_tools.combine([signed_by(raw, r) for r in ROOTS[:2]])).psbt)
+    final.inputs[1].witness_utxo = final.inputs[1].non_witness_utxo = None
+    ex = psbt_tools.extract(final.serialize())
+    assert not ex.checked and ex.unknown_inputs == [1]
+    ex = psbt_tools.extract(final.serialize(), [funding[1].serialize()])
+    assert ex.checked and ex.unknown_inputs == []
+
+
+def test_extract_refuses_a_transaction_the_kernel_refuses():
+    raw, _ = unsigned()
+    final = PSBT.parse(psbt_tools.finalize(psbt_tools.combine([signed_by(raw, r) for r in ROOTS[:2]])).psbt)
+    items = final.inputs[0].final_scriptwitness.items
+    items[1] = fc.flip_bit(items[1], at=-5)
+    with pytest.raises(SignatureError, match="does not verify: input 0"):
+        psbt_tools.extract(final.serialize())
+
+
+# ---------------------------------------------------------------- `amanat psbt`
+
+
+def amanat(*argv, code=0):
+    result = CliRunner().invoke(cli.main, list(argv))
+    assert result.exit_code == code, (result.output, result.exception)
+    return result.stdout if code == 0 else result.output
+
+
+def test_cli_combine_finalize_extract(tmp_path):
+    raw, funding = unsigned("tr")
+    (tmp_path / "a.psbt").write_bytes(signed_by(raw, ROOTS[0]))
+    (tmp_path / "b.psbt").write_bytes(base64.b64encode(signed_by(raw, ROOTS[1])))
+    amanat("psbt", "combine", str(tmp_path / "a.psbt"), str(tmp_path / "b.psbt"), "-o", str(tmp_path / "ab.psbt"))
+    out = json.loads(amanat("psbt", "finalize", str(tmp_path / "ab.psbt"), "-o", str(tmp_path / "f.psbt"),
+                            "--base64", "--json"))
+    assert out["signatures"] == 4 and out["verified"]
+    got = json.loads(amanat("psbt", "extract", str(tmp_path / "f.psbt"), "-o", str(tmp_path / "tx.hex"), "--json"))
+    tx = bytes.fromhex((tmp_path / "tx.hex").read_text().strip())
+    assert got["txid"] == out["txid"] == Transaction.parse(tx).txid().hex() and got["verified"]
+    kernel.verify_transaction(tx, spent(funding))
+    assert amanat("psbt", "extract", str(tmp_path / "f.psbt")).strip() == tx.hex()
+
+
+def test_cli_stdout_and_spent_from(tmp_path):
+    raw, funding = unsigned()
+    (tmp_path / "a.psbt").write_bytes(signed_by(raw, ROOTS[0]))
+    (tmp_path / "c.psbt").write_bytes(signed_by(raw, ROOTS[2]))
+    b64 = amanat("psbt", "combine", str(tmp_path / "a.psbt"), str(tmp_path / "c.psbt"), "-o", "-")
+    (tmp_path / "ac.psbt").write_text(b64)
+    final = PSBT.parse(base64.b64decode(amanat("psbt", "finalize", str(tmp_path / "ac.psbt"), "-o", "-")))
+    for inp in final.inputs:
+        inp.witness_utxo = inp.non_witness_utxo = None
+    (tmp_path / "f.psbt").write_bytes(final.serialize())
+    result = CliRunner().invoke(cli.main, ["psbt", "extract", str(tmp_path / "f.psbt")])
+    assert result.exit_code == 0 and "not checked by libbitcoinkernel: input(s) 0, 1" in result.stderr
+    (tmp_path / "prev.txt").write_text("\n".join(f.serialize().hex() for f in funding))
+    got = json.loads(amanat("psbt", "extract", str(tmp_path / "f.psbt"), "--spent-from", str(tmp_path / "prev.txt"),
+                            "--json"))
+    assert got["verified"] and got["unknown_inputs"] == []
+
+
+def test_cli_refusals(tmp_path):
+    raw, _ = unsigned()
+    other, _ = unsigned(pay=71_000)
+    (tmp_path / "a.psbt").write_bytes(signed_by(raw, ROOTS[0]))
+    (tmp_path / "o.psbt").write_bytes(signed_by(other, ROOTS[1]))
+    out = tmp_path / "x.psbt"
+    assert "different transaction" in amanat("psbt", "combine", str(tmp_path / "a.psbt"), str(tmp_path / "o.psbt"),
+                                             "-o", str(out), code=1)
+    assert "at least two" in amanat("psbt", "combine", str(tmp_path / "a.psbt"), "-o", str(out), code=2)
+    bad = PSBT.parse(signed_by(raw, ROOTS[1]))
+    pub = next(iter(bad.inputs[0].partial_sigs))
+    bad.inputs[0].partial_sigs[pub] = fc.flip_bit(bad.inputs[0].partial_sigs[pub], at=-5)
+    (tmp_path / "bad.psbt").write_bytes(psbt_tools.combine([signed_by(raw, ROOTS[0]), bad.serialize()]))
+    assert "invalid ECDSA signature" in amanat("psbt", "finalize", str(tmp_path / "bad.psbt"), "-o", str(out), code=6)
+    assert "cannot finalize" in amanat("psbt", "finalize", str(tmp_path / "a.psbt"), "-o", str(out), code=1)
+    assert "not finalized" in amanat("psbt", "extract", str(tmp_path / "a.psbt"), code=1)
+    (tmp_path / "junk").write_text("hello")
+    assert "neither a binary nor a base64 PSBT" in amanat("psbt", "extract", str(tmp_path / "junk"), code=5)
+    assert not out.exists()
