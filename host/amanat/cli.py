@@ -3,12 +3,13 @@
 Exit codes (for scripts): 0 done; 1 other error; 2 usage; 3 no device or the
 line failed; 4 the officer rejected on the device; 5 the device refused
 (bad PSBT, a review rule, bad parameters); 6 a signature from the device did
-not verify on the host.
+not verify on the host; 7 the device is not set up, locked or busy.
 """
 
 import base64
 import binascii
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -26,6 +27,7 @@ EXIT_DEVICE_MISSING = 3
 EXIT_REJECTED = 4
 EXIT_REFUSED = 5
 EXIT_BAD_SIGNATURE = 6
+EXIT_NOT_READY = 7
 
 
 class CliError(click.ClickException):
@@ -43,7 +45,8 @@ def _fail(e: AmanatError):
     elif isinstance(e, SignatureError):
         code = EXIT_BAD_SIGNATURE
     elif isinstance(e, DeviceError):
-        code = EXIT_REJECTED if e.name == "REJECTED" else EXIT_REFUSED
+        code = {"REJECTED": EXIT_REJECTED, "REFUSED": EXIT_REFUSED, "BAD_PSBT": EXIT_REFUSED,
+                "BAD_PARAMS": EXIT_REFUSED, "NOT_READY": EXIT_NOT_READY, "BUSY": EXIT_NOT_READY}.get(e.name, 1)
     raise CliError(str(e) if isinstance(e, DeviceError) else e.message, code) from None
 
 
@@ -169,11 +172,16 @@ def emulator_start(state, mnemonic, passphrase, network, pin, auto_confirm, heap
     """Start an emulator; prints {"port", "pid", "state"} once it answers."""
     from . import emulator as emu
 
+    if pin is not None and not (pin.isdigit() and 4 <= len(pin) <= 12):
+        raise CliError("--pin must be 4 to 12 digits", 2)
+
     try:
         rec = emu.start(state, mnemonic=mnemonic, passphrase=passphrase, network=network,
                         auto_confirm=auto_confirm, heap=heap, pin=pin or emu.DEFAULT_PIN)
     except AmanatError as e:
         raise CliError(e.message) from None
+    except OSError as e:  # e.g. the micropython binary is missing
+        raise CliError(f"cannot start the emulator: {e}") from None
     click.echo(json.dumps({"port": rec["port"], "pid": rec["pid"], "state": rec["state"],
                            "debug_port": rec["debug_port"]}))
     sys.stdout.flush()
@@ -267,7 +275,10 @@ def address(index, kind, account, change, desc, port, as_json):
 
 
 def _read_psbt(path: str) -> bytes:
-    data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    try:
+        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    except OSError as e:
+        raise CliError(f"cannot read {path}: {e.strerror or e}") from None
     if data.startswith(b"psbt\xff"):
         return data
     try:
@@ -305,6 +316,13 @@ def sign(psbt_file, output, as_b64, port, as_json):
     from . import psbt_verify
 
     raw = _read_psbt(psbt_file)
+    out = output or (str(Path(psbt_file).with_suffix("")) + ".signed.psbt" if psbt_file != "-" else "-")
+    if out != "-":
+        # Fail before the officer's work, not after it.
+        target = Path(out)
+        where = target if target.exists() else target.parent.resolve()
+        if not (where.exists() and os.access(where, os.W_OK)) or target.is_dir():
+            raise CliError(f"cannot write {out}")
     with _connect(port) as c, Progress(TextColumn("{task.description}"), BarColumn(),
                                        console=err_console, transient=True, disable=as_json) as bar:
         task = bar.add_task("upload", total=len(raw))
@@ -321,7 +339,6 @@ def sign(psbt_file, output, as_b64, port, as_json):
         except AmanatError as e:
             _fail(e)
         review = c.last_review or {}
-    out = output or (str(Path(psbt_file).with_suffix("")) + ".signed.psbt" if psbt_file != "-" else "-")
     body = base64.b64encode(signed) if as_b64 or out == "-" else signed
     if out == "-":
         sys.stdout.write(body.decode() + "\n")

@@ -111,22 +111,28 @@ class Client:
         return bytes(out)
 
     def _long(self, method: str, params: dict, status=None):
-        """A request that waits for the officer: ping while waiting."""
-        state = {"sent": 0.0, "answered": time.monotonic(), "ping": None}
+        """A request that waits for the officer: no overall timeout, but a
+        ping every second; any frame from the device shows it is alive."""
+        state = {"sent": 0.0, "pings": [], "idle": 0}
 
         def on_idle():
             now = time.monotonic()
-            if state["ping"] is not None:
-                msg = self.t.take_stray(state["ping"])
-                if msg is not None:
-                    state["answered"] = now
-                    state["ping"] = None
-                    if status is not None and "result" in msg:
-                        status(msg["result"].get("busy"))
-            if now - state["answered"] > PING_GRACE:
+            for rid in list(state["pings"]):
+                msg = self.t.take_stray(rid)
+                if msg is None:
+                    continue
+                state["pings"].remove(rid)
+                busy = msg.get("result", {}).get("busy") if isinstance(msg.get("result"), dict) else None
+                # The device is idle while we wait: our request never reached it.
+                state["idle"] = state["idle"] + 1 if busy is None else 0
+                if state["idle"] >= 3:
+                    raise TransportError(f"the device on {self.port} is not working on the {method} request")
+                if status is not None and busy is not None:
+                    status(busy)
+            if now - self.t.last_rx > PING_GRACE:
                 raise TransportError(f"the device on {self.port} stopped answering")
-            if state["ping"] is None and now - state["sent"] >= PING_EVERY:
-                state["ping"] = self.t.send("ping")
+            if now - state["sent"] >= PING_EVERY:
+                state["pings"] = state["pings"][-4:] + [self.t.send("ping")]
                 state["sent"] = now
 
-        return self.t.wait(self.t.send(method, params), None, on_idle)
+        return self.t.wait(self.t.send(method, params), None, on_idle, strict=False)

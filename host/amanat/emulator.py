@@ -60,7 +60,7 @@ def start(state, mnemonic=None, passphrase="", network="regtest", auto_confirm=F
     once it answers (set up with `mnemonic` on first start, unlocked with `pin`)."""
     state = Path(state).resolve()
     if not (pin.isdigit() and 4 <= len(pin) <= 12):
-        raise EmulatorError("a PIN is 4 to 12 digits")
+        raise EmulatorError("a PIN is 4 to 12 digits")  # checked before anything starts
     if network not in NETWORKS:
         raise EmulatorError(f"network must be one of {', '.join(NETWORKS)}")
     state.mkdir(parents=True, exist_ok=True)
