@@ -60,4 +60,4 @@ def test_two_officers_sign_a_transfer(tmp_path):
            "-o", str(tmp_path / "both.psbt"))
     amanat("psbt", "finalize", str(tmp_path / "both.psbt"), "-o", str(tmp_path / "final.psbt"))
     out = json.loads(amanat("psbt", "extract", str(tmp_path / "final.psbt"), "--json"))
-    assert len(out["txid"]) == 64
+    assert len(out["txid"]) == 64 and out["verified"] is True
