@@ -32,18 +32,8 @@ from embit.psbt import ser_string
 from embit.util import secp256k1
 
 from .errors import BadPsbt, Refused
-from .review import (
-    LEAF_VERSION,
-    SIGHASH_ALL,
-    SIGHASH_DEFAULT,
-    KeyCache,
-    check_utxo,
-    leaf_hash,
-    match_input,
-    open_view,
-    read_input,
-    review_psbt,
-)
+from .psbt_view import check_utxo, open_view, read_input
+from .review import LEAF_VERSION, SIGHASH_ALL, SIGHASH_DEFAULT, KeyCache, leaf_hash, match_input, review_psbt
 
 PSBT_IN_PARTIAL_SIG = b"\x02"
 PSBT_IN_TAP_KEY_SIG = b"\x13"

@@ -71,24 +71,21 @@ import hashlib
 from binascii import hexlify
 
 from embit import base58, compact, hashes, script
-from embit.base import EmbitError
 from embit.networks import NETWORKS
-from embit.psbt import CompressMode, InputScope, OutputScope, read_string, skip_string
-from embit.psbtview import PSBTView
-from embit.transaction import TransactionInput
+from embit.psbt import read_string, skip_string
 
-from .errors import BadPsbt, DeviceError, Refused, StorageError
+from .errors import BadPsbt, Refused, StorageError
+from .psbt_view import MAX_MONEY, PARSE_ERRORS, check_utxo, open_view, read_input, read_output
 from .scripts import MAX_CHANGE_INDEX, format_path, is_standard_path
+from .storage import DEFAULT_LIMITS
 
 HARDENED = 0x80000000
-MAX_MONEY = 2100000000000000
 MAX_PATH_DEPTH = 16
 FEE_ABSURD_SAT = 1000000
 LOCKTIME_THRESHOLD = 500000000
 SIGHASH_DEFAULT = 0
 SIGHASH_ALL = 1
 LEAF_VERSION = 0xC0
-DEFAULT_LIMITS = {"fee_percent_tenths": 100, "fee_max_sat": 1000000}
 
 # Weight units of one signed input (outpoint, sequence, scriptSig, witness).
 INPUT_WEIGHT = {
@@ -101,218 +98,6 @@ INPUT_WEIGHT = {
 }
 SEGWIT_TYPES = ("p2sh-p2wpkh", "p2wpkh", "p2tr", "p2wsh")
 
-# embit raises these (and its own errors) on malformed data; MemoryError and
-# OSError are not about the PSBT and go up as they are.
-PARSE_ERRORS = (EmbitError, ValueError, TypeError, IndexError, KeyError, RuntimeError, AssertionError)
-
-
-def _why(e):
-    return str(e) or type(e).__name__
-
-
-class StrictView(PSBTView):
-    """PSBTView that finds v2 fields by their exact key.
-
-    embit matches key prefixes: an output scope holding an unknown key
-    0x03<data> before PSBT_OUT_AMOUNT would make the sighash commit to another
-    amount than the one reviewed.
-    """
-
-    def seek_to_value(self, key, from_current=False):
-        off = 0
-        if not from_current:
-            self.stream.seek(self.offset + len(self.MAGIC))
-            off = self.offset + len(self.MAGIC)
-        while True:
-            k = read_string(self.stream)
-            off += len(k) + len(compact.to_bytes(len(k)))
-            if not k:
-                return None
-            if k == key:
-                return off
-            off += skip_string(self.stream)
-
-
-class _Input(InputScope):
-    """embit does not check that a non_witness_utxo fills its field: the rest of
-    the value would be parsed as more keys, which no other parser sees."""
-
-    def read_value(self, stream, k):
-        if k != b"\x00":
-            return InputScope.read_value(self, stream, k)
-        start = stream.tell()
-        n = compact.read_from(stream)
-        end = stream.tell() + n
-        stream.seek(start)
-        InputScope.read_value(self, stream, k)
-        if stream.tell() != end:
-            raise BadPsbt("non_witness_utxo does not fill its field")
-
-
-def open_view(stream):
-    """PSBTView of the PSBT at the start of `stream`, global scope checked."""
-    stream.seek(0)
-    try:
-        view = StrictView.view(stream)
-        _check_globals(view)
-    except DeviceError:
-        raise
-    except PARSE_ERRORS as e:
-        raise BadPsbt("not a valid PSBT: %s" % _why(e))
-    return view
-
-
-def _check_globals(view):
-    s = view.stream
-    s.seek(view.offset + len(view.MAGIC))
-    seen = set()
-    tx_len = None
-    while True:
-        key = read_string(s)
-        if not key:
-            break
-        if key in seen:
-            raise BadPsbt("duplicate global key %s" % hexlify(key).decode())
-        seen.add(key)
-        if key == b"\x00":
-            tx_len = compact.read_from(s)
-            tx_start = s.tell()
-            s.seek(tx_len, 1)
-        else:
-            skip_string(s)
-    version = view.version or 0
-    if version not in (0, 2):
-        raise BadPsbt("unsupported PSBT version %d" % version)
-    if version == 0:
-        for key in (b"\x02", b"\x03", b"\x04", b"\x05", b"\x06"):
-            if key in seen:
-                raise BadPsbt("PSBT v0 with a v2 global field %s" % hexlify(key).decode())
-        _check_unsigned_tx(view, tx_start, tx_len)
-    else:
-        if tx_len is not None:
-            raise BadPsbt("PSBT v2 with an unsigned transaction")
-        if b"\x02" not in seen:
-            raise BadPsbt("PSBT v2 without transaction version")
-        if view.tx_version < 2:
-            raise BadPsbt("PSBT v2 with transaction version %d" % view.tx_version)
-    if view.num_inputs == 0:
-        raise BadPsbt("the transaction has no inputs")
-
-
-def _check_unsigned_tx(view, start, length):
-    # PSBTView reads inputs at fixed offsets: the unsigned transaction must
-    # have empty scriptSigs and no witness, as BIP174 asks.
-    tx = view.tx
-    s = view.stream
-    if tx.num_vin == 0:
-        raise BadPsbt("unsigned transaction has no inputs or has witness data")
-    for i in range(tx.num_vin):
-        s.seek(tx.vin0_offset + tx.LEN_VIN * i + 36)
-        if s.read(1) != b"\x00":
-            raise BadPsbt("unsigned transaction: input %d has a scriptSig" % i)
-    s.seek(tx.vout0_offset)
-    for _ in range(tx.num_vout):
-        s.seek(8, 1)
-        s.seek(compact.read_from(s), 1)
-    if s.tell() + 4 != start + length:
-        raise BadPsbt("unsigned transaction does not fill its field")
-
-
-def _scan_scope(s, want, where):
-    """Check a scope for duplicate keys; return the values of keys in `want`."""
-    keys = set()
-    found = {}
-    while True:
-        key = read_string(s)
-        if not key:
-            return found
-        if key in keys:
-            raise BadPsbt("%s: duplicate key %s" % (where, hexlify(key).decode()))
-        keys.add(key)
-        if key in want:
-            found[key] = read_string(s)
-        else:
-            skip_string(s)
-
-
-V2_INPUT_KEYS = (b"\x0e", b"\x0f", b"\x10")
-
-
-def read_input(view, i, pos):
-    """(vin, scope, offset of the next scope) of input i, whose scope is at pos."""
-    where = "input %d" % i
-    s = view.stream
-    try:
-        s.seek(pos)
-        found = _scan_scope(s, V2_INPUT_KEYS, where)
-        end = s.tell()
-        if view.tx is not None:
-            vin = view.tx.vin(i)
-        else:
-            txid = found.get(b"\x0e")
-            vout = found.get(b"\x0f")
-            seq = found.get(b"\x10", b"\xff\xff\xff\xff")
-            if txid is None or len(txid) != 32 or vout is None or len(vout) != 4 or len(seq) != 4:
-                raise BadPsbt("%s: previous txid or output index missing or malformed" % where)
-            vin = TransactionInput(
-                bytes(reversed(txid)), int.from_bytes(vout, "little"), sequence=int.from_bytes(seq, "little")
-            )
-        s.seek(pos)
-        # compressed: the previous transaction is hashed as it is read, only
-        # the spent output is kept
-        inp = _Input.read_from(s, vin=vin, compress=CompressMode.PARTIAL)
-    except DeviceError as e:
-        if e.message.startswith(where):
-            raise
-        raise type(e)("%s: %s" % (where, e.message))
-    except PARSE_ERRORS as e:
-        raise BadPsbt("%s: %s" % (where, _why(e)))
-    if s.tell() != end:
-        raise BadPsbt("%s: scope does not parse" % where)
-    if inp.txid != vin.txid or inp.vout != vin.vout or inp.sequence != vin.sequence:
-        raise BadPsbt("%s: fields disagree with the unsigned transaction" % where)
-    return vin, inp, end
-
-
-def read_output(view, j, pos):
-    """(scope, offset of the next scope) of output j, whose scope is at pos."""
-    where = "output %d" % j
-    s = view.stream
-    try:
-        s.seek(pos)
-        _scan_scope(s, (), where)
-        end = s.tell()
-        vout = view.tx.vout(j) if view.tx is not None else None
-        s.seek(pos)
-        out = OutputScope.read_from(s, vout=vout)
-    except DeviceError:
-        raise
-    except PARSE_ERRORS as e:
-        raise BadPsbt("%s: %s" % (where, _why(e)))
-    if s.tell() != end:
-        raise BadPsbt("%s: scope does not parse" % where)
-    if out.value is None or out.script_pubkey is None:
-        raise BadPsbt("%s: amount or script missing" % where)
-    if vout is not None and (out.value != vout.value or out.script_pubkey != vout.script_pubkey):
-        raise BadPsbt("%s: fields disagree with the unsigned transaction" % where)
-    return out, end
-
-
-def check_utxo(i, inp, vin):
-    """The output input i spends, proven by its previous transaction if given."""
-    # PARTIAL mode keeps the spent output in _utxo and the hash in _txhash.
-    full = inp._utxo
-    if inp._txhash is not None and bytes(reversed(inp._txhash)) != vin.txid:
-        raise Refused("input %d: previous transaction does not match its txid" % i)
-    if full is not None and inp.witness_utxo is not None:
-        if full.serialize() != inp.witness_utxo.serialize():
-            raise Refused("input %d: witness_utxo and non_witness_utxo disagree" % i)
-    utxo = full or inp.witness_utxo
-    if utxo is None:
-        raise Refused("input %d: amount unknown (no witness_utxo or non_witness_utxo)" % i)
-    if utxo.value < 0 or utxo.value > MAX_MONEY:
-        raise Refused("input %d: amount out of range" % i)
-    return utxo
 
 
 class KeyCache:

@@ -22,6 +22,8 @@ from .secrets import wipe
 SEED_FORMAT = 1
 KDF_ROUNDS = 4096
 MAX_PIN_ATTEMPTS = 10
+# Fee limits until the officer approves others (docs/protocol.md, "Fee limits").
+DEFAULT_LIMITS = {"fee_percent_tenths": 100, "fee_max_sat": 1000000}
 _SEED = "/seed.bin"
 _SETTINGS = "/settings.json"
 

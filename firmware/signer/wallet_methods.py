@@ -3,10 +3,10 @@
 
 from .errors import BadParams, Rejected, StorageError
 from .secrets import wipe
+from .storage import DEFAULT_LIMITS
 
 NAME_MAX = 16
 DESCRIPTOR_MAX = 4000
-DEFAULT_LIMITS = {"fee_percent_tenths": 100, "fee_max_sat": 1000000}
 
 
 def _name(p):
