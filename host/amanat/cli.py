@@ -11,6 +11,7 @@ import binascii
 import json
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -67,6 +68,18 @@ def _connect(port):
         return Client(port)
     except AmanatError as e:
         _fail(e)
+
+
+@contextmanager
+def _device(port):
+    """A connected client; any AmanatError inside becomes a one-line CLI error."""
+    c = _connect(port)
+    try:
+        yield c
+    except AmanatError as e:
+        _fail(e)
+    finally:
+        c.close()
 
 
 port_option = click.option("--port", envvar="AMANAT_PORT", help="Serial port of the device (default: the only one found).")
@@ -210,11 +223,8 @@ def emulator_stop(state):
 @json_option
 def info(port, as_json):
     """Show what the device is: firmware, network, fingerprint."""
-    with _connect(port) as c:
-        try:
-            i = c.info()
-        except AmanatError as e:
-            _fail(e)
+    with _device(port) as c:
+        i = c.info()
     i = dict(i, fingerprint=i["fingerprint"].hex() if i.get("fingerprint") else None, port=c.port)
     if as_json:
         _emit_json(i)
@@ -231,11 +241,8 @@ def info(port, as_json):
 @json_option
 def xpub(path, port, as_json):
     """Extended public key at PATH (e.g. m/84h/0h/0h)."""
-    with _connect(port) as c:
-        try:
-            x = c.get_xpub(path)
-        except AmanatError as e:
-            _fail(e)
+    with _device(port) as c:
+        x = c.get_xpub(path)
     _emit_json({"xpub": x, "path": path}) if as_json else click.echo(x)
 
 
@@ -257,20 +264,17 @@ def address(index, kind, account, change, desc, port, as_json):
 
     if desc is None and index is None:
         raise CliError("give an INDEX or --desc", 2)
-    with _connect(port) as c:
-        try:
-            if desc is None:
-                i = c.info()
-                addr_type = ADDRESS_TYPES[kind]
-                coin = 0 if i["network"] == "main" else 1
-                origin = [d.ADDR_TYPES[addr_type][0] + d.HARDENED, coin + d.HARDENED, account + d.HARDENED]
-                xp = c.get_xpub(d.format_path(origin))
-                key = d.origin_key(i["fingerprint"], origin, xp, f"/{1 if change else 0}/{index}")
-                desc = d.account_descriptor(addr_type, key)
-            err_console.print("Check the address on the device screen and confirm it there.")
-            addr = c.display_address(desc)
-        except AmanatError as e:
-            _fail(e)
+    with _device(port) as c:
+        if desc is None:
+            i = c.info()
+            addr_type = ADDRESS_TYPES[kind]
+            coin = 0 if i["network"] == "main" else 1
+            origin = [d.ADDR_TYPES[addr_type][0] + d.HARDENED, coin + d.HARDENED, account + d.HARDENED]
+            xp = c.get_xpub(d.format_path(origin))
+            key = d.origin_key(i["fingerprint"], origin, xp, f"/{1 if change else 0}/{index}")
+            desc = d.account_descriptor(addr_type, key)
+        err_console.print("Check the address on the device screen and confirm it there.")
+        addr = c.display_address(desc)
     _emit_json({"address": addr, "descriptor": desc}) if as_json else click.echo(addr)
 
 
@@ -406,12 +410,9 @@ def wallet_register(source, name, port, as_json):
     pol = _load_policy(source, name)
     if pol.name is None:
         raise CliError("the wallet needs a name: give --name", 2)
-    with _connect(port) as c:
-        try:
-            err_console.print("Check the policy and every cosigner on the device screen and approve it there.")
-            res = c.register_wallet(pol.name, pol.descriptor)
-        except AmanatError as e:
-            _fail(e)
+    with _device(port) as c:
+        err_console.print("Check the policy and every cosigner on the device screen and approve it there.")
+        res = c.register_wallet(pol.name, pol.descriptor)
     try:
         stored = policy.canonical(res["descriptor"])
     except policy.PolicyError:
@@ -433,11 +434,8 @@ def wallet_register(source, name, port, as_json):
 @json_option
 def wallet_list(port, as_json):
     """The wallets registered on the device."""
-    with _connect(port) as c:
-        try:
-            wallets = c.list_wallets()
-        except AmanatError as e:
-            _fail(e)
+    with _device(port) as c:
+        wallets = c.list_wallets()
     if as_json:
         _emit_json(wallets)
         return
@@ -454,11 +452,8 @@ def wallet_list(port, as_json):
 @json_option
 def wallet_show(name, port, as_json):
     """A registered wallet's policy and cosigners."""
-    with _connect(port) as c:
-        try:
-            w = c.get_wallet(name)
-        except AmanatError as e:
-            _fail(e)
+    with _device(port) as c:
+        w = c.get_wallet(name)
     keys = [dict(k, fingerprint=bytes(k["fingerprint"]).hex()) for k in w["keys"]]
     out = dict(w, keys=keys, registration=bytes(w["registration"]).hex())
     if as_json:
@@ -479,12 +474,9 @@ def wallet_show(name, port, as_json):
 @json_option
 def wallet_delete(name, port, as_json):
     """Delete a registered wallet (the officer confirms on the device)."""
-    with _connect(port) as c:
-        try:
-            err_console.print("Confirm the deletion on the device.")
-            c.delete_wallet(name)
-        except AmanatError as e:
-            _fail(e)
+    with _device(port) as c:
+        err_console.print("Confirm the deletion on the device.")
+        c.delete_wallet(name)
     _emit_json({"deleted": name}) if as_json else click.echo(f"deleted {name}")
 
 
@@ -498,15 +490,12 @@ def wallet_address(name, index, change, port, as_json):
     """Show a wallet address on the device; it is also derived here and compared."""
     from . import policy
 
-    with _connect(port) as c:
-        try:
-            network = c.info()["network"]
-            desc = c.get_wallet(name)["descriptor"]
-            expected = policy.parse(desc).address(network, index, change)
-            err_console.print("Check the address on the device screen and confirm it there.")
-            addr = c.wallet_address(name, index, change)
-        except AmanatError as e:
-            _fail(e)
+    with _device(port) as c:
+        network = c.info()["network"]
+        desc = c.get_wallet(name)["descriptor"]
+        expected = policy.parse(desc).address(network, index, change)
+        err_console.print("Check the address on the device screen and confirm it there.")
+        addr = c.wallet_address(name, index, change)
     if addr != expected:
         raise CliError(f"the device showed {addr}, but address {index} of {name} is {expected}")
     out = {"name": name, "index": index, "change": change, "address": addr}
@@ -528,15 +517,12 @@ def limits(set_percent, set_max_sat, port, as_json):
         tenths = round(set_percent * 10)
         if tenths < 0 or abs(tenths - set_percent * 10) > 1e-6:
             raise CliError("--set-percent takes a percentage in steps of 0.1 (e.g. 2.5)", 2)
-    with _connect(port) as c:
-        try:
-            now = c.get_limits()
-            if tenths is not None or set_max_sat is not None:
-                err_console.print("Approve the new limits on the device.")
-                now = c.set_limits(now["fee_percent_tenths"] if tenths is None else tenths,
-                                   now["fee_max_sat"] if set_max_sat is None else set_max_sat)
-        except AmanatError as e:
-            _fail(e)
+    with _device(port) as c:
+        now = c.get_limits()
+        if tenths is not None or set_max_sat is not None:
+            err_console.print("Approve the new limits on the device.")
+            now = c.set_limits(now["fee_percent_tenths"] if tenths is None else tenths,
+                               now["fee_max_sat"] if set_max_sat is None else set_max_sat)
     if as_json:
         _emit_json(now)
         return
