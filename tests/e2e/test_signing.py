@@ -153,3 +153,31 @@ def test_cli_sign(auto_emu, tmp_path):
     out = subprocess.run(amanat + ["sign", str(bad), "--port", auto_emu.port], capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 5 and "Traceback" not in out.stderr and "BAD_PSBT" in out.stderr
+
+
+def test_no_secret_crosses_the_line(auto_emu):
+    """Everything the device sends in a working session, searched for the
+    seed, the entropy, the master private key and extended private keys."""
+    heard = bytearray()
+    built = build(["p2wpkh", "p2tr"], tag=90)
+    with auto_emu.client() as c:
+        read = c.t.ser.read
+
+        def tee(n=1):
+            data = read(n)
+            heard.extend(data)
+            return data
+
+        c.t.ser.read = tee
+        c.info()
+        for path in ("m", "m/84h/1h/0h", "m/86h/1h/0h/0/0"):
+            c.get_xpub(path)
+        c.get_descriptors(0)
+        c.sign_psbt(built.psbt.serialize())
+        c.sign_message(b"audit", "m/44h/1h/0h/0/0")
+    assert len(heard) > 2000
+    seed = bip39.mnemonic_to_seed(MNEMONIC)
+    secrets = [seed, bip39.mnemonic_to_bytes(MNEMONIC), ROOT.secret, ROOT.derive("m/84h/1h/0h").secret,
+               ROOT.derive("m/84h/1h/0h/0/0").secret, b"tprv", b"xprv", MNEMONIC.split()[1].encode()]
+    for s in secrets:
+        assert bytes(s) not in heard
