@@ -15,6 +15,41 @@ PROTOCOL = 1
 PING_EVERY = 1.0
 PING_GRACE = 20.0
 
+# What each answer must hold (docs/protocol.md), so that a device answering
+# something else is a ProtocolError, not a crash further on.
+_OPT = type(None)
+RESULTS = {
+    "info": {"protocol": int, "initialized": bool, "locked": bool, "firmware": str, "model": str,
+             "network": (str, _OPT), "fingerprint": (bytes, _OPT)},
+    "get_xpub": {"xpub": str},
+    "get_descriptors": {"receive": list, "internal": list},
+    "display_address": {"address": str},
+    "sign_message": {"signature": str},
+    "psbt_begin": {"chunk_size": int},
+    "psbt_chunk": {"received": int},
+    "psbt_end": {"sha256": bytes},
+    "sign_psbt": {"sha256": bytes, "length": int, "signatures": int, "review": dict},
+    "psbt_read": {"data": bytes},
+    "register_wallet": {"name": str, "descriptor": str, "registration": bytes},
+    "list_wallets": {"wallets": list},
+    "get_wallet": {"name": str, "descriptor": str, "threshold": int, "keys": list, "registration": bytes},
+    "delete_wallet": {},
+    "wallet_address": {"address": str},
+    "get_limits": {"fee_percent_tenths": int, "fee_max_sat": int},
+    "set_limits": {"fee_percent_tenths": int, "fee_max_sat": int},
+}
+
+
+def checked(method: str, res):
+    """`res` if it has the fields and types `method` answers with."""
+    if not isinstance(res, dict):
+        raise ProtocolError(f"the device answered {method} with {type(res).__name__}, not a map")
+    for key, kind in RESULTS.get(method, {}).items():
+        value = res.get(key)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise ProtocolError(f"the device's answer to {method} has no valid {key!r}")
+    return res
+
 
 class Client:
     def __init__(self, port: str, timeout: float = 10.0):
@@ -35,6 +70,9 @@ class Client:
     def __enter__(self):
         return self
 
+    def _call(self, method: str, params: dict | None = None):
+        return checked(method, self.t.call(method, params))
+
     def __exit__(self, *exc):
         self.close()
 
@@ -42,13 +80,13 @@ class Client:
         self.t.close()
 
     def info(self) -> dict:
-        return self.t.call("info")
+        return self._call("info")
 
     def get_xpub(self, path: str) -> str:
-        return self.t.call("get_xpub", {"path": path})["xpub"]
+        return self._call("get_xpub", {"path": path})["xpub"]
 
     def get_descriptors(self, account: int) -> dict:
-        return self.t.call("get_descriptors", {"account": account})
+        return self._call("get_descriptors", {"account": account})
 
     def display_address(self, descriptor: str, status=None) -> str:
         return self._long("display_address", {"descriptor": descriptor}, status)["address"]
@@ -64,10 +102,10 @@ class Client:
         return self._long("register_wallet", {"name": name, "descriptor": descriptor}, status)
 
     def list_wallets(self) -> list:
-        return self.t.call("list_wallets")["wallets"]
+        return self._call("list_wallets")["wallets"]
 
     def get_wallet(self, name: str) -> dict:
-        return self.t.call("get_wallet", {"name": name})
+        return self._call("get_wallet", {"name": name})
 
     def delete_wallet(self, name: str, status=None) -> None:
         self._long("delete_wallet", {"name": name}, status)
@@ -77,7 +115,7 @@ class Client:
         return self._long("wallet_address", params, status)["address"]
 
     def get_limits(self) -> dict:
-        return self.t.call("get_limits")
+        return self._call("get_limits")
 
     def set_limits(self, fee_percent_tenths: int, fee_max_sat: int, status=None) -> dict:
         params = {"fee_percent_tenths": fee_percent_tenths, "fee_max_sat": fee_max_sat}
@@ -90,18 +128,18 @@ class Client:
         what the device is doing: "review_tx", "signing") or "download"."""
         progress = progress or (lambda *a: None)
         digest = hashlib.sha256(raw).digest()
-        chunk = self.t.call("psbt_begin", {"length": len(raw)})["chunk_size"]
+        chunk = self._call("psbt_begin", {"length": len(raw)})["chunk_size"]
         for off in range(0, len(raw), chunk):
-            self.t.call("psbt_chunk", {"offset": off, "data": raw[off : off + chunk]})
+            self._call("psbt_chunk", {"offset": off, "data": raw[off : off + chunk]})
             progress("upload", min(off + chunk, len(raw)), len(raw))
-        got = self.t.call("psbt_end")["sha256"]
+        got = self._call("psbt_end")["sha256"]
         if got != digest:
             raise ProtocolError("the device received a different PSBT than was sent (hash differs)")
         res = self._long("sign_psbt", {"sha256": digest}, lambda busy: progress("device", busy, None))
         self.last_review = res.get("review")
         out = bytearray()
         while len(out) < res["length"]:
-            data = self.t.call("psbt_read", {"offset": len(out), "size": 4096})["data"]
+            data = self._call("psbt_read", {"offset": len(out), "size": 4096})["data"]
             if not data:
                 break
             out += data
@@ -135,4 +173,4 @@ class Client:
                 state["pings"] = state["pings"][-4:] + [self.t.send("ping")]
                 state["sent"] = now
 
-        return self.t.wait(self.t.send(method, params), None, on_idle, strict=False)
+        return checked(method, self.t.wait(self.t.send(method, params), None, on_idle, strict=False))
