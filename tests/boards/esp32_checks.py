@@ -1,0 +1,237 @@
+"""Checks of boards/esp32/board.py, run by the unix `micropython` binary.
+
+tests/boards/test_esp32_board.py runs this with a fake `machine` module and
+boards/esp32 on the import path, and
+reads one JSON document per check from stdout. AMANAT_TEST_FLASH names an
+empty temporary folder standing in for the flash.
+"""
+
+import json
+import os
+import time
+
+import framebuf
+import machine
+
+import board
+import st7789
+
+FLASH = os.getenv("AMANAT_TEST_FLASH")
+
+
+def emit(name, **kw):
+    kw["check"] = name
+    print(json.dumps(kw))
+
+
+b = board.Board(flash_root=FLASH + "/data")
+spi = machine.SPI.last
+panel = spi.panel
+X0, Y0 = st7789.X_OFFSET, st7789.Y_OFFSET
+panel.visible = (X0, Y0, X0 + 239, Y0 + 134)
+
+# ---- flash
+existed = "data" in os.listdir(FLASH)
+b.mount_flash()
+b.mount_flash()  # a second start finds the folder there
+emit("flash", existed_before=existed, exists=os.stat(FLASH + "/data")[0] & 0x4000 != 0)
+
+# ---- display init
+emit("init", cmds=panel.cmds[:9], spi_id=spi.id, baud=spi.baudrate,
+     backlight=machine.Pin.pins[board.PIN_BL].v, pixels=panel.pixels)
+
+# ---- serial
+uart = machine.UART.last
+data = bytes(range(256)) * 6  # 0x03 included: data, not Ctrl-C
+uart.rx.extend(data)
+got = bytearray()
+reads = 0
+while True:
+    chunk = b.serial.read_available()
+    if not chunk:
+        break
+    got.extend(chunk)
+    reads += 1
+t = time.ticks_ms()
+empty = b.serial.read_available()
+empty_ms = time.ticks_diff(time.ticks_ms(), t)
+out = bytes(range(256)) * 12
+ok = b.serial.write(out)
+t = time.ticks_ms()
+b.wait(60)
+idle_ms = time.ticks_diff(time.ticks_ms(), t)
+uart.rx.extend(b"AM")
+t = time.ticks_ms()
+b.wait(2000)
+woke_ms = time.ticks_diff(time.ticks_ms(), t)
+b.serial.read_available()
+emit("serial", uart=[uart.id, uart.baudrate, uart.rxbuf, uart.timeout], roundtrip=bytes(got) == data,
+     reads=reads, empty=empty, empty_ms=empty_ms, write_ok=ok, tx_ok=bytes(uart.tx) == out,
+     uart_writes=uart.writes, idle_ms=idle_ms, woke_ms=woke_ms)
+
+# The stdin/stdout channel of stock builds, over files here.
+with open(FLASH + "/rx.bin", "wb") as f:
+    f.write(data)
+with open(FLASH + "/rx.bin", "rb") as rx, open(FLASH + "/tx.bin", "wb") as tx:
+    ch = board.StreamChannel(rx, tx)
+    got = bytearray()
+    while True:
+        chunk = ch.read_available()
+        if not chunk:
+            break
+        got.extend(chunk)
+    ok = ch.write(out)
+with open(FLASH + "/tx.bin", "rb") as f:
+    sent = f.read()
+emit("stream", roundtrip=bytes(got) == data, write_ok=ok, tx_ok=sent == out)
+
+# ---- rendering: what the panel holds against framebuf's own drawing
+def text_errors(x, y, s, fg, bg, scale):
+    w = len(s) * 8
+    buf = bytearray((w + 7) // 8 * 8)
+    fb = framebuf.FrameBuffer(buf, w, 8, framebuf.MONO_HLSB)
+    fb.text(s, 0, 0, 1)
+    bad = 0
+    for py in range(8 * scale):
+        for px in range(w * scale):
+            want = fg if fb.pixel(px // scale, py // scale) else bg
+            if panel.pixel(X0 + x + px, Y0 + y + py) != want:
+                bad += 1
+    return bad
+
+
+ADDR = "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"
+review = {"screen": "review_tx", "title": "Send bitcoin?", "kind": "confirm",
+          "lines": ["Send 0.01000000 BTC to " + ADDR, "Change 0.00500000 BTC to " + ADDR,
+                    "Fee 0.00001410 BTC (2.5 sat/vB)", "Warning: the fee is high"] + ["more"] * 6}
+w0, p0 = spi.writes, panel.pixels
+b.show(review)
+writes, pixels = spi.writes - w0, panel.pixels - p0
+pitch = b.pitch
+top = (pitch - 16) // 2
+emit("show", cols=b.cols, rows=b.rows, pages=b._pages, lines=b._lines[:8], writes=writes, pixels=pixels,
+     max_data=panel.max_data, outside=panel.outside, deselected=spi.deselected,
+     title_errors=text_errors(0, 2, "Send bitcoin?", board.BLACK, board.WHITE, 1),
+     body_errors=text_errors(0, board.TITLE_H + top, b._lines[0], board.WHITE, board.BLACK, 2),
+     addr_errors=text_errors(0, board.TITLE_H + pitch + top, b._lines[1], board.WHITE, board.BLACK, 2),
+     footer=b._footer(),
+     footer_errors=text_errors(0, 135 - board.FOOT_H + 2, b._footer(), board.BLACK, board.GREY, 1))
+
+# ---- buttons, on a clock of our own
+clock = [1000]
+b.ticks_ms = lambda: clock[0]
+L = machine.Pin.pins[board.PIN_LEFT]
+R = machine.Pin.pins[board.PIN_RIGHT]
+
+
+def run(ms, step=10):
+    """Let ms pass, polling as the UI does; the answers given."""
+    out = []
+    for _ in range(ms // step):
+        clock[0] += step
+        a = b.buttons()
+        if a is not None:
+            out.append(a)
+    return out
+
+
+def press(pin, ms):
+    pin.value(0)
+    out = run(ms)
+    pin.value(1)
+    return out + run(60)
+
+
+def bounce(pin, ms):
+    for _ in range(ms // 5):
+        pin.value(1 - pin.value())
+        clock[0] += 5
+        b.buttons()
+    pin.value(1)
+    run(60)
+
+
+res = {}
+b.show(review)
+res["pages"] = b._pages
+res["short_right"] = [press(R, 100), b._page]
+res["short_left"] = [press(L, 100), b._page]
+res["left_on_first"] = [press(L, 100), b._page]
+bounce(R, 25)
+res["bounce"] = b._page
+res["glitch"] = [press(R, 20), b._page]  # shorter than the debounce time
+res["hold_right_early"] = [press(R, 1500), b._page]
+while b._page < b._pages - 1:
+    press(R, 100)
+res["footer_last"] = b._footer()
+res["hold_right_last"] = press(R, 1200)
+b.show(review)
+res["hold_left"] = press(L, 1200)
+b.show(review)
+res["short_hold_left"] = press(L, 900)
+# a screen that fits one page: a hold approves at once
+short = {"screen": "display_address", "title": "Address", "kind": "confirm", "lines": [ADDR]}
+b.show(short)
+res["one_page"] = [b._pages, b._footer(), press(R, 1100)]
+# held from the previous prompt: nothing, until released and pressed again
+R.value(0)
+run(200)
+b.show(short)
+res["held_over"] = run(2000)
+R.value(1)
+run(60)
+res["held_over_again"] = press(R, 1100)
+# both held: never approve
+b.show(short)
+L.value(0)
+R.value(0)
+res["both"] = run(1500)
+L.value(1)
+R.value(1)
+run(60)
+# text prompts only page
+b.show({"screen": "unlock_pin", "title": "Enter PIN", "kind": "text", "lines": ["Unlock the device"]})
+res["text"] = [press(R, 1200), press(L, 1200), b._footer()]
+# taken down: buttons do nothing, and do not wake wait()
+b.record_screen({"screen": "unlock_pin", "answer": "text"})
+L.value(0)
+t = time.ticks_ms()
+b.wait(50)
+res["idle_wait_ms"] = time.ticks_diff(time.ticks_ms(), t)
+res["idle"] = run(1500)
+L.value(1)
+run(60)
+emit("buttons", **res)
+
+# ---- audit trail and device log
+board.AUDIT_MAX = 600
+for i in range(40):
+    b.record_screen({"screen": "review_tx", "n": i, "fee_rate_sat_vb": 2.5, "title": "Send bitcoin? \u20bf",
+                     "answer": "approve" if i % 2 else "reject"})
+names = sorted(os.listdir(FLASH + "/data"))
+with open(FLASH + "/data/audit.1.jsonl") as f:
+    older = [json.loads(line) for line in f]
+with open(FLASH + "/data/audit.jsonl") as f:
+    newer = [json.loads(line) for line in f]
+emit("audit", names=names, sizes=[os.stat(FLASH + "/data/audit.1.jsonl")[6], os.stat(FLASH + "/data/audit.jsonl")[6]],
+     ns=[r["n"] for r in older + newer], last=newer[-1])
+
+board.LOG_MAX = 200
+for i in range(60):
+    b.log("line %d" % i)
+try:
+    raise ValueError("boom")
+except ValueError as e:
+    b.log_exception(e)
+with open(FLASH + "/data/device.log") as f:
+    log = f.read()
+emit("log", names=sorted(n for n in os.listdir(FLASH + "/data") if n.startswith("device")), tail=log)
+
+# ---- a stock build: UART0 refused (the REPL owns it), the line on stdin/stdout
+machine.UART.refuse = "REPL UART buffer size is fixed"
+os.mkdir(FLASH + "/stock")
+s = board.Board(flash_root=FLASH + "/stock/data")
+s.mount_flash()
+with open(FLASH + "/stock/data/device.log") as f:
+    note = f.read()
+emit("stock", channel=type(s.serial).__name__, note=note)
