@@ -19,7 +19,36 @@ MAX_MONEY = 2100000000000000
 
 # embit raises these (and its own errors) on malformed data; MemoryError and
 # OSError are not about the PSBT and go up as they are.
-PARSE_ERRORS = (EmbitError, ValueError, TypeError, IndexError, KeyError, RuntimeError, AssertionError)
+PARSE_ERRORS = (EmbitError, ValueError, TypeError, IndexError, KeyError, RuntimeError, AssertionError,
+                OverflowError)
+
+
+class Bounded:
+    """The PSBT file, refusing reads of more than it holds: a length field
+    that claims megabytes is a BadPsbt, not an allocation that exhausts the
+    heap. (Small reads past the end return short, as files do.)"""
+
+    SLACK = 4096
+
+    def __init__(self, f):
+        self.f = f
+        f.seek(0, 2)
+        self.size = f.tell()
+        f.seek(0)
+
+    def read(self, n=-1):
+        if n is not None and n > self.SLACK and n > self.size - self.f.tell():
+            raise BadPsbt("a length field claims %d bytes, more than the PSBT holds" % n)
+        return self.f.read(n)
+
+    def readinto(self, buf):
+        return self.f.readinto(buf)
+
+    def seek(self, *args):
+        return self.f.seek(*args)
+
+    def tell(self):
+        return self.f.tell()
 
 
 def _why(e):
@@ -67,7 +96,7 @@ class _Input(InputScope):
 
 def open_view(stream):
     """PSBTView of the PSBT at the start of `stream`, global scope checked."""
-    stream.seek(0)
+    stream = Bounded(stream)
     try:
         view = StrictView.view(stream)
         _check_globals(view)

@@ -14,8 +14,6 @@ import hmac
 import json
 import os
 
-import cryptolib
-
 from .errors import StorageError
 from .secrets import wipe
 
@@ -81,6 +79,9 @@ class Storage:
         salt = os.urandom(16)
         iv = os.urandom(16)
         keys = _keys(pin, salt)
+        import cryptolib  # MicroPython's AES; imported here so that the
+        # settings helpers also load on CPython for tests.
+
         plain = bytearray(48)
         plain[0] = len(entropy)
         plain[1 : 1 + len(entropy)] = entropy
@@ -120,6 +121,8 @@ class Storage:
         head, ct, mac = blob[:34], blob[34:82], blob[82:]
         if blob[0] != SEED_FORMAT or len(mac) != 32:
             raise StorageError("seed record has an unknown format")
+        import cryptolib
+
         keys = _keys(pin, head[2:18])
         try:
             want = hmac.new(memoryview(keys)[32:], head + ct, "sha256").digest()
