@@ -4,7 +4,15 @@ The board module is whichever `board` is on the import path: boards/unix in
 the emulator, boards/esp32 frozen into the ESP32 image.
 """
 
-from signer import crypto
+import sys
+
+# On the board, the frozen (flashed with the firmware image) modules come
+# first: a file written to the filesystem must never replace signer code.
+if ".frozen" in sys.path:
+    sys.path.remove(".frozen")
+    sys.path.insert(0, ".frozen")
+
+from signer import crypto  # noqa: E402
 
 crypto.install()
 
