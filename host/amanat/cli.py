@@ -231,7 +231,7 @@ def info(port, as_json):
         return
     t = Table(show_header=False)
     for k in ("port", "model", "firmware", "protocol", "network", "initialized", "locked", "fingerprint"):
-        t.add_row(k, str(i.get(k)))
+        t.add_row(k, Text(str(i.get(k))))
     console.print(t)
 
 
@@ -297,13 +297,13 @@ def _read_psbt(path: str) -> bytes:
 def _review_table(r: dict) -> Table:
     t = Table("", "address", "amount (BTC)", title="Review on the device")
     for s in r.get("spends", []):
-        t.add_row("send", s["address"], f"{s['amount_sat'] / 1e8:.8f}")
+        t.add_row("send", Text(s["address"]), f"{s['amount_sat'] / 1e8:.8f}")
     for s in r.get("change", []):
-        t.add_row("change", s["address"], f"{s['amount_sat'] / 1e8:.8f}")
+        t.add_row("change", Text(s["address"]), f"{s['amount_sat'] / 1e8:.8f}")
     rate = f" ({r['fee_sat'] / r['vsize']:.1f} sat/vB)" if r.get("vsize") else ""
     t.add_row("fee", "", f"{r['fee_sat'] / 1e8:.8f}{rate}")
     for w in r.get("warnings", []):
-        t.add_row("warning", w, "")
+        t.add_row("warning", Text(w), "")  # device text, never rich markup
     return t
 
 
@@ -462,7 +462,7 @@ def wallet_show(name, port, as_json):
     click.echo(f"{out['name']}: {_summary(out['descriptor'])}")
     t = Table("#", "fingerprint", "path", "xpub", "ours")
     for n, k in enumerate(keys, 1):
-        t.add_row(str(n), k["fingerprint"], k["path"], _abbrev(k["xpub"]), "yes" if k["ours"] else "")
+        t.add_row(str(n), k["fingerprint"], Text(k["path"]), Text(_abbrev(k["xpub"])), "yes" if k["ours"] else "")
     console.print(t)
     click.echo(out["descriptor"])
     click.echo(f"registration: {out['registration']}")

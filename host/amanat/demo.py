@@ -3,7 +3,10 @@
 Starts an emulator (the firmware on the MicroPython VM, serial over a pty),
 shows what it is, builds a PSBT paying from its wallet, signs it with
 `amanat sign` (auto-confirm), finalizes it, has libbitcoinkernel check every
-input, and stops the emulator.
+input. Then the custody flow: a 2-of-3 wallet registered on the device from a
+Coldcard-style export, a transfer signed by the device and by a second
+officer's key, combined, finalized and extracted (libbitcoinkernel checks
+it). Stops the emulator.
 """
 
 import json
@@ -39,7 +42,9 @@ def run(console: Console | None = None) -> str:
         rec = emulator.start(state, mnemonic=DEMO_MNEMONIC, network=NETWORK, auto_confirm=True)
         console.print(f"emulator up in {time.perf_counter() - t0:.2f} s: {json.dumps(rec)}")
         try:
-            return _job(console, rec, Path(tmp))
+            txid = _job(console, rec, Path(tmp))
+            _custody(console, rec, Path(tmp))
+            return txid
         finally:
             emulator.stop(state)
             console.print("emulator stopped")
@@ -90,7 +95,7 @@ def _job(console, rec, tmp: Path) -> str:
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "amanat.cli", "sign", str(src), "-o", str(out),
                            "--port", rec["port"]], capture_output=True, text=True)
-    console.print(proc.stdout.rstrip())
+    console.print(proc.stdout.rstrip(), markup=False, highlight=False)
     if proc.returncode != 0:
         raise RuntimeError(f"amanat sign failed ({proc.returncode}): {proc.stderr.strip()}")
     console.print(f"({time.perf_counter() - t0:.2f} s)")
@@ -104,3 +109,54 @@ def _job(console, rec, tmp: Path) -> str:
     txid = Transaction.parse(tx).txid().hex()
     console.print(f"libbitcoinkernel: every input valid  txid [bold]{txid}[/bold]")
     return txid
+
+
+# The two other cosigners of the demo's custody wallet (public test seeds).
+OFFICER_SEED = bytes(range(64))
+BACKUP_SEED = bytes(range(1, 65))
+CUSTODY_PATH = "m/48h/1h/0h/2h"
+
+
+def _cli(*args) -> str:
+    proc = subprocess.run([sys.executable, "-m", "amanat.cli", *args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"amanat {args[0]} failed ({proc.returncode}): {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def _custody(console, rec, tmp: Path) -> str:
+    net = NETWORKS[NETWORK]
+    console.rule("6. Custody: register a 2-of-3 wallet on the device (Coldcard/Sparrow export)")
+    device_root = bip32.HDKey.from_seed(bip39.mnemonic_to_seed(DEMO_MNEMONIC), version=net["xprv"])
+    officer = bip32.HDKey.from_seed(OFFICER_SEED, version=net["xprv"])
+    backup = bip32.HDKey.from_seed(BACKUP_SEED, version=net["xprv"])
+    # Only the device's xpub comes from the device; the others are cosigners'.
+    with Client(rec["port"]) as c:
+        device_xpub = bip32.HDKey.from_string(c.get_xpub(CUSTODY_PATH))
+    cosigners = [txbuild.Cosigner(device_root.my_fingerprint, txbuild._path_ints(CUSTODY_PATH), device_xpub),
+                 txbuild.cosigner(officer, CUSTODY_PATH), txbuild.cosigner(backup, CUSTODY_PATH)]
+    export = ["Name: Reserve", "Policy: 2 of 3", "Derivation: m/48'/1'/0'/2'", "Format: P2WSH", ""]
+    export += [f"{c.fingerprint.hex().upper()}: {c.xpub.to_base58()}" for c in cosigners]
+    (tmp / "reserve.txt").write_text("\n".join(export) + "\n")
+    _cli("wallet", "register", str(tmp / "reserve.txt"), "--port", rec["port"])
+    console.print(_cli("wallet", "show", "Reserve", "--port", rec["port"]).rstrip(), markup=False, highlight=False)
+
+    console.rule("7. Officer 1 signs on the device, officer 2 on theirs, the coordinator assembles")
+    wallet = txbuild.Multisig("wsh", 2, True, cosigners)
+    payee = script.p2wpkh(bip32.HDKey.from_seed(bytes(32)).key.get_public_key())
+    built = txbuild.build_spend([(wallet, i, 400_000) for i in range(3)], payee, 1_000_000, 3_000,
+                                change=(wallet, 0), tag=500)
+    (tmp / "reserve.psbt").write_bytes(built.psbt.serialize())
+    console.print(_cli("sign", str(tmp / "reserve.psbt"), "-o", str(tmp / "officer1.psbt"),
+                       "--port", rec["port"]).rstrip(), markup=False, highlight=False)
+    second = PSBT.parse(built.psbt.serialize())
+    second.sign_with(officer)  # stands in for the second officer's own device
+    (tmp / "officer2.psbt").write_bytes(second.serialize())
+    _cli("psbt", "combine", str(tmp / "officer1.psbt"), str(tmp / "officer2.psbt"), "-o", str(tmp / "both.psbt"))
+    _cli("psbt", "finalize", str(tmp / "both.psbt"), "-o", str(tmp / "final.psbt"))
+    out = json.loads(_cli("psbt", "extract", str(tmp / "final.psbt"), "--json"))
+    if not out.get("verified"):
+        raise RuntimeError("the custody transaction was not checked by libbitcoinkernel")
+    console.print(f"libbitcoinkernel: every input valid  txid [bold]{out['txid']}[/bold]")
+    return out["txid"]
+
