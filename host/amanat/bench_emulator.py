@@ -54,13 +54,32 @@ def _sign_once(port: str, raw: bytes) -> dict:
             "host_verify_ms": round((t2 - t1) * 1e3, 1)}
 
 
-def signing_report(sizes=(1, 10, 50)) -> list[dict]:
+def _multisig_psbt(port: str, kind: str, n_inputs: int) -> bytes:
+    """A PSBT spending `n_inputs` coins of a 2-of-3 wallet registered on the device."""
+    net = NETWORKS[NETWORK]
+    root = bip32.HDKey.from_seed(bip39.mnemonic_to_seed(MNEMONIC), version=net["xprv"])
+    others = [bip32.HDKey.from_seed(bytes(range(i, 64 + i)), version=net["xprv"]) for i in (0, 1)]
+    path = "m/48h/1h/0h/2h"
+    wallet = txbuild.Multisig(kind, 2, True, [txbuild.cosigner(r, path) for r in (root, *others)])
+    with Client(port) as c:
+        c.register_wallet("bench-" + kind, wallet.descriptor())
+    coins = [(wallet, i, 20_000 + i) for i in range(n_inputs)]
+    total = sum(c[2] for c in coins)
+    payee = script.p2wpkh(bip32.HDKey.from_seed(bytes(32)).key.get_public_key())
+    return txbuild.build_spend(coins, payee, total // 2, 300 * n_inputs, change=(wallet, 0),
+                               tag=2000).psbt.serialize()
+
+
+def signing_report(sizes=(1, 10, 50), multisig=(("wsh", 10), ("tr", 10))) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="amanat-bench-") as tmp:
         rec = emulator.start(Path(tmp) / "dev", mnemonic=MNEMONIC, network=NETWORK, auto_confirm=True)
         try:
             for n in sizes:
-                rows.append(dict(inputs=n, **_sign_once(rec["port"], _psbt(n))))
+                rows.append(dict(kind="single-sig mixed", inputs=n, **_sign_once(rec["port"], _psbt(n))))
+            for kind, n in multisig:
+                raw = _multisig_psbt(rec["port"], kind, n)
+                rows.append(dict(kind=f"2-of-3 {kind}", inputs=n, **_sign_once(rec["port"], raw)))
         finally:
             emulator.stop(Path(tmp) / "dev")
     return rows

@@ -154,12 +154,12 @@ def _bench_emulator(quiet):
     heap = be.smallest_heap()
     if quiet:
         return {"signing": rows, "smallest_heap_20_inputs": heap}
-    table = Table("inputs", "PSBT bytes", "upload ms", "device ms (review+sign)", "download ms", "total ms",
-                  "host verify ms")
+    table = Table("wallet", "inputs", "PSBT bytes", "upload ms", "device ms (review+sign)", "download ms",
+                  "total ms", "host verify ms")
     for r in rows:
-        table.add_row(*(str(r[k]) for k in ("inputs", "bytes", "upload_ms", "device_ms", "download_ms",
+        table.add_row(*(str(r[k]) for k in ("kind", "inputs", "bytes", "upload_ms", "device_ms", "download_ms",
                                             "total_ms", "host_verify_ms")))
-    console.print("Signing through the emulator's pty (mixed P2PKH/P2SH-P2WPKH/P2WPKH/P2TR inputs):")
+    console.print("Signing through the emulator's pty (single-sig: mixed P2PKH/P2SH-P2WPKH/P2WPKH/P2TR inputs):")
     console.print(table)
     console.print(f"smallest MicroPython heap that signs a 20-input PSBT: {heap:,} bytes" if heap
                   else "a 20-input PSBT does not sign within 1,000,000 bytes of heap")
