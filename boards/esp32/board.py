@@ -19,9 +19,15 @@ Buttons: right (GPIO35) and left (GPIO0), active low, debounced.
 - left, held 1 s on any page: reject
 A press that began before the screen appeared counts only after release, so
 a button held from one prompt never answers the next, and holding both
-buttons never approves. Text prompts (words, PIN) only page: text cannot be
-typed on this board. GPIO0 is also a boot strap: held through a reset, it
+buttons never approves. GPIO0 is also a boot strap: held through a reset, it
 starts the ROM loader instead of the firmware.
+
+Text prompts (recovery words, PIN, passphrase) are typed on a wheel of
+choices (signer/text_entry.py): key() gives right short = next, left short =
+prev, right held = select, left held = delete, a hold being 0.6 s here (a
+choice is easily taken back). The top two rows show what the entry gives to
+show_input(): the text so far (PIN and passphrase as '*') and the wheel;
+the prompt and its error follow, on one page. Typed text is never logged.
 
 Flash: MicroPython mounts littlefs at "/"; the firmware's files live in
 /data. Every answered screen is appended to /data/audit.jsonl (moved to
@@ -50,6 +56,8 @@ STEP_MS = 10  # how often wait() looks at the line and the buttons
 
 DEBOUNCE_MS = 30
 HOLD_MS = 1000
+ENTRY_HOLD_MS = 600  # select/delete in a text prompt
+INPUT_ROWS = 2  # a text prompt's typed-text and wheel rows
 
 # T-Display wiring
 PIN_MOSI, PIN_SCLK, PIN_CS, PIN_DC, PIN_RST, PIN_BL = 19, 18, 5, 16, 23, 4
@@ -72,6 +80,7 @@ REJECT = "reject"
 SHORT = 1  # what one button reports
 HOLD = 2
 L_SHORT, L_HOLD, R_SHORT, R_HOLD = 1, 2, 3, 4  # what the screen acts on
+KEYS = {R_SHORT: "next", L_SHORT: "prev", R_HOLD: "select", L_HOLD: "delete"}
 
 
 # ---- serial line
@@ -161,6 +170,7 @@ class Button:
         self.down_at = 0
         self.fired = False  # this press has given its event (or must give none)
         self.ignore = False
+        self.hold_ms = HOLD_MS
 
     def block(self):
         # A press already under way when a screen appears counts for nothing.
@@ -186,7 +196,7 @@ class Button:
             self.down_at = self.since
             self.fired = self.ignore
             return None
-        if not self.fired and time.ticks_diff(now, self.down_at) >= HOLD_MS:
+        if not self.fired and time.ticks_diff(now, self.down_at) >= self.hold_ms:
             self.fired = True
             return HOLD
         return None
@@ -223,6 +233,9 @@ def wrap(text, cols):
 
 def _is_warning(line):
     return str(line)[:7].lower() == "warning"
+
+
+COLORS = (WHITE, YELLOW, GREEN)  # a body line: plain, warning, text-entry wheel
 
 
 class Board:
@@ -313,18 +326,21 @@ class Board:
     def ticks_ms(self):
         return time.ticks_ms()
 
+    def sleep_ms(self, ms):
+        time.sleep_ms(ms)
+
     def wait(self, timeout_ms):
         """Sleep until the line has input, a button event is waiting, or
         timeout_ms has passed."""
-        deadline = time.ticks_add(time.ticks_ms(), timeout_ms)
+        deadline = time.ticks_add(self.ticks_ms(), timeout_ms)
         while True:
             self._scan()
             if self._event is not None or self.serial.pending():
                 return
-            left = time.ticks_diff(deadline, time.ticks_ms())
+            left = time.ticks_diff(deadline, self.ticks_ms())
             if left <= 0:
                 return
-            time.sleep_ms(STEP_MS if left > STEP_MS else left)
+            self.sleep_ms(STEP_MS if left > STEP_MS else left)
 
     def _scan(self):
         now = self.ticks_ms()
@@ -341,12 +357,20 @@ class Board:
         elif rev == SHORT:
             self._event = R_SHORT
 
+    def key(self):
+        """A text prompt's key: "next", "prev", "select", "delete" or None."""
+        self._scan()
+        ev, self._event = self._event, None
+        if ev is None or self._kind != "text":
+            return None
+        return KEYS[ev]
+
     def buttons(self):
         """APPROVE or REJECT when the officer answered; None otherwise (page
         turns are handled here)."""
         self._scan()
         ev, self._event = self._event, None
-        if ev is None or self._screen is None:
+        if ev is None or self._screen is None or self._kind == "text":
             return None
         confirm = self._kind == "confirm"
         last = self._page >= self._pages - 1
@@ -364,22 +388,43 @@ class Board:
 
     # ---- display
     def show(self, screen):
-        lines = []
-        warn = bytearray()
-        for line in screen.get("lines") or ():
+        self._kind = screen.get("kind")
+        text = self._kind == "text"
+        lines = [""] * INPUT_ROWS if text else []
+        warn = bytearray(b"\x00\x02" if text else b"")
+        err = screen.get("error") if text else None
+        body = screen.get("lines") or ()
+        if err:  # first, or it would fall off the one page
+            body = [err] + [line for line in body if line != err]
+        for line in body:
             part = wrap(line, self.cols)
             lines.extend(part)
-            warn.extend(b"\x01" * len(part) if _is_warning(line) else bytes(len(part)))
+            warn.extend(b"\x01" * len(part) if _is_warning(line) or (err and line == err) else bytes(len(part)))
+        if text:
+            del lines[self.rows:]  # the buttons type here: no pages
         self._screen = screen
-        self._kind = screen.get("kind")
         self._lines = lines
         self._warn = warn
         self._page = 0
         self._pages = max(1, (len(lines) + self.rows - 1) // self.rows)
         self._event = None
-        self.left.block()
-        self.right.block()
+        hold = ENTRY_HOLD_MS if text else HOLD_MS
+        for b in (self.left, self.right):
+            b.hold_ms = hold
+            b.block()
         self._draw()
+
+    def show_input(self, lines):
+        """Redraw only the typed-text rows of the text prompt on screen; the
+        buttons are not blocked (the officer may already be pressing on)."""
+        if self._kind != "text":
+            return
+        for r in range(INPUT_ROWS):
+            s = _ascii(lines[r])[:self.cols] if r < len(lines) else ""
+            if r:  # the wheel, centred
+                s = " " * ((self.cols - len(s)) // 2) + s
+            self._lines[r] = s
+            self._row(r, r)
 
     def _status(self, text):
         # Between prompts: no pages, no button hints.
@@ -396,20 +441,28 @@ class Board:
     def _render(self, title, footer):
         d = self.display
         d.text(0, _ascii(str(title)), BLACK, WHITE, 1, TITLE_H)
-        y = TITLE_H
         first = self._page * self.rows
-        for i in range(first, first + self.rows):
-            if i < len(self._lines):
-                d.text(y, self._lines[i], YELLOW if self._warn[i] else WHITE, BLACK, BODY_SCALE, self.pitch)
-            else:
-                d.fill_rect(0, y, d.width, self.pitch, BLACK)
-            y += self.pitch
+        for r in range(self.rows):
+            self._row(r, first + r)
+        y = TITLE_H + self.rows * self.pitch
         d.fill_rect(0, y, d.width, d.height - FOOT_H - y, BLACK)
         can_approve = self._kind == "confirm" and self._page == self._pages - 1
         d.text(d.height - FOOT_H, footer, BLACK, GREEN if can_approve else GREY, 1, FOOT_H)
 
+    def _row(self, r, i):
+        """Body row r shows line i (or nothing)."""
+        d = self.display
+        y = TITLE_H + r * self.pitch
+        if i < len(self._lines):
+            d.text(y, self._lines[i], COLORS[self._warn[i]], BLACK, BODY_SCALE, self.pitch)
+        else:
+            d.fill_rect(0, y, d.width, self.pitch, BLACK)
+
     def _footer(self):
         cols = self.display.columns(1)
+        if self._kind == "text":
+            left, right = "<prev hold:del", "hold:pick next>"
+            return left + " " * (cols - len(left) - len(right)) + right
         page = "%d/%d" % (self._page + 1, self._pages)
         last = self._page >= self._pages - 1
         if self._kind == "confirm":

@@ -122,14 +122,22 @@ class App:
         rid = None
         try:
             rid, method, params = rpc.parse_request(payload)
-            p = rpc.Params(params, ("button", "text"))
+            p = rpc.Params(params, ("button", "text", "key"))
             if method == "debug_state":
-                res = {"screen": _no_floats(self.ui.current), "busy": self.busy}
+                res = {"screen": _no_floats(self.ui.current), "busy": self.busy, "input": self.ui.input_lines()}
             elif method == "debug_press":
                 button = p.text("button")
                 if button not in (APPROVE, REJECT):
                     raise BadParams("button must be 'approve' or 'reject'")
                 why = self.ui.press(button)
+                if why:
+                    raise NotReady(why)
+                res = {}
+            elif method == "debug_key":  # the two-button text entry, key by key
+                key = p.text("key")
+                if key not in ("next", "prev", "select", "delete"):
+                    raise BadParams("key must be 'next', 'prev', 'select' or 'delete'")
+                why = self.ui.key(key)
                 if why:
                     raise NotReady(why)
                 res = {}
@@ -152,7 +160,7 @@ class App:
         err = None
         while True:
             words = self.ui.ask_text(_prompt("setup_mnemonic", "Recovery words",
-                                             "Enter the 12 or 24 recovery words", err))
+                                             "Enter the 12 or 24 recovery words", err, "words"))
             try:
                 entropy = bytearray(bip39.mnemonic_to_bytes(" ".join(words.decode().split())))
                 break
@@ -162,7 +170,7 @@ class App:
                 wipe(words)
         pin = self._choose_pin()
         passphrase = self.ui.ask_text(_prompt("setup_passphrase", "Passphrase",
-                                              "Enter the BIP39 passphrase, or nothing", None))
+                                              "Enter the BIP39 passphrase, or nothing", None, "text"))
         try:
             network = self.board.default_network
             self.storage.store_seed(entropy, pin, network, len(passphrase) > 0)
@@ -175,12 +183,12 @@ class App:
     def _choose_pin(self):
         err = None
         while True:
-            pin = self.ui.ask_text(_prompt("setup_pin", "Choose a PIN", "4 to 12 digits", err))
+            pin = self.ui.ask_text(_prompt("setup_pin", "Choose a PIN", "4 to 12 digits", err, "pin"))
             err = check_pin_format(pin.decode())
             if err:
                 wipe(pin)
                 continue
-            again = self.ui.ask_text(_prompt("setup_pin_confirm", "Confirm the PIN", "Enter it again", None))
+            again = self.ui.ask_text(_prompt("setup_pin_confirm", "Confirm the PIN", "Enter it again", None, "pin"))
             same = again == pin
             wipe(again)
             if same:
@@ -191,7 +199,7 @@ class App:
     def unlock(self):
         err = None
         while self.keystore is None and self.storage.initialized():
-            pin = self.ui.ask_text(_prompt("unlock_pin", "Enter PIN", "Unlock the device", err))
+            pin = self.ui.ask_text(_prompt("unlock_pin", "Enter PIN", "Unlock the device", err, "pin"))
             try:
                 entropy = self.storage.unseal(pin)
             except WrongPin as e:
@@ -205,7 +213,7 @@ class App:
             passphrase = bytearray()
             if self.storage.passphrase_used():
                 passphrase = self.ui.ask_text(_prompt("unlock_passphrase", "Passphrase",
-                                                      "Enter the BIP39 passphrase", None))
+                                                      "Enter the BIP39 passphrase", None, "text"))
             try:
                 self._load(entropy, passphrase, self.storage.settings().get("network", "main"))
             finally:
@@ -243,8 +251,9 @@ def _no_floats(screen):
     return {k: (repr(v) if isinstance(v, float) else v) for k, v in screen.items()}
 
 
-def _prompt(name, title, line, err):
+def _prompt(name, title, line, err, entry):
+    # entry: what is typed ("words", "pin", "text"), for the board's text entry
     lines = [line]
     if err:
         lines.append(err)
-    return {"screen": name, "title": title, "lines": lines, "error": err}
+    return {"screen": name, "title": title, "lines": lines, "error": err, "entry": entry}

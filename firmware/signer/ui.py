@@ -7,7 +7,15 @@ answer comes from the board's buttons, from DebugLink in the emulator, or
 at once with auto-confirm. While waiting, the request loop keeps running so
 that the host can ping. Every answered screen is recorded with its answer;
 text answers (words, PINs) are never recorded, only that text was given.
+
+A text prompt says what it wants in screen["entry"] ("words", "pin" or
+"text") and runs a TextEntry of that kind: a board with `key()` (the ESP32's
+buttons) types with it, and gets the entry's lines through `show_input()`
+after each key; the emulator takes the same keys over DebugLink, or the
+whole text at once.
 """
+
+from .text_entry import TextEntry
 
 APPROVE = "approve"
 REJECT = "reject"
@@ -20,6 +28,7 @@ class UI:
         self.current = None
         self._answer = None
         self._text = None
+        self._entry = None
 
     def _show(self, screen, kind):
         screen["kind"] = kind
@@ -29,13 +38,19 @@ class UI:
         self.board.show(screen)
 
     def _wait(self):
+        key = getattr(self.board, "key", None) if self._entry is not None else None
         try:
             while self._answer is None:
                 self.board.wait(50)
                 self.app.pump(self.current["screen"])
-                pressed = self.board.buttons()
-                if pressed is not None and self._answer is None and self.current["kind"] == "confirm":
-                    self._answer = pressed
+                if key is not None:
+                    k = key()
+                    if k is not None and self._answer is None:
+                        self.key(k)
+                else:
+                    pressed = self.board.buttons()
+                    if pressed is not None and self._answer is None and self.current["kind"] == "confirm":
+                        self._answer = pressed
         except BaseException:
             # The request died while its screen waited: take the screen
             # down (never leave a prompt nobody is waiting for) and log it.
@@ -62,13 +77,29 @@ class UI:
     def ask_text(self, screen):
         """Show a text prompt (recovery words, PIN); the text typed, as a
         bytearray so that the caller can wipe it."""
+        entry = TextEntry(screen.get("entry") or "text")
         self._show(screen, "text")
-        screen = self._wait()
+        self._entry = entry
+        try:
+            self._show_input()
+            screen = self._wait()
+        finally:
+            self._entry.wipe()
+            self._entry = None
         record = dict(screen)
         record["answer"] = "text"
         self.board.record_screen(record)
         text, self._text = self._text, None
         return text
+
+    def input_lines(self):
+        """What the text entry shows now (DebugLink), or None."""
+        return self._entry.lines() if self._entry is not None else None
+
+    def _show_input(self):
+        show = getattr(self.board, "show_input", None)
+        if show is not None:
+            show(self._entry.lines())
 
     def answered(self):
         """A prompt got its answer and has not been taken down yet: the loop
@@ -80,6 +111,17 @@ class UI:
         if self.current is None or self.current["kind"] != "confirm":
             return "no yes/no prompt on screen"
         self._answer = button
+        return None
+
+    def key(self, event):
+        """One key of the text entry: "next", "prev", "select", "delete"."""
+        if self._entry is None or self._answer is not None:
+            return "no text prompt on screen"
+        if self._entry.handle(event):
+            self._text = self._entry.value
+            self._answer = "text"
+        else:
+            self._show_input()
         return None
 
     def type_text(self, text):

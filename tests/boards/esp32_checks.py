@@ -6,6 +6,7 @@ reads one JSON document per check from stdout. AMANAT_TEST_FLASH names an
 empty temporary folder standing in for the flash.
 """
 
+import gc
 import json
 import os
 import time
@@ -189,15 +190,22 @@ res["both"] = run(1500)
 L.value(1)
 R.value(1)
 run(60)
-# text prompts only page
+# text prompts: no answers, no pages (the text entry uses key())
 b.show({"screen": "unlock_pin", "title": "Enter PIN", "kind": "text", "lines": ["Unlock the device"]})
 res["text"] = [press(R, 1200), press(L, 1200), b._footer()]
 # taken down: buttons do nothing, and do not wake wait()
 b.record_screen({"screen": "unlock_pin", "answer": "text"})
 L.value(0)
-t = time.ticks_ms()
+
+
+def idle_sleep(ms):
+    clock[0] += ms
+
+
+b.sleep_ms = idle_sleep
+t = clock[0]
 b.wait(50)
-res["idle_wait_ms"] = time.ticks_diff(time.ticks_ms(), t)
+res["idle_wait_ms"] = clock[0] - t
 res["idle"] = run(1500)
 L.value(1)
 run(60)
@@ -235,3 +243,98 @@ s.mount_flash()
 with open(FLASH + "/stock/data/device.log") as f:
     note = f.read()
 emit("stock", channel=type(s.serial).__name__, note=note)
+
+
+# ---- a PIN typed on the buttons, through the UI's text entry
+from signer.ui import UI
+
+machine.UART.refuse = None
+b = s = spi = panel = machine.SPI.last = None  # each fake panel holds 200 KB
+gc.collect()
+os.mkdir(FLASH + "/entry")
+e = board.Board(flash_root=FLASH + "/entry/data")
+e.mount_flash()
+L = machine.Pin.pins[board.PIN_LEFT]
+R = machine.Pin.pins[board.PIN_RIGHT]
+WHEEL = "0123456789"  # then DEL, DONE: 12 choices round
+
+
+class Finger:
+    """Presses the buttons as an officer would, reading the wheel on the
+    screen; time passes only in the board's sleep_ms, 10 ms at a time."""
+
+    def __init__(self, todo):
+        self.todo = todo  # digits, "DONE", or "delete" (hold left)
+        self.pin = None  # the button held down, until self.up
+        self.up = 0
+        self.free = 0  # next press not before (the screen redraws)
+        self.presses = []
+
+    def tick(self, now):
+        if self.pin is not None:
+            if now >= self.up:
+                self.pin.value(1)
+                self.pin = None
+                self.free = now + 80
+            return
+        if now < self.free or not self.todo:
+            return
+        want = self.todo[0]
+        if want == "delete":
+            self.press(L, 700, now, "hold L")
+            return
+        shown = e._lines[1].split()[1]
+        if shown == want:
+            self.press(R, 700, now, "hold R")
+            return
+        at = WHEEL.find(shown) if shown in WHEEL else 10 + (shown == "DONE")
+        to = WHEEL.find(want) if want in WHEEL else 11
+        if (to - at) % 12 <= 6:
+            self.press(R, 100, now, "R")
+        else:
+            self.press(L, 100, now, "L")
+
+    def press(self, pin, ms, now, what):
+        self.presses.append(what)
+        if what.startswith("hold"):
+            self.todo.pop(0)
+        pin.value(0)
+        self.pin = pin
+        self.up = now + ms
+
+
+finger = Finger(["2", "5", "delete", "5", "8", "0", "DONE"])
+clock = [5000]
+
+
+def sleep(ms):
+    for _ in range(ms // 10 or 1):
+        clock[0] += 10
+        finger.tick(clock[0])
+
+
+e.ticks_ms = lambda: clock[0]
+e.sleep_ms = sleep
+drawn = []
+text = e.display.text
+e.display.text = lambda y, s, *a: (drawn.append([y, s]), text(y, s, *a))
+
+
+class App:
+    board = e
+    pumps = 0
+
+    def pump(self, busy):
+        App.pumps += 1
+
+
+ui = UI(App())
+screen = {"screen": "setup_pin", "title": "Choose a PIN", "lines": ["4 to 12 digits", "The PINs differ, try again"],
+          "error": "The PINs differ, try again", "entry": "pin"}
+t0 = clock[0]
+pin = ui.ask_text(screen)
+with open(FLASH + "/entry/data/audit.jsonl") as f:
+    audit = f.read()
+emit("pin_entry", pin=pin.decode(), presses=finger.presses, left=finger.todo, ms=clock[0] - t0, pumps=App.pumps,
+     drawn=drawn, audit=audit, rows=[board.TITLE_H + r * e.pitch for r in range(e.rows)],
+     files=sorted(os.listdir(FLASH + "/entry/data")))

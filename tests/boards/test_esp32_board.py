@@ -141,8 +141,41 @@ def test_buttons(checks):
     assert r["held_over"] == []  # held from the previous prompt: ignored
     assert r["held_over_again"] == ["approve"]
     assert r["both"] == ["reject"]  # both held: never approve
-    assert r["text"][:2] == [[], []]  # text prompts: no answers from buttons
+    assert r["text"][:2] == [[], []]  # text prompts: no answers from buttons.buttons()
     assert r["idle"] == [] and r["idle_wait_ms"] >= 45  # nothing on screen: presses do nothing
+
+
+def test_pin_typed_on_the_buttons(checks):
+    """A whole ask_text on the board: short presses turn the wheel, a 0.7 s
+    hold of the right button takes a digit, of the left one deletes."""
+    r = checks["pin_entry"]
+    assert r["pin"] == "2580" and r["left"] == []
+    presses = r["presses"]
+    assert presses.count("hold R") == 6 and presses.count("hold L") == 1
+    assert "R" in presses and "L" in presses  # both ways round the wheel
+    assert r["pumps"] > 0  # the request loop ran while the officer typed
+    assert r["ms"] < 60_000
+    # What was drawn: the typed digits only as '*', the wheel one digit at a
+    # time, the rest the prompt (error first) and the key hints.
+    typed_row, wheel_row = r["rows"][:2]
+    static = {"Choose a PIN", "The PINs", "differ, try", "again", "4 to 12 digits", "",
+              "<prev hold:del hold:pick next>", "Amanat", "Done"}
+    typed, wheel = set(), set()
+    for y, s in r["drawn"]:
+        if y == typed_row:
+            typed.add(s)
+        elif y == wheel_row:
+            wheel.add(s)
+        else:
+            assert s in static, s
+    assert typed - {"", "Done"} == {"_", "*_", "**_", "***_", "****_"}  # blank, then after: the status
+    assert [r["rows"][2], "The PINs"] in r["drawn"]  # the error first, under the wheel
+    assert all(sum(c.isdigit() for c in s) <= 1 for s in wheel)
+    assert {s.strip() for s in wheel} >= {"<  2  >", "<  5  >", "<  8  >", "<  0  >", "<  DONE  >"}
+    # Nothing of the PIN in the audit trail, nor anywhere in the flash.
+    assert '"screen": "setup_pin"' in r["audit"] and '"answer": "text"' in r["audit"]
+    assert "2580" not in r["audit"] and '"entry": "pin"' in r["audit"]
+    assert r["files"] == ["audit.jsonl"]
 
 
 def test_audit_trail_rotates(checks):
