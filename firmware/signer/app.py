@@ -173,8 +173,17 @@ class App:
                                               "Enter the BIP39 passphrase, or nothing", None, "text"))
         try:
             network = self.board.default_network
-            self.storage.store_seed(entropy, pin, network, len(passphrase) > 0)
             self._load(entropy, passphrase, network)
+            # The fingerprint identifies words + passphrase together: a typo in
+            # the passphrase (typed once, masked) shows here as a strange one.
+            fp = "".join("%02x" % b for b in self.keystore.fingerprint)
+            screen = {"screen": "setup_check", "title": "Check the wallet", "fingerprint": fp,
+                      "network": network, "lines": ["Fingerprint " + fp, "Network " + network,
+                                                    "Approve if it is the one on record"]}
+            if not self.ui.confirm(screen):
+                self.keystore = None
+                return  # nothing stored: setup starts again
+            self.storage.store_seed(entropy, pin, network, len(passphrase) > 0)
         finally:
             wipe(entropy)
             wipe(pin)
@@ -184,7 +193,7 @@ class App:
         err = None
         while True:
             pin = self.ui.ask_text(_prompt("setup_pin", "Choose a PIN", "4 to 12 digits", err, "pin"))
-            err = check_pin_format(pin.decode())
+            err = check_pin_format(pin)
             if err:
                 wipe(pin)
                 continue

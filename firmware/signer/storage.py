@@ -38,7 +38,10 @@ def _keys(pin, salt):
 
 
 def check_pin_format(pin):
-    if not (4 <= len(pin) <= 12) or any(c not in "0123456789" for c in pin):
+    """None if `pin` (text, or bytes-like so that no str copy is made) is
+    4 to 12 digits; else the reason."""
+    digits = "0123456789" if isinstance(pin, str) else b"0123456789"
+    if not (4 <= len(pin) <= 12) or any(c not in digits for c in pin):
         return "a PIN is 4 to 12 digits"
     return None
 

@@ -37,7 +37,12 @@ class DebugLink:
         self.press("reject")
 
     def type_text(self, text: str) -> None:
+        """Type a whole text into the current text prompt."""
         self.t.call("debug_input", {"text": text})
+
+    def key(self, key: str) -> None:
+        """One key of the board's two-button text entry: next, prev, select, delete."""
+        self.t.call("debug_key", {"key": key})
 
     def wait_screen(self, names, timeout: float = 30.0) -> dict:
         """Wait until one of the screens `names` is shown; return it."""

@@ -157,6 +157,8 @@ def _wait_ready(record, dl, passphrase):
                     return
             elif screen["screen"] == "unlock_passphrase":
                 dl.type_text(passphrase)
+            elif screen["screen"] == "setup_check":
+                dl.approve()  # the launcher's caller chose the words and passphrase
             elif screen["screen"] == "unlock_pin" and screen.get("error"):
                 raise EmulatorError(f"the emulator refused the PIN: {screen['error']}")
             elif screen["screen"].startswith("setup_"):

@@ -164,3 +164,22 @@ def test_uninitialized_device(tmp_path):
             assert c.t.call("ping") == {"busy": "setup_mnemonic"}
     finally:
         e.stop()
+
+
+def test_setup_shows_the_fingerprint_and_a_reject_starts_again(tmp_path):
+    e = Emu(tmp_path).start()
+    try:
+        with e.debuglink() as dl, e.client() as c:
+            for name, text in (("setup_mnemonic", MNEMONIC), ("setup_pin", "2468"), ("setup_pin_confirm", "2468"),
+                               ("setup_passphrase", "typo")):
+                dl.wait_screen(name)
+                dl.type_text(text)
+            check = dl.wait_screen("setup_check")
+            want = bip32.HDKey.from_seed(bip39.mnemonic_to_seed(MNEMONIC, "typo")).my_fingerprint.hex()
+            assert check["fingerprint"] == want and check["fingerprint"] != FP
+            dl.reject()
+            dl.wait_screen("setup_mnemonic")
+            assert c.info()["initialized"] is False
+    finally:
+        e.stop()
+    assert not (tmp_path / "flash.img").read_bytes().count(b"seed.bin")

@@ -284,7 +284,7 @@ def test_debuglink_keys_set_up_the_emulator(tmp_path):
                 for _ in range(40):
                     if call("debug_state")["input"][1].split()[1] == want:
                         return call("debug_key", {"key": "select"})
-                    call("debug_key", {"key": "next"})
+                    dl.key("next")
                 raise AssertionError(want)
 
             dl.wait_screen("setup_mnemonic")
@@ -301,6 +301,9 @@ def test_debuglink_keys_set_up_the_emulator(tmp_path):
                 call("debug_key", {"key": "up"})
             call("debug_key", {"key": "prev"})
             call("debug_key", {"key": "select"})
+            check = dl.wait_screen("setup_check")
+            assert len(check["fingerprint"]) == 8
+            dl.approve()
             with e.client() as c:
                 for _ in range(100):
                     info = c.info()
@@ -310,10 +313,11 @@ def test_debuglink_keys_set_up_the_emulator(tmp_path):
                 assert not info["locked"] and info["initialized"]
             assert call("debug_state")["input"] is None
             with pytest.raises(DeviceError, match="no text prompt"):
-                call("debug_key", {"key": "next"})
+                dl.key("next")
     finally:
         e.stop()
     screens = e.screens()
-    assert [s["screen"] for s in screens] == ["setup_mnemonic", "setup_pin", "setup_pin_confirm", "setup_passphrase"]
-    assert [s["entry"] for s in screens] == ["words", "pin", "pin", "text"]
+    assert [s["screen"] for s in screens] == ["setup_mnemonic", "setup_pin", "setup_pin_confirm", "setup_passphrase",
+                                             "setup_check"]
+    assert [s.get("entry") for s in screens] == ["words", "pin", "pin", "text", None]
     assert "1357" not in json.dumps(screens)
