@@ -176,14 +176,14 @@ class App:
             self._load(entropy, passphrase, network)
             # The fingerprint identifies words + passphrase together: a typo in
             # the passphrase (typed once, masked) shows here as a strange one.
-            fp = "".join("%02x" % b for b in self.keystore.fingerprint)
+            fp = _hex(self.keystore.fingerprint)
             screen = {"screen": "setup_check", "title": "Check the wallet", "fingerprint": fp,
                       "network": network, "lines": ["Fingerprint " + fp, "Network " + network,
                                                     "Approve if it is the one on record"]}
             if not self.ui.confirm(screen):
                 self.keystore = None
                 return  # nothing stored: setup starts again
-            self.storage.store_seed(entropy, pin, network, len(passphrase) > 0)
+            self.storage.store_seed(entropy, pin, network, len(passphrase) > 0, fp)
         finally:
             wipe(entropy)
             wipe(pin)
@@ -219,15 +219,31 @@ class App:
                 return
             finally:
                 wipe(pin)
+            try:
+                self._unlock_with_passphrase(entropy)
+            finally:
+                wipe(entropy)
+
+    def _unlock_with_passphrase(self, entropy):
+        # The fingerprint kept at setup tells a mistyped passphrase (another
+        # wallet entirely) from the right one before anything is signed.
+        settings = self.storage.settings()
+        want = settings.get("fingerprint")
+        err = None
+        while True:
             passphrase = bytearray()
             if self.storage.passphrase_used():
                 passphrase = self.ui.ask_text(_prompt("unlock_passphrase", "Passphrase",
-                                                      "Enter the BIP39 passphrase", None, "text"))
+                                                      "Enter the BIP39 passphrase", err, "text"))
             try:
-                self._load(entropy, passphrase, self.storage.settings().get("network", "main"))
+                self._load(entropy, passphrase, settings.get("network", "main"))
             finally:
-                wipe(entropy)
                 wipe(passphrase)
+            got = _hex(self.keystore.fingerprint)
+            if want is None or got == want or not self.storage.passphrase_used():
+                return
+            self.keystore = None
+            err = "This passphrase opens another wallet (%s), not %s" % (got, want)
 
     def _damaged_seed(self, e):
         # Nothing can unlock a damaged record: the officer may erase it and
@@ -251,6 +267,10 @@ class App:
 
             self._registry = Registry(self.board.flash_root, self.keystore, self.keystore.network)
         return self._registry
+
+
+def _hex(b):
+    return "".join("%02x" % x for x in b)
 
 
 def _no_floats(screen):

@@ -77,7 +77,7 @@ class Storage:
         except OSError:
             return False
 
-    def store_seed(self, entropy, pin, network, passphrase_used):
+    def store_seed(self, entropy, pin, network, passphrase_used, fingerprint=None):
         """Seal `entropy` (bytearray, 16..32 bytes) under `pin` (bytes)."""
         salt = os.urandom(16)
         iv = os.urandom(16)
@@ -105,6 +105,7 @@ class Storage:
         s = self.settings()
         s["network"] = network
         s["pin_failures"] = 0
+        s["fingerprint"] = fingerprint  # public (it is in every PSBT); checks the passphrase
         self.save_settings(s)
 
     def seed_header(self):

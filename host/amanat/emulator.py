@@ -156,6 +156,8 @@ def _wait_ready(record, dl, passphrase):
                 if not c.info()["locked"]:
                     return
             elif screen["screen"] == "unlock_passphrase":
+                if screen.get("error"):
+                    raise EmulatorError(f"the emulator refused the passphrase: {screen['error']}")
                 dl.type_text(passphrase)
             elif screen["screen"] == "setup_check":
                 dl.approve()  # the launcher's caller chose the words and passphrase

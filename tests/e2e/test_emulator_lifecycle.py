@@ -105,3 +105,10 @@ def test_ten_wrong_pins_erase_the_seed(tmp_path):
             assert c.info()["initialized"] is False
     finally:
         e.stop()
+
+
+def test_a_wrong_passphrase_at_unlock_is_caught(tmp_path):
+    Emu(tmp_path, mnemonic=MNEMONIC, passphrase="reserve").start().stop()
+    with pytest.raises(emulator.EmulatorError) as err:
+        Emu(tmp_path, passphrase="reserv").start()
+    assert "another wallet" in str(err.value)
