@@ -120,9 +120,12 @@ def _check_globals(view):
             raise BadPsbt("duplicate global key %s" % hexlify(key).decode())
         seen.add(key)
         if key == b"\x00":
+            _check_field(key, b"", GLOBAL_RULES, "global")
             tx_len = compact.read_from(s)
             tx_start = s.tell()
             s.seek(tx_len, 1)
+        elif key[0] in GLOBAL_RULES:
+            _check_field(key, read_string(s), GLOBAL_RULES, "global")
         else:
             skip_string(s)
     version = view.version or 0
@@ -163,8 +166,58 @@ def _check_unsigned_tx(view, start, length):
         raise BadPsbt("unsigned transaction does not fill its field")
 
 
-def _scan_scope(s, want, where):
-    """Check a scope for duplicate keys; return the values of keys in `want`."""
+def _fixed(n):
+    return lambda v: len(v) == n
+
+
+def _tap_derivation(v):
+    # compact count, that many 32-byte leaf hashes, a fingerprint and a path:
+    # a count larger than the value would make embit allocate it.
+    if not v:
+        return False
+    size = {0xFD: 3, 0xFE: 5, 0xFF: 9}.get(v[0], 1)
+    n = v[0] if size == 1 else int.from_bytes(v[1:size], "little")
+    rest = len(v) - size - 4
+    return n <= rest // 32 and (rest - 32 * n) % 4 == 0
+
+
+def _derivation(v):
+    return len(v) >= 4 and len(v) % 4 == 0
+
+
+# Per scope: key type -> (key data allowed, check of the value). BIP174/370/371
+# fix these sizes; embit would read a wrong-sized field as some other number.
+INPUT_RULES = {
+    0x00: (False, None), 0x01: (False, None), 0x02: (True, None), 0x03: (False, _fixed(4)),
+    0x04: (False, None), 0x05: (False, None), 0x06: (True, _derivation), 0x07: (False, None),
+    0x08: (False, None), 0x0E: (False, _fixed(32)), 0x0F: (False, _fixed(4)), 0x10: (False, _fixed(4)),
+    0x11: (False, _fixed(4)), 0x12: (False, _fixed(4)), 0x13: (False, lambda v: len(v) in (64, 65)),
+    0x16: (True, _tap_derivation), 0x17: (False, _fixed(32)), 0x18: (False, _fixed(32)),
+}
+OUTPUT_RULES = {
+    0x00: (False, None), 0x01: (False, None), 0x02: (True, _derivation), 0x03: (False, _fixed(8)),
+    0x04: (False, None), 0x05: (False, _fixed(32)), 0x06: (False, None), 0x07: (True, _tap_derivation),
+}
+GLOBAL_RULES = {
+    0x00: (False, None), 0x02: (False, _fixed(4)), 0x03: (False, _fixed(4)), 0x04: (False, None),
+    0x05: (False, None), 0x06: (False, _fixed(1)), 0xFB: (False, _fixed(4)),
+}
+
+
+def _check_field(key, value, rules, where):
+    rule = rules.get(key[0])
+    if rule is None:
+        return
+    keydata, check = rule
+    if len(key) > 1 and not keydata:
+        raise BadPsbt("%s: key %s must not carry key data" % (where, hexlify(key).decode()))
+    if check is not None and not check(value):
+        raise BadPsbt("%s: field %s has a malformed value" % (where, hexlify(key[:1]).decode()))
+
+
+def _scan_scope(s, want, where, rules):
+    """Check a scope for duplicate keys and malformed fixed fields; return the
+    values of keys in `want`."""
     keys = set()
     found = {}
     while True:
@@ -174,9 +227,15 @@ def _scan_scope(s, want, where):
         if key in keys:
             raise BadPsbt("%s: duplicate key %s" % (where, hexlify(key).decode()))
         keys.add(key)
-        if key in want:
-            found[key] = read_string(s)
+        rule = rules.get(key[0])
+        if key in want or (rule is not None and rule[1] is not None):
+            value = read_string(s)
+            _check_field(key, value, rules, where)
+            if key in want:
+                found[key] = value
         else:
+            if rule is not None:
+                _check_field(key, b"", rules, where)  # key data only: no value check
             skip_string(s)
 
 
@@ -189,7 +248,7 @@ def read_input(view, i, pos):
     s = view.stream
     try:
         s.seek(pos)
-        found = _scan_scope(s, V2_INPUT_KEYS, where)
+        found = _scan_scope(s, V2_INPUT_KEYS, where, INPUT_RULES)
         end = s.tell()
         if view.tx is not None:
             vin = view.tx.vin(i)
@@ -225,7 +284,7 @@ def read_output(view, j, pos):
     s = view.stream
     try:
         s.seek(pos)
-        _scan_scope(s, (), where)
+        _scan_scope(s, (), where, OUTPUT_RULES)
         end = s.tell()
         vout = view.tx.vout(j) if view.tx is not None else None
         s.seek(pos)

@@ -30,12 +30,17 @@ Refused:
 - our key in a wallet input at a path other than chain 0/1, index up to
   1,000,000 below our xpub;
 - a derivation whose path has the coin type of another network (44/48/49/84/
-  86/87 purposes), a global xpub of another network;
+  86/87 purposes), a global xpub of another network (an output to our own
+  single-sig key at such a path is shown as a spend with a warning instead);
 - an input of unknown amount (no witness_utxo nor non_witness_utxo), a
   non_witness_utxo whose txid is not the prevout's, or one that disagrees with
   the witness_utxo;
 - a segwit v0 or legacy input of ours without non_witness_utxo (the segwit v0
-  fee attack: only the full previous transaction proves the amount);
+  fee attack: only the full previous transaction proves the amount); and a
+  foreign one without it, unless a taproot input we sign commits to every
+  amount (else two PSBTs of one transaction, each passing one of our inputs
+  off as foreign with a tiny amount, show small fees that add up to a large
+  one);
 - the same prevout spent twice; outputs worth more than inputs; no outputs;
 - an input of ours with a sighash type other than ALL (or DEFAULT on taproot);
 - a fee above the limits: fee_percent_tenths / 10 % of the amount sent (of the
@@ -225,7 +230,15 @@ def _check_global_xpubs(view, net):
 # --- registered wallets
 
 MAX_INDEX = MAX_CHANGE_INDEX
-SINGLE = "single-sig"  # our single-key accounts, as one wallet when inputs are compared
+class _Single:
+    """Our single-key accounts, as one wallet when inputs are compared. Not a
+    str, so that no registered wallet's name can pass for it."""
+
+    def __str__(self):
+        return "single-sig"
+
+
+SINGLE = _Single()
 
 
 def _plain(rest):
@@ -675,6 +688,8 @@ def review_psbt(stream, keystore, registry=None, limits=None, progress=None):
     locks = _Locktime()
     seen = {}  # 30-bit tag of a prevout -> indices of inputs with that tag
     foreign = []
+    unproven = []  # foreign non-taproot inputs without their previous transaction
+    signs_taproot = False
     owner = None  # (first input we sign, its wallet name or SINGLE)
     total_in = 0
     weight = 0
@@ -698,6 +713,8 @@ def review_psbt(stream, keystore, registry=None, limits=None, progress=None):
         mine = classify_input(i, inp, spk, keys, fp, wallets)
         if mine is None:
             foreign.append(i)
+            if spk.script_type() != "p2tr" and inp._txhash is None:
+                unproven.append(i)
             w, sw = _input_weight(None, inp, spk)
         else:
             name = SINGLE if mine[0] == "single" else mine[1].name
@@ -707,6 +724,7 @@ def review_psbt(stream, keystore, registry=None, limits=None, progress=None):
                 raise Refused("inputs %d and %d belong to different wallets (%s, %s)" % (owner[0], i, owner[1], name))
             kind = mine[1][0] if mine[0] == "single" else wallets.get(name).kind
             _check_signable(i, inp, kind)
+            signs_taproot = signs_taproot or kind in ("p2tr", "tr")
             r.ours.append(i)
             if mine[0] == "single":
                 r.plan.append(None)
@@ -718,6 +736,14 @@ def review_psbt(stream, keystore, registry=None, limits=None, progress=None):
         segwit += sw
     if not r.ours:
         raise Refused("no input of this PSBT belongs to this device")
+    if unproven and not signs_taproot:
+        # Its amount comes from a bare witness_utxo: in another PSBT of the
+        # same transaction one of our inputs could be the unproven one, and
+        # two approvals of small fees make one transaction with a large fee.
+        # (A taproot signature commits to every amount, so then a lie here
+        # only invalidates our own signature.)
+        raise Refused("input %d: not this device's, and without its previous transaction (non_witness_utxo) "
+                      "its amount, so the fee, cannot be verified" % unproven[0])
     if owner[1] != SINGLE:
         r.wallet = owner[1]
         r.wallet_obj = wallets.get(r.wallet)

@@ -55,7 +55,10 @@ def register_wallet(app, p):
     if len(ours) >= w.threshold:
         raise BadParams("this device holds %d of the keys and could spend alone; a custody wallet needs "
                         "its other cosigners" % len(ours))
+    if w.kind == "tr" and isinstance(w.internal, wallets.Cosigner) and w.internal.ours:
+        raise BadParams("the internal key is this device's: it could spend alone on the key path")
     reg = app.registry()
+    _no_hidden_keys(w, ks, reg)
     if name in reg.names():
         old = reg.get(name)
         if old.descriptor != w.descriptor:
@@ -76,6 +79,30 @@ def register_wallet(app, p):
         raise Rejected("the officer did not approve wallet %s" % name)
     mac = reg.add(w)
     return {"name": name, "descriptor": w.descriptor, "registration": mac}
+
+
+def _no_hidden_keys(w, ks, reg):
+    """Refuse a key of this device that is not marked as its own: listed under
+    another fingerprint, or ours in another registered wallet but not here.
+    Either would let the device count towards a threshold twice (two
+    registrations of one script, each holding one of its keys)."""
+    for n, c in enumerate(w.cosigners):
+        if not c.ours and len(c.origin) <= 8:
+            if ks.root.derive(c.origin).key.sec() == c.xpub.key.sec():
+                raise BadParams("cosigner %d: this device's own key at %s, listed under fingerprint %s"
+                                % (n + 1, _path(c.origin), _hex(c.fingerprint)))
+    mine = {}
+    for other in reg.all():
+        if other.name == w.name:
+            continue
+        for c in other.cosigners:
+            mine[c.xpub.key.sec()] = (c.ours, other.name)
+    for n, c in enumerate(w.cosigners):
+        seen = mine.get(c.xpub.key.sec())
+        if seen is not None and seen[0] != c.ours:
+            raise BadParams("cosigner %d: this key is %s in wallet %s but %s here"
+                            % (n + 1, "this device's" if seen[0] else "another cosigner's", seen[1],
+                               "this device's" if c.ours else "another cosigner's"))
 
 
 def list_wallets(app, p):

@@ -161,3 +161,34 @@ def test_delete_wallet(dev):
         assert "Temp" not in [x["name"] for x in c.t.call("list_wallets")["wallets"]]
         with pytest.raises(DeviceError):
             c.t.call("get_wallet", {"name": "Temp"})
+
+
+def test_own_key_under_another_fingerprint_is_refused(dev):
+    """Two registrations of one 2-of-2 script, each holding one of the
+    device's keys, would let it spend alone."""
+    a = txbuild.cosigner(OURS, "m/48h/1h/0h/2h")
+    b = txbuild.cosigner(OURS, "m/48h/1h/1h/2h")
+    fake = bytes.fromhex("deadbeef")
+    hidden = txbuild.Multisig("wsh", 2, False, [a, txbuild.Cosigner(fake, b.origin, b.xpub)])
+    with dev.client() as c:
+        with pytest.raises(DeviceError) as e:
+            c.t.call("register_wallet", {"name": "Ops", "descriptor": hidden.descriptor()})
+        assert "cosigner 2: this device's own key" in e.value.message
+        # The same key at a made-up origin cannot be derived here, but once one
+        # wallet holds it as the device's, another may not list it as foreign.
+        ours_b = txbuild.Multisig("wsh", 2, False, [txbuild.cosigner(ALICE, "m/48h/1h/0h/2h"), b])
+        c.t.call("register_wallet", {"name": "Ops2", "descriptor": ours_b.descriptor()}, timeout=30)
+        moved = txbuild.Multisig("wsh", 2, False, [a, txbuild.Cosigner(fake, [0x80000063], b.xpub)])
+        with pytest.raises(DeviceError) as e:
+            c.t.call("register_wallet", {"name": "Ops3", "descriptor": moved.descriptor()})
+        assert "this device's in wallet Ops2" in e.value.message
+
+
+def test_taproot_internal_key_of_this_device_is_refused(dev):
+    cos = [txbuild.cosigner(r, PATHS["tr"]) for r in (ALICE, BOB)]
+    w = txbuild.Multisig("tr", 2, True, [txbuild.cosigner(OURS, "m/87h/1h/5h")] + cos,
+                         internal=txbuild.cosigner(OURS, "m/87h/1h/6h"))
+    with dev.client() as c:
+        with pytest.raises(DeviceError) as e:
+            c.t.call("register_wallet", {"name": "KeyPath", "descriptor": w.descriptor()})
+        assert "internal key is this device's" in e.value.message

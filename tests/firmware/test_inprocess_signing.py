@@ -170,19 +170,19 @@ def test_signing_again_replaces_the_old_signatures(accounts):
         assert len(keys) == len(set(keys))
 
 
-def test_v2_amount_read_by_exact_key(accounts):
-    """An unknown key 0x03<data> placed before PSBT_OUT_AMOUNT must not be taken
-    for the amount (embit's PSBTView matches key prefixes)."""
+def test_v2_amount_key_with_key_data_is_refused(accounts):
+    """A key 0x03<data> placed before PSBT_OUT_AMOUNT (which has no key data)
+    is malformed: embit's PSBTView matches key prefixes and would read it as
+    the amount, so the device refuses the PSBT."""
     built = txbuild.build_spend([(accounts["p2wpkh"], 5, 50_000)], payee(), 30_000, 500,
                                 change=(accounts["p2wpkh"], 5), version=2)
     scopes = split_scopes(built.psbt.serialize())
     out0 = scopes[2]
     out0.insert(0, (b"\x03\x00", (1_000).to_bytes(8, "little")))
     raw = join_scopes(scopes)
-    out = inprocess.sign_with_review(raw, MNEMONIC, network=NETWORK)
-    assert out["review"]["spends"][0]["amount_sat"] == 30_000
-    tx = finalize.finalize(PSBT.parse(out["psbt"]))
-    kernel.verify_transaction(tx, built.spent)
+    with pytest.raises(inprocess.DeviceCodeError) as e:
+        inprocess.sign_with_review(raw, MNEMONIC, network=NETWORK)
+    assert e.value.name == "BAD_PSBT" and "output 0: key 0300" in e.value.message
 
 
 def test_v2_required_height_locktime(accounts):
