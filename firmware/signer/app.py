@@ -88,6 +88,7 @@ class App:
                 if self.keystore is None:
                     raise NotReady("the device is not set up or not unlocked")
                 fn, allowed = entry
+                gc.collect()  # a clean heap before the real work: fragmentation, not size, fails first
                 self.busy = method
                 try:
                     res = fn(self, rpc.Params(params, allowed))

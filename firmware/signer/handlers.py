@@ -9,10 +9,10 @@ from binascii import b2a_base64
 
 from embit import hashes
 from embit.bip32 import HARDENED_INDEX
-from embit.descriptor import Descriptor
-from embit.descriptor.checksum import add_checksum, checksum
+from embit import bip32, ec
 
 from . import scripts
+from .desc_checksum import add_checksum, strip_checksum
 from .errors import BadParams, BadPsbt, DeviceError, Rejected, StorageError, UploadError
 from .spool import CHUNK, file_sha256
 
@@ -57,22 +57,49 @@ def _hex(b):
     return "".join("%02x" % x for x in b)
 
 
-def _checksum(body):
-    try:
-        return checksum(body)
-    except Exception:
-        raise BadParams("descriptor has characters outside the descriptor alphabet")
-
-
 _KINDS = (("sh(wpkh(", "p2sh-p2wpkh"), ("wpkh(", "p2wpkh"), ("pkh(", "p2pkh"), ("tr(", "p2tr"))
+
+
+def _single_key(inner):
+    """(origin path, PublicKey) of "[fp/path]KEY[/a/b...]" naming one key:
+    KEY is a hex public key (x-only for tr) or an xpub/tpub followed by
+    unhardened steps. The fingerprint is returned first for the caller."""
+    if not inner.startswith("[") or "]" not in inner:
+        raise BadParams("the key needs its origin [fingerprint/path]")
+    end = inner.index("]")
+    steps = inner[1:end].split("/")
+    try:
+        fp = bytes(int(steps[0][i : i + 2], 16) for i in range(0, 8, 2)) if len(steps[0]) == 8 else None
+    except ValueError:
+        fp = None
+    if fp is None:
+        raise BadParams("the key's origin fingerprint must be 8 hex digits")
+    origin = scripts.parse_path("/".join(["m"] + steps[1:]))
+    parts = inner[end + 1 :].split("/")
+    key, rest = parts[0], parts[1:]
+    if any(("*" in r or "<" in r) for r in rest):
+        raise BadParams("descriptor must name one address (no * or <a;b>)")
+    rest = scripts.parse_path("/".join(["m"] + rest)) if rest else []
+    if any(i >= HARDENED_INDEX for i in rest):
+        raise BadParams("hardened steps after the key cannot be checked")
+    try:
+        if key[:4] in ("xpub", "tpub"):
+            pub = bip32.HDKey.from_base58(key).derive(rest).key
+        elif len(key) == 64:
+            pub = ec.PublicKey.from_xonly(bytes.fromhex(key))
+        else:
+            pub = ec.PublicKey.parse(bytes.fromhex(key))
+    except MemoryError:
+        raise
+    except Exception:
+        raise BadParams("the descriptor's key does not parse")
+    return fp, origin + rest, pub
 
 
 def display_address(app, p):
     text = p.text("descriptor", limit=4000)
     ks = app.keystore
-    body, _, chk = text.partition("#")
-    if chk and chk != _checksum(body):
-        raise BadParams("descriptor checksum does not match")
+    body = strip_checksum(text)
     if "multi" in body:
         from .wallet_methods import registered_at_index, show_wallet_address
 
@@ -82,31 +109,18 @@ def display_address(app, p):
     for prefix, k in _KINDS:
         if body.startswith(prefix):
             kind = k
+            inner = body[len(prefix) : len(body) - prefix.count("(")]
+            if body[len(body) - prefix.count("(") :] != ")" * prefix.count("("):
+                raise BadParams("descriptor is not closed")
             break
-    if kind is None:
+    if kind is None or "," in inner:
         raise BadParams("only pkh, sh(wpkh), wpkh and single-key tr descriptors name one of our addresses")
-    try:
-        desc = Descriptor.from_string(body)
-    except Exception as e:
-        raise BadParams("descriptor does not parse: %s" % e)
-    if len(desc.keys) != 1 or (kind == "p2tr" and desc.taptree):
-        raise BadParams("descriptor must have exactly one key")
-    key = desc.keys[0]
-    if key.origin is None or key.origin.fingerprint != ks.fingerprint:
+    fp, path, claimed = _single_key(inner)
+    if fp != ks.fingerprint:
         raise BadParams("the descriptor's key is not this device's (fingerprint differs)")
-    path = list(key.origin.derivation)
-    if key.is_extended:
-        rest = key.allowed_derivation.indexes if key.allowed_derivation else []
-        if any(not isinstance(i, int) for i in rest):
-            raise BadParams("descriptor must name one address (no * or <a;b>)")
-        path += rest
     if len(path) > scripts.MAX_DEPTH:
         raise BadParams("path is deeper than %d levels" % scripts.MAX_DEPTH)
     ours = ks.root.derive(path).key
-    if key.is_extended:
-        claimed = key.key.derive(rest).key
-    else:
-        claimed = key.key
     if claimed.xonly() != ours.xonly() or (kind != "p2tr" and claimed.sec() != ours.sec()):
         raise BadParams("the descriptor's key is not this device's key at %s" % scripts.format_path(path))
     address = scripts.script_for(kind, ours).address(ks.network)

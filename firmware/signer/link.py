@@ -1,5 +1,7 @@
 """Frames over one board channel (serial line or DebugLink)."""
 
+import gc
+
 from . import framing, rpc
 from .errors import BadFrame, InternalError
 
@@ -28,7 +30,16 @@ class Link:
         stopped arriving is dropped silently (its sender has gone)."""
         data = self.channel.read_available()
         now = self.board.ticks_ms()
-        items = self.reader.feed(data, now) if data else self.reader.expire(now)
+        try:
+            items = self.reader.feed(data, now) if data else self.reader.expire(now)
+        except MemoryError:
+            # The frame in progress is lost: say so at once rather than
+            # leaving its sender to time out.
+            self.reader = None
+            gc.collect()
+            self.reader = framing.FrameReader()
+            self.send(rpc.error(None, InternalError("out of memory while receiving a frame")))
+            return []
         out = []
         for item in items[:MAX_QUEUE]:
             if isinstance(item, framing.FrameError):

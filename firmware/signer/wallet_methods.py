@@ -161,11 +161,8 @@ def registered_at_index(app, text):
     """(wallet, change, index) for a multisig descriptor at one index (keys
     ending /change/index) that is a registered wallet; BadParams otherwise."""
     from . import wallets
-    from embit.descriptor.checksum import checksum
 
-    body, _, chk = text.partition("#")
-    if chk and chk != checksum(body):
-        raise BadParams("descriptor checksum does not match")
+    body = wallets.strip_checksum(text)
     out, steps, i = [], [], 0
     while i < len(body):
         j = body.find("]", i)
