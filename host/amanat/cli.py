@@ -218,6 +218,51 @@ def emulator_stop(state):
         raise CliError(f"no emulator running on {state}")
 
 
+def _debuglink(state):
+    from . import emulator as emu
+    from .debuglink import DebugLink
+
+    rec = emu.read_record(state)
+    if not rec:
+        raise CliError(f"no emulator running on {state}", EXIT_DEVICE_MISSING)
+    try:
+        return DebugLink(rec["debug_port"])
+    except AmanatError as e:
+        _fail(e)
+
+
+@emulator.command("screen")
+@click.option("--state", required=True, type=click.Path(file_okay=False))
+@json_option
+def emulator_screen(state, as_json):
+    """What the emulated device shows now (its DebugLink)."""
+    with _debuglink(state) as dl:
+        try:
+            screen = dl.screen()
+        except AmanatError as e:
+            _fail(e)
+    if as_json:
+        _emit_json({"screen": screen})
+    elif screen is None:
+        click.echo("(nothing waits for an answer)")
+    else:
+        click.echo(f"[{screen['screen']}] {screen.get('title', '')}")
+        for line in screen.get("lines", []):
+            click.echo("  " + line)
+
+
+@emulator.command("press")
+@click.argument("button", type=click.Choice(["approve", "reject"]))
+@click.option("--state", required=True, type=click.Path(file_okay=False))
+def emulator_press(button, state):
+    """Press a button of the emulated device, as the officer would."""
+    with _debuglink(state) as dl:
+        try:
+            dl.press(button)
+        except AmanatError as e:
+            _fail(e)
+
+
 @main.command()
 @port_option
 @json_option

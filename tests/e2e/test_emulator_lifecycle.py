@@ -112,3 +112,34 @@ def test_a_wrong_passphrase_at_unlock_is_caught(tmp_path):
     with pytest.raises(emulator.EmulatorError) as err:
         Emu(tmp_path, passphrase="reserv").start()
     assert "another wallet" in str(err.value)
+
+
+def test_screen_and_press_from_the_command_line(tmp_path):
+    """A person answers the emulator's prompt from another terminal."""
+    import threading
+
+    from embit.descriptor.checksum import add_checksum
+
+    e = Emu(tmp_path, mnemonic=MNEMONIC).start()
+    try:
+        with e.client() as c:
+            fp = c.info()["fingerprint"].hex()
+            xpub = c.get_xpub("m/84h/1h/0h")
+            result = {}
+            t = threading.Thread(target=lambda: result.update(
+                address=c.display_address(add_checksum(f"wpkh([{fp}/84h/1h/0h]{xpub}/0/3)"))))
+            t.start()
+            for _ in range(100):
+                shown = subprocess.run([AMANAT, "emulator", "screen", "--state", str(tmp_path)],
+                                       capture_output=True, text=True).stdout
+                if "[display_address]" in shown:
+                    break
+                time.sleep(0.05)
+            assert "[display_address]" in shown and "bcrt1" in shown
+            out = subprocess.run([AMANAT, "emulator", "press", "approve", "--state", str(tmp_path)],
+                                 capture_output=True, text=True)
+            assert out.returncode == 0, out.stderr
+            t.join(10)
+            assert result["address"].startswith("bcrt1")
+    finally:
+        e.stop()
