@@ -414,7 +414,15 @@ def _load_policy(source: str, name: str | None):
         is_file = source == "-" or Path(source).is_file()
     except OSError:  # a long descriptor is no file name
         is_file = False
-    text = (sys.stdin.read() if source == "-" else Path(source).read_text()) if is_file else source
+    text = source
+    if is_file:
+        try:
+            data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+            text = data.decode("utf-8")
+        except OSError as e:
+            raise CliError(f"cannot read {source}: {e.strerror or e}") from None
+        except UnicodeDecodeError:
+            raise CliError(f"{source}: not a text file (UTF-8)") from None
     try:
         return policy.load(text, name)
     except policy.PolicyError as e:
@@ -582,7 +590,14 @@ def _write_psbt(out: str, data: bytes, as_b64: bool) -> None:
     if out == "-":
         sys.stdout.write(base64.b64encode(data).decode() + "\n")
     else:
-        Path(out).write_bytes(base64.b64encode(data) if as_b64 else data)
+        _write_file(out, base64.b64encode(data) if as_b64 else data)
+
+
+def _write_file(out: str, data: bytes) -> None:
+    try:
+        Path(out).write_bytes(data)
+    except OSError as e:  # a missing folder, no permission: one line, no traceback
+        raise CliError(f"cannot write {out}: {e.strerror or e}") from None
 
 
 @main.group()
@@ -662,7 +677,7 @@ def psbt_extract(psbt_file, output, spent_from, as_json):
     except AmanatError as e:
         _fail(e)
     if output:
-        Path(output).write_text(ex.tx.hex() + "\n")
+        _write_file(output, (ex.tx.hex() + "\n").encode())
     if as_json:
         _emit_json({"txid": ex.txid, "hex": ex.tx.hex(), "verified": ex.checked, "output": output,
                     "unknown_inputs": ex.unknown_inputs})

@@ -17,6 +17,9 @@ from embit.hashes import tagged_hash
 from embit.psbt import PSBT
 from embit.script import Script, Witness
 
+from .errors import SignatureError
+from .psbt_verify import unsigned_tx
+
 PSBT_IN_TAP_KEY_SIG = b"\x13"
 
 
@@ -25,26 +28,50 @@ class FinalizeError(Exception):
 
 
 def finalize(psbt: PSBT) -> bytes:
-    """Return the serialized final transaction, or raise FinalizeError."""
+    """Return the serialized final transaction, or raise FinalizeError.
+    (Read a v0 PSBT with psbt_verify.parse_psbt: embit's parse loses sequences of 0.)"""
+    try:
+        unsigned = unsigned_tx(psbt)
+    except SignatureError as e:
+        raise FinalizeError(e.message) from None
     for i, inp in enumerate(psbt.inputs):
-        if inp.final_scriptwitness or inp.final_scriptsig:
-            continue
-        if inp.is_taproot:
-            sig = inp.unknown.get(PSBT_IN_TAP_KEY_SIG)
-            if sig is not None:
-                inp.final_scriptwitness = Witness([sig])
-            elif inp.taproot_sigs:
-                _finalize_multi_a(i, inp)
-            else:
-                raise FinalizeError(f"input {i}: no taproot signature")
-        elif not inp.partial_sigs:
-            raise FinalizeError(f"input {i}: not signed")
-        elif _multisig_script(inp) is not None:
-            _finalize_multisig(i, inp)
-    tx = finalize_psbt(psbt)
+        try:
+            _finalize_input(i, inp)
+        except FinalizeError:
+            raise
+        except Exception as e:  # a malformed PSBT: one clear error, not a traceback
+            raise FinalizeError(f"input {i}: {type(e).__name__}: {e}") from None
+    try:
+        tx = finalize_psbt(psbt)
+    except Exception as e:
+        raise FinalizeError(f"cannot build the final transaction: {type(e).__name__}: {e}") from None
     if tx is None:
         raise FinalizeError("PSBT is not fully signed")
+    # embit builds it from `psbt.tx` (sequence 0 read as 0xFFFFFFFF, no BIP370
+    # required locktime): make it the transaction the signatures commit to.
+    tx.version, tx.locktime = unsigned.version, unsigned.locktime
+    for vin, ref in zip(tx.vin, unsigned.vin):
+        vin.sequence = ref.sequence
     return tx.serialize()
+
+
+def _finalize_input(i: int, inp) -> None:
+    if inp.final_scriptwitness or inp.final_scriptsig:
+        return
+    if inp.utxo is None:
+        raise FinalizeError(f"input {i}: the PSBT does not say what it spends (no UTXO)")
+    if inp.is_taproot:
+        sig = inp.unknown.get(PSBT_IN_TAP_KEY_SIG)
+        if sig is not None:
+            inp.final_scriptwitness = Witness([sig])
+        elif inp.taproot_sigs:
+            _finalize_multi_a(i, inp)
+        else:
+            raise FinalizeError(f"input {i}: no taproot signature")
+    elif not inp.partial_sigs:
+        raise FinalizeError(f"input {i}: not signed")
+    elif _multisig_script(inp) is not None:
+        _finalize_multisig(i, inp)
 
 
 def _push(data: bytes) -> bytes:
@@ -100,6 +127,8 @@ def _multi_a_keys(leaf: bytes):
 def _finalize_multi_a(i: int, inp) -> None:
     sigs = {(pub.xonly(), leaf): sig for (pub, leaf), sig in inp.taproot_sigs.items()}
     for control, value in inp.taproot_scripts.items():
+        if not value:
+            raise FinalizeError(f"input {i}: an empty taproot leaf script field")
         leaf, version = value[:-1], value[-1]
         parsed = _multi_a_keys(leaf)
         if parsed is None:

@@ -247,12 +247,27 @@ def check_wallet(ms: Multisig) -> None:
         if hd.depth != len(k.origin) or (k.origin and hd.child_number != k.origin[-1]):
             raise PolicyError(f"{what} ({k.fingerprint.hex()}): origin path {k.path} does not fit the "
                               f"xpub (depth {hd.depth}, child {format_path([hd.child_number], '')})")
-        if k.key in seen:
-            raise PolicyError(f"{what} ({k.fingerprint.hex()}) is the same key as key {seen[k.key]}")
-        seen[k.key] = n
+        _check_fingerprint(k, hd, what)
+        # the same key may come with another parent fingerprint, depth or child number
+        material = (hd.key.sec(), hd.chain_code)
+        if material in seen:
+            raise PolicyError(f"{what} ({k.fingerprint.hex()}) is the same key as key {seen[material]}")
+        seen[material] = n
         nets.add(k.key[:4])
     if len(nets) > 1:
         raise PolicyError("the keys mix networks (xpub and tpub)")
+
+
+def _check_fingerprint(k: Key, hd: bip32.HDKey, what: str) -> None:
+    """The origin fingerprint, where the xpub shows it: a master key's own
+    fingerprint, or the parent fingerprint of a key one level below it."""
+    if hd.depth == 0 and hd.my_fingerprint != k.fingerprint:
+        shown = f"the xpub is a master key of fingerprint {hd.my_fingerprint.hex()}"
+    elif hd.depth == 1 and hd.fingerprint != k.fingerprint:
+        shown = f"the xpub's parent fingerprint is {hd.fingerprint.hex()}"
+    else:
+        return
+    raise PolicyError(f"{what} ({k.fingerprint.hex()}): {shown}, not the origin's {k.fingerprint.hex()}")
 
 
 def _xonly_point(hexkey: str) -> None:
@@ -299,6 +314,8 @@ def from_wallet_policy(template: str, keys: list[str], name: str | None = None) 
     uses, order = set(), []
     for m in _PLACEHOLDER.finditer(template):
         i, tail = int(m.group(1)), m.group(2)
+        if m.group(1) != str(i):  # @01 would stand for key 1 under another spelling
+            raise PolicyError(f"@{m.group(1)} in the template: placeholders have no leading zeros")
         if not tail:
             raise PolicyError(f"@{i} in the template has no /** or /<0;1>/* after it")
         if (i, tail) in uses:
@@ -311,15 +328,28 @@ def from_wallet_policy(template: str, keys: list[str], name: str | None = None) 
             order.append(i)
     if len(order) != len(keys):
         raise PolicyError(f"the template uses {len(order)} keys but {len(keys)} are given")
-    for n, k in enumerate(keys):
-        if "/" in k.split("]")[-1]:
-            raise PolicyError(f"keys[{n}]: no derivation steps after the xpub in a wallet policy")
+    canon = [_policy_key(n, k) for n, k in enumerate(keys)]
     _, _, _, tokens, first = _split(strip_checksum(template))
     for t in tokens + ([first] if first is not None else []):
         if not _PLACEHOLDER.fullmatch(t) and not (t is first and _is_hex(t)):
             raise PolicyError(f"the template holds a key that is not a placeholder: {_short(t)}")
-    text = _PLACEHOLDER.sub(lambda m: keys[int(m.group(1))] + m.group(2), template)
+    text = _PLACEHOLDER.sub(lambda m: canon[int(m.group(1))] + m.group(2), template)
     return from_descriptor(text, name)
+
+
+def _policy_key(n: int, text: str) -> str:
+    """The canonical text of keys[n], which must be one `[fp/path]xpub` and
+    nothing else: it is pasted into the template, where `,` `)` or `#` would
+    add keys or change the script."""
+    if re.search(r"[\s,()#<>*]", text):
+        raise PolicyError(f"keys[{n}]: {_short(text)!r} is not one key [fingerprint/path]xpub "
+                          "(the template gives /**)")
+    k = parse_key(text, f"keys[{n}]")
+    if k.steps or k.multipath or k.wildcard:
+        raise PolicyError(f"keys[{n}]: no derivation steps after the xpub in a wallet policy")
+    if k.fingerprint is None or not k.is_extended:
+        raise PolicyError(f"keys[{n}]: {_short(text)!r} is not one key [fingerprint/path]xpub")
+    return k.text()
 
 
 # ---------------------------------------------------------------- Coldcard/Sparrow file
@@ -330,7 +360,7 @@ def from_multisig_file(text: str) -> Policy:
     `FINGERPRINT: xpub` lines; a Derivation line (or `# derivation:` comment) applies
     to the keys after it."""
     name = policy = form = derivation = None
-    keys = []
+    keys, headers = [], {}
     for no, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         comment = re.fullmatch(r"#\s*derivation\s*:\s*(\S+)", line, re.I)
@@ -342,6 +372,10 @@ def from_multisig_file(text: str) -> Policy:
         if not sep:
             raise PolicyError(f"line {no}: expected 'Label: value', got {_short(line)!r}")
         low = label.lower()
+        if low in ("name", "policy", "format"):  # Derivation may repeat: it applies to the keys after it
+            if low in headers:
+                raise PolicyError(f"line {no}: a second {label}: line (the first is on line {headers[low]})")
+            headers[low] = no
         if low == "name":
             name = value
         elif low == "policy":
@@ -397,6 +431,8 @@ def load(text: str, name: str | None = None) -> Policy:
             obj = json.loads(stripped)
         except ValueError as e:
             raise PolicyError(f"not valid JSON: {e}") from None
+        except RecursionError:  # deeply nested brackets
+            raise PolicyError("not valid JSON: nested too deeply") from None
         if not isinstance(obj, dict):
             raise PolicyError('a wallet policy file is {"name", "template", "keys"}')
         pol = from_wallet_policy(obj.get("template", obj.get("descriptor_template")),
@@ -414,6 +450,8 @@ def load(text: str, name: str | None = None) -> Policy:
 
 
 def check_name(name: str) -> str:
+    if not isinstance(name, str):  # JSON files may hold anything
+        raise PolicyError(f"wallet name {name!r}: a text of 1 to 16 printable ASCII characters")
     if not 1 <= len(name) <= 16 or not all(" " <= c <= "~" for c in name):
         raise PolicyError(f"wallet name {name!r}: 1 to 16 printable ASCII characters")
     return name

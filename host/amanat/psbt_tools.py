@@ -11,7 +11,9 @@ from io import BytesIO
 
 from embit import compact
 from embit.psbt import PSBT, read_string
-from embit.transaction import Transaction
+from embit.finalizer import parse_multisig
+from embit.script import Script
+from embit.transaction import SIGHASH, Transaction
 
 from . import kernel
 from .errors import AmanatError, SignatureError
@@ -23,7 +25,9 @@ from .psbt_verify import (
     PSBT_IN_TAP_SCRIPT_SIG,
     _Context,
     _spent_output,
-    _v2_locktime,
+    check_sighash_policy,
+    parse_psbt,
+    unsigned_tx,
 )
 
 MAGIC = b"psbt\xff"
@@ -58,7 +62,7 @@ class Maps:
 
 def parse(raw: bytes, what: str = "the PSBT") -> tuple[PSBT, Maps]:
     try:
-        psbt = PSBT.parse(raw)
+        psbt = parse_psbt(raw)
     except Exception as e:
         raise PsbtError(f"{what} does not parse: {e}") from None
     s = BytesIO(raw)
@@ -78,8 +82,16 @@ def parse(raw: bytes, what: str = "the PSBT") -> tuple[PSBT, Maps]:
     return psbt, maps
 
 
-def _unsigned(psbt: PSBT) -> bytes:
-    return bytes([psbt.version or 0]) + psbt.tx.serialize()
+def _tx(psbt: PSBT, what: str = "the PSBT") -> Transaction:
+    """The unsigned transaction as the PSBT states it (psbt_verify.unsigned_tx)."""
+    try:
+        return unsigned_tx(psbt)
+    except SignatureError as e:
+        raise PsbtError(f"{what}: {e.message}") from None
+
+
+def _unsigned(psbt: PSBT, what: str) -> bytes:
+    return bytes([psbt.version or 0]) + _tx(psbt, what).serialize()
 
 
 def combine(raws: list[bytes]) -> bytes:
@@ -92,9 +104,9 @@ def combine(raws: list[bytes]) -> bytes:
     base, merged = parse(raws[0], "PSBT 1")
     for n, raw in enumerate(raws[1:], 2):
         psbt, maps = parse(raw, f"PSBT {n}")
-        if _unsigned(psbt) != _unsigned(base):
-            raise PsbtError(f"PSBT {n} is for a different transaction ({psbt.tx.txid().hex()}) than "
-                            f"PSBT 1 ({base.tx.txid().hex()})")
+        if _unsigned(psbt, f"PSBT {n}") != _unsigned(base, "PSBT 1"):
+            raise PsbtError(f"PSBT {n} is for a different transaction ({_tx(psbt).txid().hex()}) than "
+                            f"PSBT 1 ({_tx(base).txid().hex()})")
         sections = [("global", merged.glob, maps.glob)]
         sections += [(f"input {i}", a, b) for i, (a, b) in enumerate(zip(merged.inputs, maps.inputs))]
         sections += [(f"output {i}", a, b) for i, (a, b) in enumerate(zip(merged.outputs, maps.outputs))]
@@ -108,22 +120,125 @@ def combine(raws: list[bytes]) -> bytes:
 
 def verify_all_signatures(raw: bytes) -> int:
     """Verify every signature in the PSBT (partial sigs, taproot key and script
-    path sigs) against a sighash computed here; return how many there are."""
+    path sigs) against a sighash computed here; return how many there are.
+    Signatures already in final scriptSigs/witnesses are held to the same
+    sighash rule (libbitcoinkernel verifies them once the transaction is built)."""
     psbt, maps = parse(raw)
-    ctx = _Context(psbt)
+    _tx(psbt)  # a PSBT stating no valid transaction is a PsbtError, not a bad signature
+    try:
+        ctx = _Context(psbt)
+    except SignatureError:
+        raise
+    except Exception as e:
+        raise PsbtError(f"the PSBT cannot be checked: {type(e).__name__}: {e}") from None
     count = 0
     for i, m in enumerate(maps.inputs):
+        _check_final_sighashes(i, psbt.inputs[i], ctx.spent[i])
         for key, value in m.items():
-            if key[0] == PSBT_IN_PARTIAL_SIG and len(key) in (34, 66):
-                ctx.check_ecdsa(i, key[1:], value)
-            elif key[0] == PSBT_IN_TAP_KEY_SIG and len(key) == 1:
-                ctx.check_taproot_key(i, value)
-            elif key[0] == PSBT_IN_TAP_SCRIPT_SIG and len(key) == 65:
-                ctx.check_taproot_script(i, key[1:33], key[33:], value)
-            else:
-                continue
-            count += 1
+            if (key[0] == PSBT_IN_PARTIAL_SIG and len(key) in (34, 66)
+                    or key[0] == PSBT_IN_TAP_KEY_SIG and len(key) == 1
+                    or key[0] == PSBT_IN_TAP_SCRIPT_SIG and len(key) == 65):
+                ctx.check(i, key, value)
+                count += 1
     return count
+
+
+# What a final scriptSig/witness form may spend: {spent output type: forms}
+FINAL_FORMS = {"p2pkh": {"p2pkh"}, "p2wpkh": {"p2wpkh"}, "p2wsh": {"p2wsh"}, "p2tr": {"p2tr"},
+               "p2sh": {"p2sh", "sh-wpkh", "sh-wsh"}}
+
+
+def _check_final_sighashes(i: int, inp, spent) -> None:
+    """Hold the signatures of input i's final fields to the sighash rule of
+    partial signatures; refuse final fields that are not understood here,
+    rather than pass them on unchecked."""
+    if not (inp.final_scriptsig or inp.final_scriptwitness):
+        return
+    try:
+        form, sigs = _final_form(inp)
+    except Exception:
+        form, sigs = None, []
+    if form is None:
+        raise PsbtError(f"input {i}: its final scriptSig/witness is not a form this host can check "
+                        "(single-sig, CHECKMULTISIG or taproot)")
+    kind = spent.script_pubkey.script_type() if spent is not None else None
+    if kind is not None and form not in FINAL_FORMS.get(kind, ()):
+        raise PsbtError(f"input {i}: its final scriptSig/witness ({form}) does not fit the {kind} output it spends")
+    for sig, schnorr in sigs:
+        if schnorr:  # 64 bytes: DEFAULT; 65: the last byte, never 0
+            ok = len(sig) == 64 or len(sig) == 65 and sig[64] != SIGHASH.DEFAULT
+        else:  # DER, then the sighash byte
+            ok = len(sig) >= 9
+        if not ok:
+            raise PsbtError(f"input {i}: its final scriptSig/witness holds a malformed signature")
+        sighash = SIGHASH.DEFAULT if len(sig) == 64 and schnorr else sig[-1]
+        check_sighash_policy(i, sighash, inp.sighash_type, schnorr)
+
+
+def _final_form(inp):
+    """(form, [(signature, is Schnorr)]) of an input's final scriptSig and
+    witness; form is None if they are not one of the forms finalizers make."""
+    pushed = _pushes(inp.final_scriptsig.data) if inp.final_scriptsig else []
+    wit = inp.final_scriptwitness.items if inp.final_scriptwitness else []
+    if pushed is None:
+        return None, []
+    if wit:
+        if len(pushed) > 1:  # P2SH-wrapped segwit: the scriptSig only pushes the redeem script
+            return None, []
+        wrapped = bool(pushed)
+        if len(wit) == 2 and _is_pubkey(wit[1]):
+            return ("sh-wpkh" if wrapped else "p2wpkh"), [(wit[0], False)]
+        if len(wit) >= 3 and wit[0] == b"" and _is_multisig(wit[-1]):
+            return ("sh-wsh" if wrapped else "p2wsh"), [(s, False) for s in wit[1:-1]]
+        if wrapped:
+            return None, []
+        if len(wit) == 1:  # taproot key path
+            return "p2tr", [(wit[0], True)]
+        if len(wit) >= 2 and _is_control_block(wit[-1]):  # script path: args, leaf, control block
+            return "p2tr", [(s, True) for s in wit[:-2] if s]  # empty: a key that did not sign
+        return None, []
+    if len(pushed) == 2 and _is_pubkey(pushed[1]):
+        return "p2pkh", [(pushed[0], False)]
+    if len(pushed) >= 3 and pushed[0] == b"" and _is_multisig(pushed[-1]):
+        return "p2sh", [(s, False) for s in pushed[1:-1]]
+    return None, []
+
+
+def _pushes(data: bytes):
+    """The items a push-only script pushes; None if it does anything else."""
+    items, n = [], 0
+    while n < len(data):
+        op = data[n]
+        n += 1
+        if op <= 0x4B:
+            size = op
+        elif op in (0x4C, 0x4D, 0x4E):
+            width = {0x4C: 1, 0x4D: 2, 0x4E: 4}[op]
+            size = int.from_bytes(data[n : n + width], "little")
+            n += width
+        else:
+            return None
+        if n + size > len(data):
+            return None
+        items.append(data[n : n + size])
+        n += size
+    return items
+
+
+def _is_pubkey(b: bytes) -> bool:
+    return len(b) == 33 and b[0] in (2, 3) or len(b) == 65 and b[0] == 4
+
+
+def _is_multisig(b: bytes) -> bool:
+    try:
+        parse_multisig(Script(b))
+        return True
+    except Exception:
+        return False
+
+
+def _is_control_block(b: bytes) -> bool:
+    return len(b) >= 33 and (len(b) - 33) % 32 == 0 and b[0] & 0xFE == 0xC0
 
 
 @dataclass
@@ -167,9 +282,7 @@ def extract(raw: bytes, previous: list[bytes] = ()) -> Extracted:
     """The network transaction of a finalized PSBT. `previous` are raw previous
     transactions, for inputs whose PSBT does not say what they spend."""
     psbt, _ = parse(raw)
-    tx = Transaction.parse(psbt.tx.serialize())
-    if psbt.version == 2:
-        tx.locktime = _v2_locktime(psbt)
+    tx = _tx(psbt)
     for i, (inp, pin) in enumerate(zip(tx.vin, psbt.inputs)):
         if not pin.final_scriptsig and not pin.final_scriptwitness:
             raise PsbtError(f"input {i} is not finalized: finalize the PSBT first")

@@ -15,7 +15,7 @@ from coincurve import PublicKey, PublicKeyXOnly
 from embit import compact, hashes, script
 from embit.psbt import PSBT, read_string
 from embit.script import Script
-from embit.transaction import SIGHASH
+from embit.transaction import SIGHASH, Transaction, TransactionInput
 
 from .errors import SignatureError
 
@@ -55,20 +55,59 @@ def verify_new_signatures(before: bytes, after: bytes) -> int:
     count = 0
     for i, keys in added.items():
         for key in keys:
-            value = new_maps[1][i][key]
-            if key[0] == PSBT_IN_PARTIAL_SIG:
-                ctx.check_ecdsa(i, key[1:], value)
-            elif key[0] == PSBT_IN_TAP_KEY_SIG:
-                ctx.check_taproot_key(i, value)
-            else:
-                ctx.check_taproot_script(i, key[1:33], key[33:], value)
+            ctx.check(i, key, new_maps[1][i][key])
             count += 1
     return count
 
 
+def unsigned_tx(psbt: PSBT) -> Transaction:
+    """The unsigned transaction exactly as the PSBT states it (parse the PSBT
+    with parse_psbt to keep v0 sequences of 0).
+
+    Not embit's `psbt.tx`: it turns a sequence of 0 into 0xFFFFFFFF and a
+    version of 0 into 2, and ignores BIP370's required locktimes, so
+    sighashes and final transactions would not be those the signers signed.
+    """
+    version = 2 if psbt.tx_version is None else psbt.tx_version
+    locktime = _v2_locktime(psbt) if psbt.version == 2 else (psbt.locktime or 0)
+    vin = []
+    for i, inp in enumerate(psbt.inputs):
+        sequence = 0xFFFFFFFF if inp.sequence is None else inp.sequence
+        # PSBTv2 fields are read whatever their length, or may be missing
+        if not (isinstance(inp.txid, bytes) and len(inp.txid) == 32 and _u32(inp.vout) and _u32(sequence)):
+            raise SignatureError(f"input {i}: no valid outpoint or sequence in the PSBT")
+        vin.append(TransactionInput(inp.txid, inp.vout, sequence=sequence))
+    for j, out in enumerate(psbt.outputs):
+        if not (isinstance(out.value, int) and 0 <= out.value < 2**63 and out.script_pubkey is not None):
+            raise SignatureError(f"output {j}: no valid amount or script in the PSBT")
+    if not (_u32(version) and _u32(locktime)):
+        raise SignatureError("the PSBT's transaction version or locktime does not fit in 4 bytes")
+    return Transaction(version=version, vin=vin, vout=[out.vout for out in psbt.outputs], locktime=locktime)
+
+
+def _u32(v) -> bool:
+    return isinstance(v, int) and 0 <= v < 2**32
+
+
+def parse_psbt(raw: bytes) -> PSBT:
+    """PSBT.parse, but each input of a v0 PSBT keeps the sequence its unsigned
+    transaction states: embit 0.8 reads the input maps against `psbt.tx`, which
+    turns a sequence of 0 into 0xFFFFFFFF. Errors are embit's."""
+    psbt = PSBT.parse(raw)
+    if psbt.version != 2:
+        s = BytesIO(raw)
+        s.read(5)
+        while key := read_string(s):
+            value = read_string(s)
+            if key == b"\x00":  # the global unsigned transaction
+                for inp, vin in zip(psbt.inputs, Transaction.parse(value).vin):
+                    inp.sequence = vin.sequence
+    return psbt
+
+
 def _parse(raw: bytes, what: str) -> PSBT:
     try:
-        return PSBT.parse(raw)
+        return parse_psbt(raw)
     except Exception as e:
         raise SignatureError(f"{what} does not parse: {e}") from None
 
@@ -107,7 +146,7 @@ def _check_same_transaction(old: PSBT, new: PSBT) -> None:
         raise SignatureError(f"the device changed the PSBT version ({old.version} -> {new.version})")
     if len(old.inputs) != len(new.inputs) or len(old.outputs) != len(new.outputs):
         raise SignatureError("the device changed the number of inputs or outputs")
-    a, b = old.tx, new.tx
+    a, b = unsigned_tx(old), unsigned_tx(new)
     for i, (x, y) in enumerate(zip(a.vin, b.vin)):
         if x.serialize() != y.serialize():
             raise SignatureError(f"input {i}: the device changed the outpoint or sequence")
@@ -152,10 +191,24 @@ class _Context:
 
     def __init__(self, psbt: PSBT):
         self.psbt = psbt
-        self.tx = psbt.tx
-        if psbt.version == 2:
-            self.tx.locktime = _v2_locktime(psbt)
+        self.tx = unsigned_tx(psbt)
         self.spent = [_spent_output(psbt, i) for i in range(len(psbt.inputs))]
+
+    def check(self, i: int, key: bytes, value: bytes) -> None:
+        """Verify one signature record (its PSBT key and value) of input i.
+        A malformed PSBT must not end in a traceback: any unexpected
+        failure is a SignatureError naming the input."""
+        try:
+            if key[0] == PSBT_IN_PARTIAL_SIG:
+                self.check_ecdsa(i, key[1:], value)
+            elif key[0] == PSBT_IN_TAP_KEY_SIG:
+                self.check_taproot_key(i, value)
+            else:
+                self.check_taproot_script(i, key[1:33], key[33:], value)
+        except SignatureError:
+            raise
+        except Exception as e:
+            raise SignatureError(f"input {i}: cannot check its signature ({type(e).__name__}: {e})") from None
 
     def utxo(self, i: int):
         if self.spent[i] is None:
@@ -240,6 +293,11 @@ def _schnorr_ok(xonly: bytes, sig64: bytes, digest: bytes) -> bool:
 def _check_sighash(i: int, got: int, wanted: int | None, allowed: set, schnorr: bool) -> None:
     if got not in allowed:
         raise SignatureError(f"input {i}: sighash type 0x{got:02x} cannot be verified on the host")
+    check_sighash_policy(i, got, wanted, schnorr)
+
+
+def check_sighash_policy(i: int, got: int, wanted: int | None, schnorr: bool) -> None:
+    """ALL (or DEFAULT on taproot) unless the input's PSBT_IN_SIGHASH_TYPE asks for another."""
     if schnorr:
         same = {SIGHASH.DEFAULT, SIGHASH.ALL}
         ok = got in same if wanted is None else (got == wanted or {got, wanted} <= same)
@@ -315,6 +373,8 @@ def _find_leaf(inp, leaf_hash: bytes, out_key: bytes):
     """(script, leaf version) of the leaf with this hash whose control block
     proves it is in the output key's tree; None if there is none."""
     for control, value in inp.taproot_scripts.items():
+        if not value:  # no leaf version: not a leaf
+            continue
         version, leaf_script = value[-1], Script(value[:-1])
         h = hashes.tagged_hash("TapLeaf", bytes([version]) + leaf_script.serialize())
         if h == leaf_hash and _commits(control, h, out_key):

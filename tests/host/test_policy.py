@@ -401,3 +401,83 @@ def test_limits(device):
     device.reject = True
     amanat("limits", "--set-percent", "1", code=4)
     assert device.limits["fee_percent_tenths"] == 25
+
+
+# ---------------------------------------------------------------- keys pasted into templates, fingerprints, files
+
+
+@pytest.mark.parametrize("text, words", [
+    (key(ROOTS[1], "/**," + key(ROOTS[2], "")), "keys[1]: "),  # would add a third key
+    (key(ROOTS[1], "))#"), "keys[1]: "),
+    (" " + key(ROOTS[1], ""), "keys[1]: "),
+    (key(ROOTS[1], "/**"), "keys[1]: "),
+    (key(ROOTS[1], "/<0;1>/*"), "keys[1]: "),
+    (xpub(ROOTS[1]), "keys[1]: "),  # no origin
+    ("02" + "11" * 32, "keys[1]: "),
+])
+def test_wallet_policy_keys_are_one_key_each(text, words):
+    with pytest.raises(PolicyError, match=re.escape(words)):
+        policy.from_wallet_policy("wsh(sortedmulti(2,@0/**,@1/**))", [key(ROOTS[0], ""), text])
+
+
+def test_wallet_policy_keys_are_pasted_canonical():
+    keys = [quotes(key(r, "")).replace(r.my_fingerprint.hex(), r.my_fingerprint.hex().upper()) for r in ROOTS]
+    keys[0] = keys[0].replace(xpub(ROOTS[0]), xpub(ROOTS[0], version=VPUB))
+    got = policy.from_wallet_policy("wsh(sortedmulti(2,@0/**,@1/**,@2/**))", keys)
+    assert got.descriptor == WSH
+
+
+def test_wallet_policy_placeholders_have_no_leading_zeros():
+    with pytest.raises(PolicyError, match=re.escape("@01 in the template: placeholders have no leading zeros")):
+        policy.from_wallet_policy("wsh(sortedmulti(1,@0/**,@01/**))", [key(r, "") for r in ROOTS[:2]])
+
+
+def test_the_same_key_under_another_parent_fingerprint_is_a_duplicate():
+    hd = ROOTS[1].derive(PATH).to_public()
+    other = type(hd)(hd.key, hd.chain_code, version=hd.version, depth=hd.depth, fingerprint=b"\x01\x02\x03\x04",
+                     child_number=hd.child_number)
+    text = "wsh(sortedmulti(2,%s,%s,[deadbeef/48h/1h/0h/2h]%s/<0;1>/*))" % (key(ROOTS[0]), key(ROOTS[1]),
+                                                                            other.to_base58())
+    with pytest.raises(PolicyError, match=re.escape("key 3 (deadbeef) is the same key as key 2")):
+        policy.canonical(text)
+
+
+def test_origin_fingerprints_are_checked_where_the_xpub_shows_them():
+    master = ROOTS[1].to_public().to_base58()
+    level1 = ROOTS[1].derive("m/1h").to_public().to_base58()
+    fp = ROOTS[1].my_fingerprint.hex()
+    assert policy.canonical(f"wsh(sortedmulti(1,{key(ROOTS[0])},[{fp}]{master}/<0;1>/*))")
+    assert policy.canonical(f"wsh(sortedmulti(1,{key(ROOTS[0])},[{fp}/1h]{level1}/<0;1>/*))")
+    with pytest.raises(PolicyError, match=re.escape(f"key 2 (deadbeef): the xpub is a master key of fingerprint {fp}")):
+        policy.canonical(f"wsh(sortedmulti(1,{key(ROOTS[0])},[deadbeef]{master}/<0;1>/*))")
+    with pytest.raises(PolicyError, match=re.escape(f"key 2 (deadbeef): the xpub's parent fingerprint is {fp}")):
+        policy.canonical(f"wsh(sortedmulti(1,{key(ROOTS[0])},[deadbeef/1h]{level1}/<0;1>/*))")
+    # in a file, the error names the line
+    lines = ["Name: v", "Policy: 1 of 2", "Format: P2WSH", "Derivation: m/48'/1'/0'/2'",
+             f"{ROOTS[0].my_fingerprint.hex()}: {xpub(ROOTS[0])}", "Derivation: m/1'", f"DEADBEEF: {level1}"]
+    with pytest.raises(PolicyError, match=re.escape("line 7: key 2 (deadbeef): the xpub's parent fingerprint")):
+        policy.from_multisig_file("\n".join(lines))
+
+
+@pytest.mark.parametrize("line, words", [
+    ("Name: Other", "line 7: a second Name: line (the first is on line 3)"),
+    ("Policy: 1 of 3", "line 7: a second Policy: line (the first is on line 4)"),
+    ("Format: P2SH", "line 7: a second Format: line (the first is on line 6)"),
+])
+def test_coldcard_file_headers_come_once(line, words):
+    with pytest.raises(PolicyError, match=re.escape(words)):
+        policy.from_multisig_file(coldcard().replace("Format: P2WSH\n", f"Format: P2WSH\n{line}\n"))
+
+
+@pytest.mark.parametrize("content, words", [
+    (json.dumps({"name": 5, "template": "wsh(sortedmulti(1,@0/**))", "keys": [key(ROOTS[0], "")]}).encode(),
+     "wallet name 5"),
+    (b"\xff\xfe\x00", "not a text file (UTF-8)"),
+    (b"[" * 100_000, "nested too deeply"),
+])
+def test_register_bad_files_are_one_line_errors(device, tmp_path, content, words):
+    (tmp_path / "w.json").write_bytes(content)
+    result = CliRunner().invoke(cli.main, ["wallet", "register", str(tmp_path / "w.json")])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+    assert words in result.output and "Traceback" not in result.output
+    assert device.wallets == {}

@@ -10,8 +10,8 @@ from coincurve import PublicKeyXOnly
 from embit import hashes, script
 from embit.descriptor import Descriptor
 from embit.psbt import PSBT, DerivationPath
-from embit.script import Script
-from embit.transaction import Transaction, TransactionInput, TransactionOutput
+from embit.script import Script, Witness
+from embit.transaction import SIGHASH, Transaction, TransactionInput, TransactionOutput
 
 import fake_client as fc
 from amanat import cli, kernel, policy, psbt_tools, txbuild
@@ -268,3 +268,158 @@ def test_cli_refusals(tmp_path):
     (tmp_path / "junk").write_text("hello")
     assert "neither a binary nor a base64 PSBT" in amanat("psbt", "extract", str(tmp_path / "junk"), code=5)
     assert not out.exists()
+
+
+# ---------------------------------------------------------------- the transaction as the PSBT states it
+
+
+def edit_unsigned(raw: bytes, fn) -> bytes:
+    """`raw` with its global unsigned transaction changed byte-exactly (embit's
+    serializer would write a sequence of 0 as 0xFFFFFFFF)."""
+    _, maps = psbt_tools.parse(raw)
+    tx = Transaction.parse(maps.glob[b"\x00"])
+    fn(tx)
+    maps.glob[b"\x00"] = tx.serialize()
+    return maps.serialize()
+
+
+def sign_exact(raw: bytes, roots) -> bytes:
+    """BIP143 signatures over the PSBT's own unsigned transaction (as any
+    conforming signer makes them), added to the raw maps."""
+    psbt, maps = psbt_tools.parse(raw)
+    tx = Transaction.parse(maps.glob[b"\x00"])
+    for i, inp in enumerate(psbt.inputs):
+        for pub, der in inp.bip32_derivations.items():
+            for root in roots:
+                if der.fingerprint == root.my_fingerprint:
+                    digest = tx.sighash_segwit(i, inp.witness_script, inp.witness_utxo.value, SIGHASH.ALL)
+                    sig = root.derive(der.derivation).key.sign(digest).serialize() + bytes([SIGHASH.ALL])
+                    maps.inputs[i][b"\x02" + pub.sec()] = sig
+    return maps.serialize()
+
+
+def locked(sequence=0):
+    def fn(tx):
+        for inp in tx.vin:
+            inp.sequence = sequence  # 0 enables the locktime; embit 0.8 reads it as 0xFFFFFFFF
+        tx.locktime = 800_000
+    return fn
+
+
+def test_sequence_zero_and_locktime_are_kept():
+    raw, funding = unsigned("wsh")
+    raw = edit_unsigned(raw, locked())
+    a, b = sign_exact(raw, ROOTS[:1]), sign_exact(raw, ROOTS[1:2])
+    both = psbt_tools.combine([a, b])
+    assert psbt_tools.verify_all_signatures(both) == 4
+    final = psbt_tools.finalize(both)
+    assert final.checked
+    tx = Transaction.parse(final.tx)
+    assert [i.sequence for i in tx.vin] == [0, 0] and tx.locktime == 800_000
+    kernel.verify_transaction(final.tx, spent(funding))
+    ex = psbt_tools.extract(final.psbt)
+    assert ex.tx == final.tx and ex.checked
+
+
+def test_signatures_over_sequence_ffffffff_do_not_pass_for_sequence_zero():
+    raw, _ = unsigned("wsh")
+    _, maps = psbt_tools.parse(sign_exact(edit_unsigned(raw, locked(0xFFFFFFFF)), ROOTS[:1]))
+    maps.glob = psbt_tools.parse(edit_unsigned(raw, locked(0)))[1].glob
+    with pytest.raises(SignatureError, match="input 0: invalid ECDSA signature"):
+        psbt_tools.verify_all_signatures(maps.serialize())
+
+
+def test_combine_tells_sequence_zero_from_final():
+    raw, _ = unsigned("wsh")
+    with pytest.raises(PsbtError, match="PSBT 2 is for a different transaction"):
+        psbt_tools.combine([edit_unsigned(raw, locked(0xFFFFFFFF)), edit_unsigned(raw, locked(0))])
+
+
+# ---------------------------------------------------------------- final fields held to the sighash rule
+
+
+@pytest.mark.parametrize("form", list(FORMS))
+def test_final_fields_follow_the_sighash_rule(form):
+    raw, funding = unsigned(form)
+    psbt = PSBT.parse(raw)
+    for inp in psbt.inputs:
+        inp.sighash_type = SIGHASH.NONE
+    asked = psbt.serialize()
+    signed = []
+    for root in ROOTS[:2]:
+        p = PSBT.parse(asked)
+        assert p.sign_with(root, SIGHASH.NONE) == 2
+        signed.append(p.serialize())
+    final = psbt_tools.finalize(psbt_tools.combine(signed))  # the PSBT asks for NONE: fine
+    assert final.checked
+    # The finalizer clears PSBT_IN_SIGHASH_TYPE: the NONE signatures in the
+    # final fields are now asked for by nobody.
+    with pytest.raises(SignatureError, match="input 0: signed with sighash 0x02"):
+        psbt_tools.finalize(final.psbt)
+    with pytest.raises(SignatureError, match="input 0: signed with sighash 0x02"):
+        psbt_tools.verify_all_signatures(final.psbt)
+    # ALL signatures in final fields pass, and a finalized PSBT finalizes again.
+    ok = psbt_tools.finalize(psbt_tools.combine([signed_by(raw, r) for r in ROOTS[:2]]))
+    again = psbt_tools.finalize(ok.psbt)
+    assert again.tx == ok.tx and again.checked and again.signatures == 0
+
+
+def test_final_fields_not_understood_are_refused():
+    raw, _ = unsigned("wsh")
+    final = PSBT.parse(psbt_tools.finalize(psbt_tools.combine([signed_by(raw, r) for r in ROOTS[:2]])).psbt)
+    final.inputs[0].final_scriptwitness = Witness([b"\x01", b"\x02", b"\x03"])
+    with pytest.raises(PsbtError, match="input 0: its final scriptSig/witness is not a form"):
+        psbt_tools.finalize(final.serialize())
+    # a single-sig witness on a P2WSH output
+    sig = final.inputs[1].final_scriptwitness.items[1]
+    final.inputs[0].final_scriptwitness = Witness([sig, ROOTS[0].key.get_public_key().sec()])
+    with pytest.raises(PsbtError, match="input 0: its final scriptSig/witness \\(p2wpkh\\) does not fit the p2wsh"):
+        psbt_tools.finalize(final.serialize())
+
+
+# ---------------------------------------------------------------- malformed PSBTs: typed errors
+
+
+def test_an_empty_taproot_leaf_field_is_a_clear_error():
+    raw, _ = unsigned("tr")
+    both = psbt_tools.combine([signed_by(raw, r) for r in ROOTS[:2]])
+    _, maps = psbt_tools.parse(both)
+    maps.inputs[0] = {b"\x15\xc0" + bytes([1]) * 32: b"", **maps.inputs[0]}  # looked at first
+    bad = maps.serialize()
+    assert psbt_tools.verify_all_signatures(bad) == 4
+    with pytest.raises(PsbtError, match="input 0: an empty taproot leaf script field"):
+        psbt_tools.finalize(bad)
+
+
+@pytest.mark.parametrize("form", ["wsh", "tr"])
+def test_an_input_without_utxo_is_a_clear_error(form):
+    raw, _ = unsigned(form)
+    psbt = PSBT.parse(raw)
+    psbt.inputs[0].witness_utxo = psbt.inputs[0].non_witness_utxo = None
+    with pytest.raises(PsbtError, match="input 0: the PSBT does not say what it spends"):
+        psbt_tools.finalize(psbt.serialize())
+
+
+def test_a_version_that_does_not_fit_is_a_clear_error():
+    raw, _ = unsigned("wsh")
+    psbt = PSBT.parse(raw)
+    psbt.version = 2
+    _, maps = psbt_tools.parse(psbt.serialize())
+    maps.glob[b"\x02"] = (2**32 + 2).to_bytes(5, "little")  # PSBTv2 fields are read whatever their length
+    bad = maps.serialize()
+    for fn in (psbt_tools.finalize, psbt_tools.extract, lambda r: psbt_tools.combine([r, r])):
+        with pytest.raises(PsbtError, match="does not fit in 4 bytes"):
+            fn(bad)
+
+
+def test_cli_cannot_write_is_one_line(tmp_path):
+    raw, _ = unsigned()
+    (tmp_path / "a.psbt").write_bytes(signed_by(raw, ROOTS[0]))
+    (tmp_path / "b.psbt").write_bytes(signed_by(raw, ROOTS[1]))
+    nowhere = str(tmp_path / "missing" / "x")
+    out = amanat("psbt", "combine", str(tmp_path / "a.psbt"), str(tmp_path / "b.psbt"), "-o", nowhere, code=1)
+    assert f"cannot write {nowhere}" in out
+    amanat("psbt", "combine", str(tmp_path / "a.psbt"), str(tmp_path / "b.psbt"), "-o", str(tmp_path / "ab.psbt"))
+    assert "cannot write" in amanat("psbt", "finalize", str(tmp_path / "ab.psbt"), "-o", nowhere, code=1)
+    amanat("psbt", "finalize", str(tmp_path / "ab.psbt"), "-o", str(tmp_path / "f.psbt"))
+    assert "cannot write" in amanat("psbt", "extract", str(tmp_path / "f.psbt"), "-o", nowhere, code=1)

@@ -2,16 +2,16 @@
 
 import pytest
 from coincurve import PublicKeyXOnly
-from embit import ec, hashes
+from embit import ec, hashes, script
 from embit.psbt import PSBT
 from embit.script import Script, Witness
 from embit.transaction import SIGHASH, Transaction, TransactionInput, TransactionOutput
 
 import fake_client as fc
-from amanat import kernel, txbuild
+from amanat import kernel, psbt_tools, txbuild
 from amanat.errors import SignatureError
 from amanat.finalize import finalize
-from amanat.psbt_verify import verify_new_signatures
+from amanat.psbt_verify import parse_psbt, unsigned_tx, verify_new_signatures
 
 ROOT = fc.root_key()
 KINDS = ["p2pkh", "p2sh-p2wpkh", "p2wpkh", "p2tr"]
@@ -360,3 +360,75 @@ def test_psbt_v2_locktime_comes_from_the_inputs():
     assert verify_new_signatures(before, signed_with_locktime(500)) == 2
     with pytest.raises(SignatureError, match="input 0: invalid"):
         verify_new_signatures(before, signed_with_locktime(0))
+
+
+def test_psbt_v2_required_locktime_is_the_final_transactions():
+    # Signed over nLockTime 500, which the input requires: the final
+    # transaction must carry it, or its signatures do not verify.
+    built = build(["p2wpkh", "p2wpkh"], version=2)
+    built.psbt.locktime = 0
+    built.psbt.inputs[1].unknown[b"\x12"] = (500).to_bytes(4, "little")
+    psbt = PSBT.parse(built.psbt.serialize())
+    psbt.locktime = 500
+    fc.sign_psbt(psbt, ROOT)
+    psbt.locktime = 0
+    signed = psbt.serialize()
+    final = psbt_tools.finalize(signed)
+    assert final.checked and Transaction.parse(final.tx).locktime == 500
+    assert psbt_tools.extract(final.psbt).tx == final.tx
+    tx = finalize(PSBT.parse(signed))
+    assert Transaction.parse(tx).locktime == 500
+    kernel.verify_transaction(tx, built.spent)
+
+
+def test_sequence_zero_is_what_the_device_signs():
+    built = build(["p2wpkh"])
+    _, maps = psbt_tools.parse(built.psbt.serialize())
+    unsigned = Transaction.parse(maps.glob[b"\x00"])
+    unsigned.vin[0].sequence = 0  # embit 0.8 would write and read it as 0xFFFFFFFF
+    unsigned.locktime = 700_000
+    maps.glob[b"\x00"] = unsigned.serialize()
+    before = maps.serialize()
+    tx = unsigned_tx(parse_psbt(before))
+    assert tx.serialize() == unsigned.serialize()
+    inp = built.psbt.inputs[0]
+    pub, der = next(iter(inp.bip32_derivations.items()))
+    code = script.p2pkh_from_p2wpkh(inp.witness_utxo.script_pubkey)
+    digest = unsigned.sighash_segwit(0, code, inp.witness_utxo.value, SIGHASH.ALL)
+    maps.inputs[0][b"\x02" + pub.sec()] = ROOT.derive(der.derivation).key.sign(digest).serialize() + b"\x01"
+    after = maps.serialize()
+    assert verify_new_signatures(before, after) == 1
+    final = psbt_tools.finalize(after)
+    assert final.checked
+    got = Transaction.parse(final.tx)
+    assert got.vin[0].sequence == 0 and got.locktime == 700_000
+    kernel.verify_transaction(final.tx, built.spent)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_single_sig_final_fields_follow_the_sighash_rule(kind):
+    built = build([kind])
+    _, after = sign(built, SIGHASH.NONE)
+    final = psbt_tools.finalize(after)  # asked for by the PSBT
+    assert final.checked
+    # finalizing cleared PSBT_IN_SIGHASH_TYPE: nothing asks for NONE any more
+    with pytest.raises(SignatureError, match="input 0: signed with sighash 0x02"):
+        psbt_tools.finalize(final.psbt)
+    _, after = sign(build([kind]))
+    assert psbt_tools.finalize(psbt_tools.finalize(after).psbt).checked
+
+
+def test_a_final_witness_with_sighash_none_acp_is_refused():
+    built = build(["p2wpkh"])
+    psbt = PSBT.parse(built.psbt.serialize())
+    fc.sign_psbt(psbt, ROOT, SIGHASH.NONE | ACP)
+    pub, sig = next(iter(psbt.inputs[0].partial_sigs.items()))
+    psbt.inputs[0].partial_sigs.clear()
+    psbt.inputs[0].final_scriptwitness = Witness([sig, pub.sec()])
+    with pytest.raises(SignatureError, match="input 0: signed with sighash 0x82, the PSBT asks for none"):
+        psbt_tools.finalize(psbt.serialize())
+    psbt.inputs[0].witness_utxo = psbt.inputs[0].non_witness_utxo = None  # not even kernel-checkable
+    with pytest.raises(SignatureError, match="input 0: signed with sighash 0x82"):
+        psbt_tools.verify_all_signatures(psbt.serialize())
+    psbt.inputs[0].sighash_type = SIGHASH.NONE | ACP
+    assert psbt_tools.verify_all_signatures(psbt.serialize()) == 0
