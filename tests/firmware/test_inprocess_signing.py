@@ -10,6 +10,7 @@ import pytest
 from embit import bip32, bip39, ec, script
 from embit.networks import NETWORKS
 from embit.psbt import PSBT
+from embit.transaction import Transaction
 from embit.util import secp256k1
 
 from amanat import finalize, inprocess, kernel, txbuild
@@ -227,3 +228,33 @@ def test_device_xpubs_match_libsecp256k1(accounts):
     for acct in accounts.values():
         assert dev["xpubs"][acct.path] == acct.xpub.to_base58()
     assert dev["fingerprint"] == accounts["p2wpkh"].fingerprint.hex()
+
+
+@pytest.mark.parametrize("version", [0, 2])
+def test_sequence_zero_and_a_locktime(accounts, version):
+    """nSequence 0 is signed as 0 (embit's PSBT object would turn it into
+    0xffffffff): the host keeps it exactly and the kernel accepts."""
+    from amanat import psbt_verify
+
+    acct = accounts["p2wpkh"]
+    built = txbuild.build_spend([(acct, 8, 50_000)], payee(), 30_000, 500, change=(acct, 8), version=version)
+    scopes = split_scopes(built.psbt.serialize())
+    if version == 0:
+        # edit the global unsigned transaction itself: embit's serializer
+        # would write a sequence of 0 back as 0xffffffff
+        [(key, value)] = [(k, v) for k, v in scopes[0] if k == b"\x00"]
+        tx = Transaction.parse(value)
+        tx.vin[0].sequence = 0
+        tx.locktime = 700_000
+        scopes[0] = [(k, tx.serialize() if k == b"\x00" else v) for k, v in scopes[0]]
+        raw = join_scopes(scopes)
+    else:
+        scopes[1] = [(k, v) for k, v in scopes[1] if k != b"\x10"] + [(b"\x10", bytes(4))]
+        scopes[0] = [(k, v) for k, v in scopes[0] if k != b"\x03"] + [(b"\x03", (700_000).to_bytes(4, "little"))]
+        raw = join_scopes(scopes)
+    signed, count = inprocess.sign(raw, MNEMONIC, network=NETWORK)
+    assert psbt_verify.verify_new_signatures(raw, signed) == 1
+    tx = finalize.finalize(psbt_verify.parse_psbt(signed))
+    final = Transaction.parse(tx)
+    assert final.vin[0].sequence == 0 and final.locktime == 700_000
+    kernel.verify_transaction(tx, built.spent)
