@@ -33,7 +33,8 @@ from embit.util import secp256k1
 
 from .errors import BadPsbt, Refused
 from .psbt_view import check_utxo, open_view, read_input
-from .review import LEAF_VERSION, SIGHASH_ALL, SIGHASH_DEFAULT, KeyCache, leaf_hash, match_input, review_psbt
+from .ownership import LEAF_VERSION, KeyCache, leaf_hash, match_input
+from .review import SIGHASH_ALL, SIGHASH_DEFAULT, review_psbt
 
 PSBT_IN_PARTIAL_SIG = b"\x02"
 PSBT_IN_TAP_KEY_SIG = b"\x13"
