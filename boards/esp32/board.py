@@ -307,6 +307,10 @@ class Board:
         answer = record.get("answer")
         self._status({APPROVE: "Approved", REJECT: "Rejected", None: "Cancelled"}.get(answer, "Done"))
 
+    def audit_files(self):
+        """The audit trail's files, oldest first."""
+        return [self.flash_root + "/audit.1.jsonl", self.flash_root + "/audit.jsonl"]
+
     def log(self, text):
         try:
             with self._open_log("device.log", LOG_MAX) as f:

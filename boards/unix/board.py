@@ -139,6 +139,10 @@ class Board:
             json.dump(record, f)  # streamed: a long review needs no big string
             f.write("\n")
 
+    def audit_files(self):
+        """The audit trail's files, oldest first."""
+        return [self.state + "/screens.jsonl"]
+
     def buttons(self):
         return None  # the emulator's buttons are pressed over DebugLink
 

@@ -240,6 +240,28 @@ def psbt_read(app, p):
         return {"data": f.read(size)}
 
 
+def audit_read(app, p):
+    """A piece of the device's audit trail (every answered screen, one JSON
+    line each), read as one stream across the board's files, oldest first."""
+    offset = p.uint("offset")
+    size = p.uint("size", limit=READ_MAX)
+    parts = []
+    for path in app.board.audit_files():
+        try:
+            parts.append((path, os.stat(path)[6]))
+        except OSError:
+            pass
+    total = sum(n for _, n in parts)
+    data = b""
+    for path, n in parts:
+        if offset < n and len(data) < size:
+            with open(path, "rb") as f:
+                f.seek(offset)
+                data += f.read(size - len(data))
+        offset = max(0, offset - n)
+    return {"data": data, "total": total}
+
+
 def sign_message(app, p):
     message = p.data("message", limit=MESSAGE_MAX)
     path = scripts.parse_path(p.text("path", limit=100))
@@ -292,6 +314,7 @@ _METHODS = {
     "sign_psbt": (sign_psbt, ("sha256",)),
     "psbt_read": (psbt_read, ("offset", "size")),
     "sign_message": (sign_message, ("message", "path")),
+    "audit_read": (audit_read, ("offset", "size")),
 }
 
 METHODS = _all_methods()

@@ -263,6 +263,46 @@ def emulator_press(button, state):
             _fail(e)
 
 
+def _audit_detail(r: dict) -> str:
+    name = r.get("screen")
+    if name == "review_tx":
+        sent = sum(x["amount_sat"] for x in r.get("spends", []))
+        wallet = f"wallet {r['wallet']}: " if r.get("wallet") else ""
+        return f"{wallet}send {sent / 1e8:.8f} BTC, fee {r.get('fee_sat', 0)} sat, {len(r.get('warnings', []))} warning(s)"
+    if name in ("display_address", "wallet_address"):
+        return (f"{r.get('wallet', '')} " if r.get("wallet") else "") + r.get("address", "")
+    if name == "register_wallet":
+        return f"{r.get('name')}: {r.get('policy')}"
+    if name == "set_limits":
+        return f"{r.get('old')} -> {r.get('new')}"
+    return r.get("title", "")
+
+
+@main.command()
+@click.option("--last", type=click.IntRange(1), default=None, help="Only the last N records.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Also save the whole trail (JSON lines).")
+@port_option
+@json_option
+def audit(last, output, port, as_json):
+    """The device's audit trail: every screen it showed and the answer it got."""
+    with _device(port) as c:
+        records = c.audit_trail()
+    if output:
+        try:
+            Path(output).write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+        except OSError as e:
+            raise CliError(f"cannot write {output}: {e.strerror or e}") from None
+    shown = records[-last:] if last else records
+    first = len(records) - len(shown)
+    if as_json:
+        _emit_json({"records": shown, "total": len(records)})
+        return
+    t = Table("#", "screen", "what", "answer")
+    for n, r in enumerate(shown, first + 1):
+        t.add_row(str(n), Text(str(r.get("screen"))), Text(_audit_detail(r)), Text(str(r.get("answer"))))
+    console.print(t)
+
+
 @main.command()
 @port_option
 @json_option

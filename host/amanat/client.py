@@ -6,6 +6,7 @@ up only if it stops answering.
 """
 
 import hashlib
+import json
 import time
 
 from .errors import ProtocolError, TransportError
@@ -25,6 +26,7 @@ RESULTS = {
     "get_descriptors": {"receive": list, "internal": list},
     "display_address": {"address": str},
     "sign_message": {"signature": str},
+    "audit_read": {"data": bytes, "total": int},
     "psbt_begin": {"chunk_size": int},
     "psbt_chunk": {"received": int},
     "psbt_end": {"sha256": bytes},
@@ -93,6 +95,24 @@ class Client:
 
     def sign_message(self, message: bytes, path: str, status=None) -> str:
         return self._long("sign_message", {"message": message, "path": path}, status)["signature"]
+
+    def audit_trail(self) -> list[dict]:
+        """Every record of the device's audit trail, oldest first."""
+        out = bytearray()
+        total = None
+        while total is None or len(out) < total:
+            res = self._call("audit_read", {"offset": len(out), "size": 4096})
+            total = res["total"]
+            if not res["data"]:
+                break
+            out += res["data"]
+        records = []
+        for line in bytes(out).decode("utf-8", "replace").splitlines():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                records.append({"screen": "(unreadable record)", "raw": line})
+        return records
 
     # -- registered multisig wallets and fee limits (docs/protocol.md)
 

@@ -98,3 +98,22 @@ def test_core_signtx_over_stdin(auto_emu, quoted):
 def test_chain_mismatch(auto_emu):
     res = hwi("--emulators", "--fingerprint", FP, "--chain", "main", "getdescriptors", "--account", "0")
     assert res["code"] == -7 and "regtest" in res["error"]
+
+
+def test_audit_trail(auto_emu):
+    """The device's own record of what it showed, exported by the host (in
+    several 4 KiB reads once the trail is long)."""
+    with auto_emu.client() as c:
+        for i in range(40):
+            pub = ROOT.derive(f"m/84h/1h/0h/0/{i}").key.sec().hex()
+            c.display_address(add_checksum(f"wpkh([{FP}/84h/1h/0h/0/{i}]{pub})"))
+        records = c.audit_trail()
+    assert len(json.dumps(records)) > 8192
+    assert records == auto_emu.screens()  # the emulator's trail is its screens log
+    assert records[0]["screen"] == "setup_mnemonic" and all("answer" in r for r in records)
+    out = run("amanat", "audit", "--json", "--last", "2", "--port", auto_emu.port)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    assert got["total"] == len(records) and got["records"] == records[-2:]
+    table = run("amanat", "audit", "--port", auto_emu.port).stdout
+    assert "setup_mnemonic" in table
