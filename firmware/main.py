@@ -12,17 +12,25 @@ if ".frozen" in sys.path:
     sys.path.remove(".frozen")
     sys.path.insert(0, ".frozen")
 
-from signer import crypto  # noqa: E402
-
-crypto.install()
-
-import board  # noqa: E402
-
-from signer.app import App  # noqa: E402
-
 
 def main():
+    from signer import crypto
+
+    crypto.install()  # before embit is first imported
+    import board
+    from signer.app import App
+
     App(board.Board()).run()
 
 
-main()
+try:
+    main()
+except BaseException as e:
+    # A failure before the board's own log exists: leave it where the
+    # emulator's launcher looks (the board logs everything after boot).
+    import os
+
+    if hasattr(os, "getenv") and os.getenv("AMANAT_STATE"):
+        with open(os.getenv("AMANAT_STATE") + "/device.log", "a") as f:
+            sys.print_exception(e, f)
+    raise
