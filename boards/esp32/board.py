@@ -296,11 +296,12 @@ class Board:
             pass  # no file yet
         return open(path, "a")
 
-    def record_screen(self, record):
+    def record_screen(self, record, wrap=None):
         # The audit trail: a failure to write it raises, so that an answer
-        # that was not recorded is not acted on.
+        # that was not recorded is not acted on. `wrap(f)` gives the writer
+        # to use (the firmware hashes each record as it is written).
         with self._open_log("audit.jsonl", AUDIT_MAX) as f:
-            json.dump(record, f)  # streamed: a long review needs no big string
+            json.dump(record, wrap(f) if wrap else f)  # streamed: a long review needs no big string
             f.write("\n")
         # The UI records a screen as it takes it down.
         self._screen = None

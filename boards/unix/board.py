@@ -134,9 +134,11 @@ class Board:
         # No display: the screen is kept for DebugLink and logged when answered.
         pass
 
-    def record_screen(self, record):
+    def record_screen(self, record, wrap=None):
+        """Append one record; `wrap(f)` gives the writer to use (the firmware
+        hashes each record as it is written)."""
         with open(self.state + "/screens.jsonl", "a") as f:
-            json.dump(record, f)  # streamed: a long review needs no big string
+            json.dump(record, wrap(f) if wrap else f)  # streamed: a long review needs no big string
             f.write("\n")
 
     def audit_files(self):

@@ -15,6 +15,7 @@ from .keystore import Keystore
 from .link import Link
 from .secrets import wipe
 from .spool import Upload
+from .audit import Chain
 from .errors import StorageError
 from .storage import Storage, WrongPin, check_pin_format
 from .ui import APPROVE, REJECT, UI
@@ -31,6 +32,7 @@ class App:
         self.serial = Link(board.serial, board)
         self.debug = Link(board.debug, board) if getattr(board, "debug", None) else None
         self.ui = UI(self)
+        self.audit = Chain(board.audit_files())
         self.keystore = None
         self._registry = None
         self.busy = None
@@ -104,6 +106,12 @@ class App:
         except Exception as e:
             self.board.log_exception(e)
             link.send(rpc.error(rid, InternalError("internal error: %s" % e.__class__.__name__)))
+
+    def record(self, record):
+        """Append an answered screen to the audit trail, chained to the last."""
+        self.audit.stamp(record)
+        self.board.record_screen(record, self.audit.wrap)
+        self.audit.written()
 
     def info(self):
         ks = self.keystore

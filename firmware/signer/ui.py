@@ -57,7 +57,7 @@ class UI:
             record = dict(self.current)
             record["answer"] = None
             self.current = None
-            self.board.record_screen(record)
+            self.app.record(record)
             raise
         screen, self.current = self.current, None
         return screen
@@ -71,7 +71,7 @@ class UI:
         screen = self._wait()
         record = dict(screen)
         record["answer"] = self._answer
-        self.board.record_screen(record)
+        self.app.record(record)
         return self._answer == APPROVE
 
     def ask_text(self, screen):
@@ -88,7 +88,7 @@ class UI:
             self._entry = None
         record = dict(screen)
         record["answer"] = "text"
-        self.board.record_screen(record)
+        self.app.record(record)
         text, self._text = self._text, None
         return text
 

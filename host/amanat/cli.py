@@ -280,27 +280,40 @@ def _audit_detail(r: dict) -> str:
 
 @main.command()
 @click.option("--last", type=click.IntRange(1), default=None, help="Only the last N records.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Also save the whole trail (JSON lines).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Also save the whole trail, as the device wrote it.")
+@click.option("--verify", is_flag=True, help="Exit 1 if the trail's hash chain is broken.")
 @port_option
 @json_option
-def audit(last, output, port, as_json):
-    """The device's audit trail: every screen it showed and the answer it got."""
+def audit(last, output, verify, port, as_json):
+    """The device's audit trail: every screen it showed and the answer it got,
+    with a check of the hash chain that links its records."""
+    from . import audit as audit_mod
+
     with _device(port) as c:
-        records = c.audit_trail()
+        lines = c.audit_lines()
+    records = audit_mod.parse(lines)
+    problems = audit_mod.check_chain(lines)
     if output:
         try:
-            Path(output).write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+            Path(output).write_bytes(b"".join(line + b"\n" for line in lines))
         except OSError as e:
             raise CliError(f"cannot write {output}: {e.strerror or e}") from None
     shown = records[-last:] if last else records
     first = len(records) - len(shown)
     if as_json:
-        _emit_json({"records": shown, "total": len(records)})
-        return
-    t = Table("#", "screen", "what", "answer")
-    for n, r in enumerate(shown, first + 1):
-        t.add_row(str(n), Text(str(r.get("screen"))), Text(_audit_detail(r)), Text(str(r.get("answer"))))
-    console.print(t)
+        _emit_json({"records": shown, "total": len(records), "chain": {"ok": not problems, "problems": problems}})
+    else:
+        t = Table("#", "screen", "what", "answer")
+        for n, r in enumerate(shown, first + 1):
+            t.add_row(str(n), Text(str(r.get("screen"))), Text(_audit_detail(r)), Text(str(r.get("answer"))))
+        console.print(t)
+        if problems:
+            for p in problems:
+                err_console.print(Text("hash chain: " + p, style="red"))
+        else:
+            console.print(f"hash chain intact over {len(records)} records")
+    if verify and problems:
+        raise CliError(f"the audit trail's hash chain is broken ({len(problems)} problem(s))")
 
 
 @main.command()

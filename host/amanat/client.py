@@ -6,7 +6,6 @@ up only if it stops answering.
 """
 
 import hashlib
-import json
 import time
 
 from .errors import ProtocolError, TransportError
@@ -96,8 +95,8 @@ class Client:
     def sign_message(self, message: bytes, path: str, status=None) -> str:
         return self._long("sign_message", {"message": message, "path": path}, status)["signature"]
 
-    def audit_trail(self) -> list[dict]:
-        """Every record of the device's audit trail, oldest first."""
+    def audit_lines(self) -> list[bytes]:
+        """The device's audit trail as written, one JSON record per line, oldest first."""
         out = bytearray()
         total = None
         while total is None or len(out) < total:
@@ -106,13 +105,13 @@ class Client:
             if not res["data"]:
                 break
             out += res["data"]
-        records = []
-        for line in bytes(out).decode("utf-8", "replace").splitlines():
-            try:
-                records.append(json.loads(line))
-            except ValueError:
-                records.append({"screen": "(unreadable record)", "raw": line})
-        return records
+        return [line for line in bytes(out).split(b"\n") if line]
+
+    def audit_trail(self) -> list[dict]:
+        """Every record of the device's audit trail, oldest first."""
+        from .audit import parse
+
+        return parse(self.audit_lines())
 
     # -- registered multisig wallets and fee limits (docs/protocol.md)
 

@@ -327,6 +327,9 @@ class App:
     def pump(self, busy):
         App.pumps += 1
 
+    def record(self, record):
+        e.record_screen(record)
+
 
 ui = UI(App())
 screen = {"screen": "setup_pin", "title": "Choose a PIN", "lines": ["4 to 12 digits", "The PINs differ, try again"],

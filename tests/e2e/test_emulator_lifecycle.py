@@ -143,3 +143,28 @@ def test_screen_and_press_from_the_command_line(tmp_path):
             assert result["address"].startswith("bcrt1")
     finally:
         e.stop()
+
+
+def test_audit_chain_survives_restarts_and_shows_tampering(tmp_path):
+    from amanat import audit
+
+    e = Emu(tmp_path, mnemonic=MNEMONIC, auto_confirm=True).start()
+    e.stop()
+    e = Emu(tmp_path, auto_confirm=True).start()  # unlock: more records, same chain
+    try:
+        with e.client() as c:
+            lines = c.audit_lines()
+        assert audit.check_chain(lines) == []
+        seqs = [r["seq"] for r in audit.parse(lines)]
+        assert seqs == list(range(1, len(lines) + 1)) and len(lines) >= 6
+        out = subprocess.run([AMANAT, "audit", "--verify", "--port", e.port], capture_output=True, text=True)
+        assert out.returncode == 0 and "hash chain intact" in out.stdout
+        # Edit one record in place: the chain breaks right after it.
+        log = tmp_path / "screens.jsonl"
+        kept = log.read_bytes().split(b"\n")
+        kept[2] = kept[2].replace(b'"answer": "text"', b'"answer": "approve"')
+        log.write_bytes(b"\n".join(kept))
+        out = subprocess.run([AMANAT, "audit", "--verify", "--port", e.port], capture_output=True, text=True)
+        assert out.returncode == 1 and "record 4 (seq 4): the record before it was changed" in out.stderr
+    finally:
+        e.stop()

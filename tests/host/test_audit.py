@@ -1,0 +1,41 @@
+"""The audit trail's hash chain, checked on the host."""
+
+import hashlib
+import json
+
+from amanat import audit
+
+
+def chain(n):
+    lines, prev = [], audit.GENESIS
+    for i in range(1, n + 1):
+        line = json.dumps({"screen": "s%d" % i, "answer": "approve", "seq": i, "prev": prev}).encode()
+        lines.append(line)
+        prev = hashlib.sha256(line).hexdigest()
+    return lines
+
+
+def test_intact():
+    assert audit.check_chain(chain(5)) == []
+
+
+def test_removed_record():
+    lines = chain(5)
+    del lines[2]
+    problems = audit.check_chain(lines)
+    assert any("seq 4 follows 2" in p for p in problems)
+
+
+def test_edited_record():
+    lines = chain(5)
+    lines[1] = lines[1].replace(b"approve", b"reject")
+    assert audit.check_chain(lines) == ["record 3 (seq 3): the record before it was changed or removed"]
+
+
+def test_rotated_trail_starts_mid_chain():
+    assert audit.check_chain(chain(6)[3:]) == []
+
+
+def test_unreadable_and_unchained_records():
+    problems = audit.check_chain([b"not json", json.dumps({"screen": "x"}).encode()])
+    assert len(problems) == 2
