@@ -3,6 +3,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Generated cases are checked for what they produce, not how fast: a loaded
+# machine must not turn a slow example into a failure.
+settings.register_profile("amanat", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("amanat")
 
 ROOT = Path(__file__).resolve().parent.parent
 VECTORS = Path(__file__).resolve().parent / "vectors"

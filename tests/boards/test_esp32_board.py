@@ -152,7 +152,9 @@ def test_pin_typed_on_the_buttons(checks):
     assert r["pin"] == "2580" and r["left"] == []
     presses = r["presses"]
     assert presses.count("hold R") == 6 and presses.count("hold L") == 1
-    assert "R" in presses and "L" in presses  # both ways round the wheel
+    # each digit's wheel starts at a random digit: the finger turns it the
+    # short way round, so which short presses it needs varies from run to run
+    assert set(presses) <= {"R", "L", "hold R", "hold L"}
     assert r["pumps"] > 0  # the request loop ran while the officer typed
     assert r["ms"] < 60_000
     # What was drawn: the typed digits only as '*', the wheel one digit at a
