@@ -2,7 +2,7 @@
 
 import json
 
-from amanat import emulator
+from amanat import emulator, psbt_verify
 from amanat.client import Client
 from amanat.debuglink import DebugLink
 
@@ -37,3 +37,14 @@ class Emu:
     def screens(self):
         path = self.state / "screens.jsonl"
         return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def sign_checked(emu, built):
+    """(signed PSBT, the device's review) of `built` signed through the emulator,
+    every new signature verified by the host."""
+    raw = built.psbt.serialize()
+    with emu.client() as c:
+        signed = c.sign_psbt(raw)
+        review = c.last_review
+    assert psbt_verify.verify_new_signatures(raw, signed) >= 1
+    return psbt_verify.parse_psbt(signed), review

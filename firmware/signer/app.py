@@ -6,6 +6,7 @@ drive it with a board of their own.
 """
 
 import gc
+from binascii import hexlify
 
 from embit import bip39
 
@@ -185,7 +186,7 @@ class App:
             self._load(entropy, passphrase, network)
             # The fingerprint identifies words + passphrase together: a typo in
             # the passphrase (typed once, masked) shows here as a strange one.
-            fp = _hex(self.keystore.fingerprint)
+            fp = hexlify(self.keystore.fingerprint).decode()
             screen = {"screen": "setup_check", "title": "Check the wallet", "fingerprint": fp,
                       "network": network, "lines": ["Fingerprint " + fp, "Network " + network,
                                                     "Approve if it is the one on record"]}
@@ -248,7 +249,7 @@ class App:
                 self._load(entropy, passphrase, settings.get("network", "main"))
             finally:
                 wipe(passphrase)
-            got = _hex(self.keystore.fingerprint)
+            got = hexlify(self.keystore.fingerprint).decode()
             if want is None or got == want or not self.storage.passphrase_used():
                 return
             self.keystore = None
@@ -277,9 +278,6 @@ class App:
             self._registry = Registry(self.board.flash_root, self.keystore, self.keystore.network)
         return self._registry
 
-
-def _hex(b):
-    return "".join("%02x" % x for x in b)
 
 
 def _no_floats(screen):

@@ -5,7 +5,7 @@ raises a DeviceError naming what is wrong.
 """
 
 import os
-from binascii import b2a_base64
+from binascii import b2a_base64, hexlify
 
 from embit import hashes
 from embit.bip32 import HARDENED_INDEX
@@ -41,7 +41,7 @@ def get_descriptors(app, p):
     account = p.uint("account", limit=HARDENED_INDEX - 1)
     ks = app.keystore
     coin = scripts.coin_type(ks.network)
-    fp = ks.fingerprint.hex() if hasattr(ks.fingerprint, "hex") else _hex(ks.fingerprint)
+    fp = hexlify(ks.fingerprint).decode()
     out = {"receive": [], "internal": []}
     for template, purpose in _DESC:
         origin = "%d'/%d'/%d'" % (purpose, coin, account)
@@ -52,9 +52,6 @@ def get_descriptors(app, p):
             out[name].append(add_checksum(template % key))
     return out
 
-
-def _hex(b):
-    return "".join("%02x" % x for x in b)
 
 
 _KINDS = (("sh(wpkh(", "p2sh-p2wpkh"), ("wpkh(", "p2wpkh"), ("pkh(", "p2pkh"), ("tr(", "p2tr"))
@@ -271,7 +268,7 @@ def sign_message(app, p):
     if all(32 <= b < 127 for b in message):
         shown = message.decode()
     else:
-        shown = "hex: " + _hex(message)
+        shown = "hex: " + hexlify(message).decode()
     key = ks.root.derive(path)
     address = scripts.script_for("p2pkh", key.key).address(ks.network)
     screen = {"screen": "sign_message", "title": "Sign message?", "path": scripts.format_path(path),

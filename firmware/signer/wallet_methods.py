@@ -1,6 +1,8 @@
 """Request handlers for registered multisig wallets and the fee limits
 (docs/protocol.md, "Registered multisig wallets", "Fee limits")."""
 
+from binascii import hexlify
+
 from .errors import BadParams, Rejected, StorageError
 from .secrets import wipe
 from .storage import DEFAULT_LIMITS
@@ -19,9 +21,6 @@ def _name(p):
 def _short(xpub):
     return xpub[:8] + "..." + xpub[-6:]
 
-
-def _hex(b):
-    return "".join("%02x" % x for x in b)
 
 
 def _cosigners(w):
@@ -70,11 +69,11 @@ def register_wallet(app, p):
     if w.kind == "tr" and not (isinstance(w.internal, bytes) and w.internal == wallets.NUMS):
         lines.append("Warning: the internal key can spend alone (key path)")
     for i, c in enumerate(cos):
-        lines.append("%d: [%s %s] %s%s" % (i + 1, _hex(c["fingerprint"]), c["path"], _short(c["xpub"]),
+        lines.append("%d: [%s %s] %s%s" % (i + 1, hexlify(c["fingerprint"]).decode(), c["path"], _short(c["xpub"]),
                                            " (this device)" if c["ours"] else ""))
     screen = {"screen": "register_wallet", "title": "Register wallet?", "name": name,
               "policy": _policy_text(w), "threshold": w.threshold,
-              "cosigners": [dict(c, fingerprint=_hex(c["fingerprint"])) for c in cos], "lines": lines}
+              "cosigners": [dict(c, fingerprint=hexlify(c["fingerprint"]).decode()) for c in cos], "lines": lines}
     if not app.ui.confirm(screen):
         raise Rejected("the officer did not approve wallet %s" % name)
     mac = reg.add(w)
@@ -90,7 +89,7 @@ def _no_hidden_keys(w, ks, reg):
         if not c.ours and len(c.origin) <= 8:
             if ks.root.derive(c.origin).key.sec() == c.xpub.key.sec():
                 raise BadParams("cosigner %d: this device's own key at %s, listed under fingerprint %s"
-                                % (n + 1, _path(c.origin), _hex(c.fingerprint)))
+                                % (n + 1, _path(c.origin), hexlify(c.fingerprint).decode()))
     mine = {}
     for other in reg.all():
         if other.name == w.name:

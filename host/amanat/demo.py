@@ -23,7 +23,7 @@ from embit.transaction import Transaction
 from rich.console import Console
 from rich.table import Table
 
-from . import emulator, finalize, kernel, psbt_verify, txbuild
+from . import descriptors, emulator, finalize, kernel, psbt_verify, txbuild
 from .client import Client
 
 # BIP39 words of sha256(b"amanat demo wallet")[:16]; a public test seed, never for funds.
@@ -133,7 +133,7 @@ def _custody(console, rec, tmp: Path) -> str:
     # Only the device's xpub comes from the device; the others are cosigners'.
     with Client(rec["port"]) as c:
         device_xpub = bip32.HDKey.from_string(c.get_xpub(CUSTODY_PATH))
-    cosigners = [txbuild.Cosigner(device_root.my_fingerprint, txbuild._path_ints(CUSTODY_PATH), device_xpub),
+    cosigners = [txbuild.Cosigner(device_root.my_fingerprint, descriptors.parse_path(CUSTODY_PATH), device_xpub),
                  txbuild.cosigner(officer, CUSTODY_PATH), txbuild.cosigner(backup, CUSTODY_PATH)]
     export = ["Name: Reserve", "Policy: 2 of 3", "Derivation: m/48'/1'/0'/2'", "Format: P2WSH", ""]
     export += [f"{c.fingerprint.hex().upper()}: {c.xpub.to_base58()}" for c in cosigners]

@@ -23,22 +23,15 @@ from embit.psbt import PSBT, DerivationPath
 from embit.script import Script
 from embit.transaction import Transaction, TransactionInput, TransactionOutput
 
+from .descriptors import format_path, parse_path
+
 # script type -> BIP44-style purpose
 PURPOSE = {"p2pkh": 44, "p2sh-p2wpkh": 49, "p2wpkh": 84, "p2tr": 86}
-HARDENED = 0x80000000
 
 
 def account_path(kind: str, network: str = "main", account: int = 0) -> str:
     coin = 0 if network == "main" else 1
     return f"m/{PURPOSE[kind]}h/{coin}h/{account}h"
-
-
-def _path_ints(path: str) -> list[int]:
-    out = []
-    for part in path.split("/")[1:]:
-        hard = part[-1] in "h'"
-        out.append(int(part.rstrip("h'")) + (HARDENED if hard else 0))
-    return out
 
 
 def script_for(kind: str, pub: ec.PublicKey) -> tuple[Script, Script | None]:
@@ -66,7 +59,7 @@ class Account:
 
     def key(self, change: int, index: int) -> tuple[ec.PublicKey, list[int]]:
         pub = self.xpub.derive([change, index]).key
-        return pub, _path_ints(self.path) + [change, index]
+        return pub, parse_path(self.path) + [change, index]
 
     def output(self, change: int, index: int):
         pub, _ = self.key(change, index)
@@ -138,10 +131,6 @@ def _small_int(n: int) -> bytes:
     return bytes([0x50 + n])
 
 
-def _format_path(path: list[int]) -> str:
-    return "/".join(f"{i - HARDENED}h" if i >= HARDENED else str(i) for i in path)
-
-
 @dataclass
 class Cosigner:
     """One key of a multisig wallet: fingerprint of its master, origin path of
@@ -158,7 +147,7 @@ class Cosigner:
         return list(self.origin) + [change, index]
 
     def text(self) -> str:
-        return f"[{self.fingerprint.hex()}/{_format_path(self.origin)}]{self.xpub.to_base58()}/<0;1>/*"
+        return f"[{self.fingerprint.hex()}/{format_path(self.origin, prefix='')}]{self.xpub.to_base58()}/<0;1>/*"
 
 
 @dataclass
@@ -299,7 +288,7 @@ class Multisig:
 
 def cosigner(root: bip32.HDKey, path: str) -> Cosigner:
     """The Cosigner of `root`'s account at `path` (a host-side seed)."""
-    return Cosigner(root.my_fingerprint, _path_ints(path), root.derive(path).to_public())
+    return Cosigner(root.my_fingerprint, parse_path(path), root.derive(path).to_public())
 
 
 # --- spends

@@ -4,11 +4,10 @@ signing with a second cosigner on the host, addresses, limits, refusals."""
 import pytest
 from embit import bip32, bip39, script
 from embit.networks import NETWORKS
-from embit.psbt import PSBT
 
-from amanat import finalize, kernel, psbt_verify, txbuild
+from amanat import finalize, kernel, txbuild
 from amanat.errors import DeviceError
-from e2e_support import MNEMONIC
+from e2e_support import MNEMONIC, sign_checked
 
 NET = NETWORKS["regtest"]
 OURS = bip32.HDKey.from_seed(bip39.mnemonic_to_seed(MNEMONIC), version=NET["xprv"])
@@ -34,21 +33,12 @@ def dev(auto_emu):
     return auto_emu
 
 
-def sign(emu, built):
-    raw = built.psbt.serialize()
-    with emu.client() as c:
-        signed = c.sign_psbt(raw)
-        review = c.last_review
-    assert psbt_verify.verify_new_signatures(raw, signed) >= 1
-    return PSBT.parse(signed), review
-
-
 @pytest.mark.parametrize("kind", list(PATHS))
 def test_two_of_three_with_a_second_officer(dev, kind):
     w = VAULTS[kind]
     coins = [(w, i, 50_000 + i) for i in range(3)]
     built = txbuild.build_spend(coins, PAYEE, 90_000, 1_500, change=(w, 4), tag=300 + list(PATHS).index(kind))
-    psbt, review = sign(dev, built)
+    psbt, review = sign_checked(dev, built)
     assert review["wallet"] == "Vault-" + kind
     assert [c["amount_sat"] for c in review["change"]] == [sum(c[2] for c in coins) - 90_000 - 1_500]
     assert len(review["spends"]) == 1
@@ -146,7 +136,7 @@ def test_fee_limit_and_officer_approved_change(dev):
         old = c.t.call("get_limits")
         assert old == {"fee_percent_tenths": 100, "fee_max_sat": 1_000_000}
         c.t.call("set_limits", {"fee_percent_tenths": 500, "fee_max_sat": 1_000_000}, timeout=30)
-    psbt, review = sign(dev, built)
+    psbt, review = sign_checked(dev, built)
     assert review["fee_sat"] == 20_000
     with dev.client() as c:
         c.t.call("set_limits", old, timeout=30)

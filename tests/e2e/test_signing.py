@@ -9,9 +9,9 @@ from embit import bip32, bip39, script
 from embit.networks import NETWORKS
 from embit.psbt import PSBT
 
-from amanat import finalize, kernel, psbt_verify, txbuild
+from amanat import finalize, kernel, txbuild
 from amanat.errors import DeviceError
-from e2e_support import MNEMONIC
+from e2e_support import MNEMONIC, sign_checked
 
 NETWORK = "regtest"
 NET = NETWORKS[NETWORK]
@@ -37,21 +37,11 @@ def build(kinds, version=0, foreign=False, tag=1):
                                tag=tag, version=version)
 
 
-def sign_and_verify(emu, built):
-    raw = built.psbt.serialize()
-    with emu.client() as c:
-        signed = c.sign_psbt(raw)
-        review = c.last_review
-    assert psbt_verify.verify_new_signatures(raw, signed) >= 1
-    psbt = PSBT.parse(signed)
-    return psbt, review
-
-
 @pytest.mark.parametrize("version", [0, 2])
 @pytest.mark.parametrize("kind", KINDS)
 def test_each_input_type(auto_emu, kind, version):
     built = build([kind], version=version, tag=10 + KINDS.index(kind) + 10 * version)
-    psbt, review = sign_and_verify(auto_emu, built)
+    psbt, review = sign_checked(auto_emu, built)
     assert (psbt.version or 0) == version
     tx = finalize.finalize(psbt)
     kernel.verify_transaction(tx, built.spent)
@@ -69,7 +59,7 @@ def test_each_input_type(auto_emu, kind, version):
 @pytest.mark.parametrize("version", [0, 2])
 def test_mixed_with_foreign_input(auto_emu, version):
     built = build(KINDS, version=version, foreign=True, tag=40 + version)
-    psbt, review = sign_and_verify(auto_emu, built)
+    psbt, review = sign_checked(auto_emu, built)
     foreign = psbt.inputs[-1]
     assert not foreign.partial_sigs and not foreign.final_scriptwitness
     assert any("not signed by this device" in w for w in review["warnings"])

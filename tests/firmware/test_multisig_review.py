@@ -15,12 +15,12 @@ from embit.psbt import PSBT, DerivationPath
 from embit.transaction import Transaction
 from embit.util import secp256k1
 
-from amanat import finalize, inprocess, kernel, psbt_verify, txbuild
+from amanat import descriptors, finalize, inprocess, kernel, psbt_verify, txbuild
 
 MNEMONIC = "all all all all all all all all all all all all"
 NETWORK = "test"
 NET = NETWORKS[NETWORK]
-H = txbuild.HARDENED
+H = descriptors.HARDENED
 OURS = bip32.HDKey.from_seed(bip39.mnemonic_to_seed(MNEMONIC), version=NET["xprv"])
 ALICE = bip32.HDKey.from_seed(bytes(range(64)), version=NET["xprv"])
 BOB = bip32.HDKey.from_seed(bytes(range(1, 65)), version=NET["xprv"])
@@ -203,7 +203,7 @@ def test_change_at_index_above_a_million_is_a_spend():
 
 
 def test_change_at_hardened_index_is_a_spend():
-    path = txbuild._path_ints(PATHS["wsh"]) + [1, H + 2]
+    path = descriptors.parse_path(PATHS["wsh"]) + [1, H + 2]
     built = spend()
     out = built.psbt.outputs[1]
     out.bip32_derivations = {k: v for k, v in out.bip32_derivations.items() if v.fingerprint != OURS.my_fingerprint}
@@ -274,7 +274,7 @@ def our_key_at(steps):
 
     def f(p):
         inp = p.inputs[0]
-        path = txbuild._path_ints(PATHS["wsh"]) + steps
+        path = descriptors.parse_path(PATHS["wsh"]) + steps
         inp.bip32_derivations = {k: v for k, v in inp.bip32_derivations.items() if v.fingerprint != OURS.my_fingerprint}
         inp.bip32_derivations[OURS.derive(path).to_public().key] = DerivationPath(OURS.my_fingerprint, path)
 

@@ -13,7 +13,7 @@ from embit.networks import NETWORKS
 from embit.psbt import PSBT, DerivationPath, OutputScope
 from embit.transaction import Transaction
 
-from amanat import finalize, inprocess, mpy, txbuild
+from amanat import descriptors, finalize, inprocess, mpy, txbuild
 from psbt_scopes import join_scopes, split_scopes
 
 MNEMONIC = "all all all all all all all all all all all all"
@@ -22,7 +22,7 @@ NET = NETWORKS[NETWORK]
 KINDS = list(txbuild.PURPOSE)
 ROOT = bip32.HDKey.from_seed(bip39.mnemonic_to_seed(MNEMONIC), version=NET["xprv"])
 OTHER = bip32.HDKey.from_seed(bytes(range(64)), version=NET["xprv"])
-H = txbuild.HARDENED
+H = descriptors.HARDENED
 
 
 def account(kind, root=ROOT, path=None):
