@@ -44,6 +44,7 @@ import time
 import machine
 import micropython
 import st7789
+from board_base import BoardBase
 
 FLASH_ROOT = "/data"
 AUDIT_MAX = 64 * 1024
@@ -238,7 +239,7 @@ def _is_warning(line):
 COLORS = (WHITE, YELLOW, GREEN)  # a body line: plain, warning, text-entry wheel
 
 
-class Board:
+class Board(BoardBase):
     name = "esp32"
     model = "amanat-esp32"
     default_network = "main"

@@ -16,6 +16,7 @@ include("$(PORT_DIR)/boards/manifest.py")
 module("main.py", base_path="../../firmware")
 package("signer", base_path="../../firmware")
 package("embit", base_path=os.environ["EMBIT_ROOT"])
-# The board layer, imported by main.py as `board`.
+# The board layer, imported by main.py as `board`, and the interface it implements.
+module("board_base.py", base_path="..")
 module("board.py")
 module("st7789.py")

@@ -21,6 +21,8 @@ import sys
 import time
 import vfs
 
+from board_base import BoardBase
+
 FLASH_BLOCK = 4096
 FLASH_BLOCKS = 1024  # 4 MiB, like the ESP32's data partition
 
@@ -94,7 +96,7 @@ class Channel:
         return True
 
 
-class Board:
+class Board(BoardBase):
     name = "unix"
     model = "amanat-emulator"
     flash_root = "/flash"
@@ -144,9 +146,6 @@ class Board:
     def audit_files(self):
         """The audit trail's files, oldest first."""
         return [self.state + "/screens.jsonl"]
-
-    def buttons(self):
-        return None  # the emulator's buttons are pressed over DebugLink
 
     def log(self, text):
         with open(self._log_path, "a") as f:

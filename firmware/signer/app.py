@@ -10,19 +10,19 @@ from binascii import hexlify
 
 from embit import bip39
 
-from . import handlers, rpc
-from .errors import BadParams, Busy, DeviceError, InternalError, NotReady, UnknownMethod
+from . import handlers, rpc, screens
+from .audit import Chain
+from .errors import BadParams, Busy, DeviceError, InternalError, NotReady, StorageError, UnknownMethod
 from .keystore import Keystore
 from .link import Link
 from .secrets import wipe
 from .spool import Upload
-from .audit import Chain
-from .errors import StorageError
 from .storage import Storage, WrongPin, check_pin_format
 from .ui import APPROVE, REJECT, UI
 
 FIRMWARE_VERSION = "0.3.0"
 PROTOCOL_VERSION = 1
+
 
 class App:
     def __init__(self, board):
@@ -31,7 +31,7 @@ class App:
         root = board.flash_root
         self.storage = Storage(root)
         self.serial = Link(board.serial, board)
-        self.debug = Link(board.debug, board) if getattr(board, "debug", None) else None
+        self.debug = Link(board.debug, board) if board.debug is not None else None
         self.ui = UI(self)
         self.audit = Chain(board.audit_files())
         self.keystore = None
@@ -132,32 +132,11 @@ class App:
         rid = None
         try:
             rid, method, params = rpc.parse_request(payload)
-            p = rpc.Params(params, ("button", "text", "key"))
-            if method == "debug_state":
-                res = {"screen": _no_floats(self.ui.current), "busy": self.busy, "input": self.ui.input_lines()}
-            elif method == "debug_press":
-                button = p.text("button")
-                if button not in (APPROVE, REJECT):
-                    raise BadParams("button must be 'approve' or 'reject'")
-                why = self.ui.press(button)
-                if why:
-                    raise NotReady(why)
-                res = {}
-            elif method == "debug_key":  # the two-button text entry, key by key
-                key = p.text("key")
-                if key not in ("next", "prev", "select", "delete"):
-                    raise BadParams("key must be 'next', 'prev', 'select' or 'delete'")
-                why = self.ui.key(key)
-                if why:
-                    raise NotReady(why)
-                res = {}
-            elif method == "debug_input":
-                why = self.ui.type_text(p.text("text"))
-                if why:
-                    raise NotReady(why)
-                res = {}
-            else:
+            entry = DEBUG_METHODS.get(method)
+            if entry is None:
                 raise UnknownMethod("unknown DebugLink method %r" % rpc.clip(method))
+            fn, allowed = entry
+            res = fn(self, rpc.Params(params, allowed))
             self.debug.send(rpc.result(rid, res))
         except DeviceError as e:
             self.debug.send(rpc.error(getattr(e, "request_id", rid), e))
@@ -169,8 +148,7 @@ class App:
     def setup(self):
         err = None
         while True:
-            words = self.ui.ask_text(_prompt("setup_mnemonic", "Recovery words",
-                                             "Enter the 12 or 24 recovery words", err, "words"))
+            words = self.ui.ask_text(screens.setup_mnemonic(err))
             try:
                 entropy = bytearray(bip39.mnemonic_to_bytes(" ".join(words.decode().split())))
                 break
@@ -179,18 +157,14 @@ class App:
             finally:
                 wipe(words)
         pin = self._choose_pin()
-        passphrase = self.ui.ask_text(_prompt("setup_passphrase", "Passphrase",
-                                              "Enter the BIP39 passphrase, or nothing", None, "text"))
+        passphrase = self.ui.ask_text(screens.setup_passphrase())
         try:
             network = self.board.default_network
             self._load(entropy, passphrase, network)
             # The fingerprint identifies words + passphrase together: a typo in
             # the passphrase (typed once, masked) shows here as a strange one.
             fp = hexlify(self.keystore.fingerprint).decode()
-            screen = {"screen": "setup_check", "title": "Check the wallet", "fingerprint": fp,
-                      "network": network, "lines": ["Fingerprint " + fp, "Network " + network,
-                                                    "Approve if it is the one on record"]}
-            if not self.ui.confirm(screen):
+            if not self.ui.confirm(screens.setup_check(fp, network)):
                 self.keystore = None
                 return  # nothing stored: setup starts again
             self.storage.store_seed(entropy, pin, network, len(passphrase) > 0, fp)
@@ -202,12 +176,12 @@ class App:
     def _choose_pin(self):
         err = None
         while True:
-            pin = self.ui.ask_text(_prompt("setup_pin", "Choose a PIN", "4 to 12 digits", err, "pin"))
+            pin = self.ui.ask_text(screens.setup_pin(err))
             err = check_pin_format(pin)
             if err:
                 wipe(pin)
                 continue
-            again = self.ui.ask_text(_prompt("setup_pin_confirm", "Confirm the PIN", "Enter it again", None, "pin"))
+            again = self.ui.ask_text(screens.setup_pin_confirm())
             same = again == pin
             wipe(again)
             if same:
@@ -218,7 +192,7 @@ class App:
     def unlock(self):
         err = None
         while self.keystore is None and self.storage.initialized():
-            pin = self.ui.ask_text(_prompt("unlock_pin", "Enter PIN", "Unlock the device", err, "pin"))
+            pin = self.ui.ask_text(screens.unlock_pin(err))
             try:
                 entropy = self.storage.unseal(pin)
             except WrongPin as e:
@@ -243,8 +217,7 @@ class App:
         while True:
             passphrase = bytearray()
             if self.storage.passphrase_used():
-                passphrase = self.ui.ask_text(_prompt("unlock_passphrase", "Passphrase",
-                                                      "Enter the BIP39 passphrase", err, "text"))
+                passphrase = self.ui.ask_text(screens.unlock_passphrase(err))
             try:
                 self._load(entropy, passphrase, settings.get("network", "main"))
             finally:
@@ -258,9 +231,7 @@ class App:
     def _damaged_seed(self, e):
         # Nothing can unlock a damaged record: the officer may erase it and
         # restore from the recovery words; until then the device stays locked.
-        screen = {"screen": "seed_damaged", "title": "Stored seed damaged",
-                  "lines": [e.message, "Erase it and set up again from the recovery words?"]}
-        if self.ui.confirm(screen, auto=False):
+        if self.ui.confirm(screens.seed_damaged(e.message), auto=False):
             self.storage.erase()
 
     def _load(self, entropy, passphrase, network):
@@ -279,17 +250,43 @@ class App:
         return self._registry
 
 
-
-def _no_floats(screen):
-    # The wire has no floats (docs/protocol.md); a fee rate goes as text.
-    if screen is None:
-        return None
-    return {k: (repr(v) if isinstance(v, float) else v) for k, v in screen.items()}
+# ---- DebugLink methods: (function, allowed params) as in handlers.METHODS
 
 
-def _prompt(name, title, line, err, entry):
-    # entry: what is typed ("words", "pin", "text"), for the board's text entry
-    lines = [line]
-    if err:
-        lines.append(err)
-    return {"screen": name, "title": title, "lines": lines, "error": err, "entry": entry}
+def debug_state(app, p):
+    return {"screen": app.ui.current, "busy": app.busy, "input": app.ui.input_lines()}
+
+
+def debug_press(app, p):
+    button = p.text("button")
+    if button not in (APPROVE, REJECT):
+        raise BadParams("button must be 'approve' or 'reject'")
+    _done(app.ui.press(button))
+    return {}
+
+
+def debug_key(app, p):
+    """The two-button text entry, key by key."""
+    key = p.text("key")
+    if key not in ("next", "prev", "select", "delete"):
+        raise BadParams("key must be 'next', 'prev', 'select' or 'delete'")
+    _done(app.ui.key(key))
+    return {}
+
+
+def debug_input(app, p):
+    _done(app.ui.type_text(p.text("text")))
+    return {}
+
+
+def _done(why):
+    if why:
+        raise NotReady(why)
+
+
+DEBUG_METHODS = {
+    "debug_state": (debug_state, ()),
+    "debug_press": (debug_press, ("button",)),
+    "debug_key": (debug_key, ("key",)),
+    "debug_input": (debug_input, ("text",)),
+}

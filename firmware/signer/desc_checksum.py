@@ -3,7 +3,7 @@ package, which pulls all of miniscript into RAM)."""
 
 from .errors import BadParams
 
-_INPUT = "0123456789()[],'/*abcdefgh@:$%{}IJKLMNOPQRSTUVWXYZ&+-.;<=>?!^_|~ijklmnopqrstuvwxyzABCDEFGH`#\"\\ "
+CHARSET = "0123456789()[],'/*abcdefgh@:$%{}IJKLMNOPQRSTUVWXYZ&+-.;<=>?!^_|~ijklmnopqrstuvwxyzABCDEFGH`#\"\\ "
 _CHECK = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 _GEN = (0xF5DEE51989, 0xA9FDCA3312, 0x1BAB10E32D, 0x3706B1677A, 0x644D626FFD)
 
@@ -23,7 +23,7 @@ def checksum(body):
     group = 0
     count = 0
     for ch in body:
-        pos = _INPUT.find(ch)
+        pos = CHARSET.find(ch)
         if pos < 0:
             raise BadParams("descriptor has an invalid character %r" % ch)
         c = _polymod(c, pos & 31)

@@ -9,15 +9,14 @@ change is decided by the review (review.py), which owns the rules.
 
 from binascii import hexlify
 
-from embit import base58, compact, hashes, script
-from embit.psbt import read_string, skip_string
+from embit import base58, compact, script
 
 from .errors import Refused, StorageError
-from .scripts import MAX_CHANGE_INDEX, format_path, is_standard_path
+from .keyexpr import HARDENED, format_path
+from .scripts import MAX_CHANGE_INDEX, is_standard_path
+from .wallets import LEAF_VERSION
 
-HARDENED = 0x80000000
 MAX_PATH_DEPTH = 16
-LEAF_VERSION = 0xC0
 
 
 class KeyCache:
@@ -129,17 +128,11 @@ def check_coins(where, scope, coin, skip=()):
 
 def check_global_xpubs(view, net):
     """Refused if a global xpub (PSBT_GLOBAL_XPUB) is of another network."""
-    s = view.stream
-    s.seek(view.offset + len(view.MAGIC))
     allowed = [net[k] for k in PUB_VERSIONS if k in net]
-    while True:
-        key = read_string(s)
-        if not key:
-            return
-        if key[0] == 1 and len(key) == 79 and key[1:5] not in allowed:
-            text = base58.encode_check(key[1:])
+    for xpub in view.global_xpubs():
+        if xpub[:4] not in allowed:
+            text = base58.encode_check(xpub)
             raise Refused("global xpub %s...%s is for another network" % (text[:8], text[-6:]))
-        skip_string(s)
 
 
 # --- registered wallets
@@ -315,17 +308,13 @@ def match_input(i, inp, spk, keys, fingerprint):
     return None if found is None else found[1]
 
 
-def leaf_hash(leaf_script):
-    return hashes.tagged_hash("TapLeaf", bytes([LEAF_VERSION]) + leaf_script.serialize())
-
-
 def _wallet_input(where, inp, hit, wallets, fingerprint):
     name, change, index = hit
     w = wallets.get(name)
     d = wallets.derived(name, change, index)
     what = "%s: %%s is not wallet %s's" % (where, name)
     if w.kind == "tr":
-        lh = leaf_hash(d.leaf_script)
+        lh = d.leaf_hash
         if inp.taproot_internal_key is not None and inp.taproot_internal_key.xonly() != _xonly(d.internal_key):
             raise Refused(what % "taproot internal key")
         if inp.taproot_merkle_root is not None and inp.taproot_merkle_root != lh:

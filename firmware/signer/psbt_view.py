@@ -1,19 +1,58 @@
 """Strict streaming access to a PSBT in flash, on top of embit's PSBTView.
 
-One input or output scope at a time; keys matched exactly (embit matches
-by prefix), duplicate keys refused, v0/v2 fields kept apart, previous
-transactions hashed as they stream past. Used by the review and the signer.
+The one module that touches embit's PSBT internals or the PSBT's raw bytes:
+the review and the signer ask the view for scopes, prevouts, global xpubs,
+BIP370 locktimes and the signed copy. One input or output scope at a time;
+keys matched exactly (embit matches by prefix), duplicate keys refused, v0/v2
+fields kept apart, previous transactions hashed as they stream past.
 """
 
 from binascii import hexlify
 
 from embit import compact
 from embit.base import EmbitError
-from embit.psbt import CompressMode, InputScope, OutputScope, read_string, skip_string
+from embit.psbt import CompressMode, InputScope, OutputScope, read_string, ser_string, skip_string
 from embit.psbtview import PSBTView
 from embit.transaction import TransactionInput
 
 from .errors import BadPsbt, DeviceError, Refused
+
+# PSBT key types the device reads or writes (BIP174, BIP370, BIP371).
+PSBT_GLOBAL_UNSIGNED_TX = 0x00
+PSBT_GLOBAL_XPUB = 0x01
+PSBT_GLOBAL_TX_VERSION = 0x02
+PSBT_GLOBAL_FALLBACK_LOCKTIME = 0x03
+PSBT_GLOBAL_INPUT_COUNT = 0x04
+PSBT_GLOBAL_OUTPUT_COUNT = 0x05
+PSBT_GLOBAL_TX_MODIFIABLE = 0x06
+PSBT_GLOBAL_VERSION = 0xFB
+PSBT_IN_NON_WITNESS_UTXO = 0x00
+PSBT_IN_WITNESS_UTXO = 0x01
+PSBT_IN_PARTIAL_SIG = 0x02
+PSBT_IN_SIGHASH_TYPE = 0x03
+PSBT_IN_REDEEM_SCRIPT = 0x04
+PSBT_IN_WITNESS_SCRIPT = 0x05
+PSBT_IN_BIP32_DERIVATION = 0x06
+PSBT_IN_FINAL_SCRIPTSIG = 0x07
+PSBT_IN_FINAL_SCRIPTWITNESS = 0x08
+PSBT_IN_PREVIOUS_TXID = 0x0E
+PSBT_IN_OUTPUT_INDEX = 0x0F
+PSBT_IN_SEQUENCE = 0x10
+PSBT_IN_REQUIRED_TIME_LOCKTIME = 0x11
+PSBT_IN_REQUIRED_HEIGHT_LOCKTIME = 0x12
+PSBT_IN_TAP_KEY_SIG = 0x13
+PSBT_IN_TAP_SCRIPT_SIG = 0x14
+PSBT_IN_TAP_BIP32_DERIVATION = 0x16
+PSBT_IN_TAP_INTERNAL_KEY = 0x17
+PSBT_IN_TAP_MERKLE_ROOT = 0x18
+PSBT_OUT_REDEEM_SCRIPT = 0x00
+PSBT_OUT_WITNESS_SCRIPT = 0x01
+PSBT_OUT_BIP32_DERIVATION = 0x02
+PSBT_OUT_AMOUNT = 0x03
+PSBT_OUT_SCRIPT = 0x04
+PSBT_OUT_TAP_INTERNAL_KEY = 0x05
+PSBT_OUT_TAP_TREE = 0x06
+PSBT_OUT_TAP_BIP32_DERIVATION = 0x07
 
 MAX_MONEY = 2100000000000000
 
@@ -56,7 +95,9 @@ def _why(e):
 
 
 class StrictView(PSBTView):
-    """PSBTView that finds v2 fields by their exact key.
+    """PSBTView that finds v2 fields by their exact key, and the public API
+    the review and the signer use: scopes by position, prevouts, global
+    xpubs, sighashes with the review's locktime and caches, the signed copy.
 
     embit matches key prefixes: an output scope holding an unknown key
     0x03<data> before PSBT_OUT_AMOUNT would make the sighash commit to another
@@ -77,13 +118,137 @@ class StrictView(PSBTView):
                 return off
             off += skip_string(self.stream)
 
+    def read_input(self, i, pos):
+        """(vin, scope, offset of the next scope) of input i, whose scope is at pos."""
+        return _read_input(self, i, pos)
+
+    def read_output(self, j, pos):
+        """(scope, offset of the next scope) of output j, whose scope is at pos."""
+        return _read_output(self, j, pos)
+
+    def skip_scope(self, pos):
+        """Offset of the scope after the one at pos (not parsed)."""
+        self.stream.seek(pos)
+        return pos + self._skip_scope()
+
+    def prevout(self, j):
+        """The unsigned transaction's input j (txid, vout, sequence)."""
+        return self.tx.vin(j) if self.tx is not None else self.vin(j)
+
+    def check_end(self, pos):
+        """BadPsbt unless the PSBT ends at pos, after its last output scope."""
+        self.stream.seek(pos)
+        if self.stream.read(1):
+            raise BadPsbt("data after the last output")
+
+    def global_xpubs(self):
+        """The serialized extended keys (78 bytes) of the PSBT_GLOBAL_XPUB fields."""
+        s = self.stream
+        s.seek(self.offset + len(self.MAGIC))
+        out = []
+        while True:
+            key = read_string(s)
+            if not key:
+                return out
+            if key[0] == PSBT_GLOBAL_XPUB and len(key) == 79:
+                out.append(key[1:])
+            skip_string(s)
+
+    def use_review(self, locktime, sha_amounts, sha_scriptpubkeys):
+        """Sighashes from here on use the review's locktime and BIP341 hashes.
+
+        embit's view knows only the v2 fallback locktime (the review applied
+        BIP370's per-input requirements), and would read every input again
+        for each taproot sighash to hash all amounts and scripts."""
+        self._locktime = locktime
+        self._hash_amounts = sha_amounts
+        self._hash_script_pubkeys = sha_scriptpubkeys
+
+    def write_signed(self, dst, added):
+        """Copy the PSBT to dst byte for byte with the fields of `added` (an
+        Additions, read from its start) in each input scope: fields the device
+        does not know, proprietary ones and the PSBT version stay as they
+        were, and no scope is ever held whole in RAM. A field added again
+        replaces the old one (no duplicate key)."""
+        src = self.stream
+        buf = bytearray(256)
+        src.seek(self.offset)
+        _copy(src, dst, self.first_scope - self.offset, buf)
+        for _ in range(self.num_inputs):
+            pairs = added.next_scope()
+            _copy_scope(src, dst, [p[0] for p in pairs], buf)
+            for key, value in pairs:
+                ser_string(dst, key)
+                ser_string(dst, value)
+            dst.write(b"\x00")
+        for _ in range(self.num_outputs):
+            _copy_scope(src, dst, (), buf)
+            dst.write(b"\x00")
+
+
+class Additions:
+    """Fields to add to each input scope, spooled to a stream (a flash file on
+    the device) in PSBT scope format, one scope per input in order."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.base = stream.tell()
+
+    def add(self, key_type, keydata, value):
+        ser_string(self.stream, bytes([key_type]) + keydata)
+        ser_string(self.stream, value)
+
+    def end_scope(self):
+        self.stream.write(b"\x00")
+
+    def rewind(self):
+        self.stream.seek(self.base)
+
+    def next_scope(self):
+        """[(key, value)] of the next scope."""
+        s = self.stream
+        pairs = []
+        while True:
+            n = compact.read_from(s)
+            if n == 0:
+                return pairs
+            key = s.read(n)
+            pairs.append((key, s.read(compact.read_from(s))))
+
+
+def _copy_scope(src, dst, replaced, buf):
+    """Copy one scope without its separator, leaving out keys in `replaced`."""
+    while True:
+        n = compact.read_from(src)
+        if n == 0:
+            return
+        key = src.read(n)
+        size = compact.read_from(src)
+        if key in replaced:
+            src.seek(size, 1)
+            continue
+        dst.write(compact.to_bytes(n))
+        dst.write(key)
+        dst.write(compact.to_bytes(size))
+        _copy(src, dst, size, buf)
+
+
+def _copy(src, dst, n, buf):
+    mv = memoryview(buf)
+    while n > 0:
+        got = src.readinto(mv[: min(n, len(buf))])
+        if not got:
+            raise BadPsbt("the PSBT ends early")
+        dst.write(mv[:got])
+        n -= got
+
 
 class _Input(InputScope):
     """embit does not check that a non_witness_utxo fills its field: the rest of
     the value would be parsed as more keys, which no other parser sees."""
 
     def read_value(self, stream, k):
-        if k != b"\x00":
+        if k != bytes([PSBT_IN_NON_WITNESS_UTXO]):
             return InputScope.read_value(self, stream, k)
         start = stream.tell()
         n = compact.read_from(stream)
@@ -95,7 +260,7 @@ class _Input(InputScope):
 
 
 def open_view(stream):
-    """PSBTView of the PSBT at the start of `stream`, global scope checked."""
+    """StrictView of the PSBT at the start of `stream`, global scope checked."""
     stream = Bounded(stream)
     try:
         view = StrictView.view(stream)
@@ -105,6 +270,10 @@ def open_view(stream):
     except PARSE_ERRORS as e:
         raise BadPsbt("not a valid PSBT: %s" % _why(e))
     return view
+
+
+_V2_GLOBALS = (PSBT_GLOBAL_TX_VERSION, PSBT_GLOBAL_FALLBACK_LOCKTIME, PSBT_GLOBAL_INPUT_COUNT,
+               PSBT_GLOBAL_OUTPUT_COUNT, PSBT_GLOBAL_TX_MODIFIABLE)
 
 
 def _check_globals(view):
@@ -119,7 +288,7 @@ def _check_globals(view):
         if key in seen:
             raise BadPsbt("duplicate global key %s" % hexlify(key).decode())
         seen.add(key)
-        if key == b"\x00":
+        if key == bytes([PSBT_GLOBAL_UNSIGNED_TX]):
             _check_field(key, b"", GLOBAL_RULES, "global")
             tx_len = compact.read_from(s)
             tx_start = s.tell()
@@ -132,14 +301,14 @@ def _check_globals(view):
     if version not in (0, 2):
         raise BadPsbt("unsupported PSBT version %d" % version)
     if version == 0:
-        for key in (b"\x02", b"\x03", b"\x04", b"\x05", b"\x06"):
-            if key in seen:
-                raise BadPsbt("PSBT v0 with a v2 global field %s" % hexlify(key).decode())
+        for t in _V2_GLOBALS:
+            if bytes([t]) in seen:
+                raise BadPsbt("PSBT v0 with a v2 global field %02x" % t)
         _check_unsigned_tx(view, tx_start, tx_len)
     else:
         if tx_len is not None:
             raise BadPsbt("PSBT v2 with an unsigned transaction")
-        if b"\x02" not in seen:
+        if bytes([PSBT_GLOBAL_TX_VERSION]) not in seen:
             raise BadPsbt("PSBT v2 without transaction version")
         if view.tx_version < 2:
             raise BadPsbt("PSBT v2 with transaction version %d" % view.tx_version)
@@ -188,19 +357,43 @@ def _derivation(v):
 # Per scope: key type -> (key data allowed, check of the value). BIP174/370/371
 # fix these sizes; embit would read a wrong-sized field as some other number.
 INPUT_RULES = {
-    0x00: (False, None), 0x01: (False, None), 0x02: (True, None), 0x03: (False, _fixed(4)),
-    0x04: (False, None), 0x05: (False, None), 0x06: (True, _derivation), 0x07: (False, None),
-    0x08: (False, None), 0x0E: (False, _fixed(32)), 0x0F: (False, _fixed(4)), 0x10: (False, _fixed(4)),
-    0x11: (False, _fixed(4)), 0x12: (False, _fixed(4)), 0x13: (False, lambda v: len(v) in (64, 65)),
-    0x16: (True, _tap_derivation), 0x17: (False, _fixed(32)), 0x18: (False, _fixed(32)),
+    PSBT_IN_NON_WITNESS_UTXO: (False, None),
+    PSBT_IN_WITNESS_UTXO: (False, None),
+    PSBT_IN_PARTIAL_SIG: (True, None),
+    PSBT_IN_SIGHASH_TYPE: (False, _fixed(4)),
+    PSBT_IN_REDEEM_SCRIPT: (False, None),
+    PSBT_IN_WITNESS_SCRIPT: (False, None),
+    PSBT_IN_BIP32_DERIVATION: (True, _derivation),
+    PSBT_IN_FINAL_SCRIPTSIG: (False, None),
+    PSBT_IN_FINAL_SCRIPTWITNESS: (False, None),
+    PSBT_IN_PREVIOUS_TXID: (False, _fixed(32)),
+    PSBT_IN_OUTPUT_INDEX: (False, _fixed(4)),
+    PSBT_IN_SEQUENCE: (False, _fixed(4)),
+    PSBT_IN_REQUIRED_TIME_LOCKTIME: (False, _fixed(4)),
+    PSBT_IN_REQUIRED_HEIGHT_LOCKTIME: (False, _fixed(4)),
+    PSBT_IN_TAP_KEY_SIG: (False, lambda v: len(v) in (64, 65)),
+    PSBT_IN_TAP_BIP32_DERIVATION: (True, _tap_derivation),
+    PSBT_IN_TAP_INTERNAL_KEY: (False, _fixed(32)),
+    PSBT_IN_TAP_MERKLE_ROOT: (False, _fixed(32)),
 }
 OUTPUT_RULES = {
-    0x00: (False, None), 0x01: (False, None), 0x02: (True, _derivation), 0x03: (False, _fixed(8)),
-    0x04: (False, None), 0x05: (False, _fixed(32)), 0x06: (False, None), 0x07: (True, _tap_derivation),
+    PSBT_OUT_REDEEM_SCRIPT: (False, None),
+    PSBT_OUT_WITNESS_SCRIPT: (False, None),
+    PSBT_OUT_BIP32_DERIVATION: (True, _derivation),
+    PSBT_OUT_AMOUNT: (False, _fixed(8)),
+    PSBT_OUT_SCRIPT: (False, None),
+    PSBT_OUT_TAP_INTERNAL_KEY: (False, _fixed(32)),
+    PSBT_OUT_TAP_TREE: (False, None),
+    PSBT_OUT_TAP_BIP32_DERIVATION: (True, _tap_derivation),
 }
 GLOBAL_RULES = {
-    0x00: (False, None), 0x02: (False, _fixed(4)), 0x03: (False, _fixed(4)), 0x04: (False, None),
-    0x05: (False, None), 0x06: (False, _fixed(1)), 0xFB: (False, _fixed(4)),
+    PSBT_GLOBAL_UNSIGNED_TX: (False, None),
+    PSBT_GLOBAL_TX_VERSION: (False, _fixed(4)),
+    PSBT_GLOBAL_FALLBACK_LOCKTIME: (False, _fixed(4)),
+    PSBT_GLOBAL_INPUT_COUNT: (False, None),
+    PSBT_GLOBAL_OUTPUT_COUNT: (False, None),
+    PSBT_GLOBAL_TX_MODIFIABLE: (False, _fixed(1)),
+    PSBT_GLOBAL_VERSION: (False, _fixed(4)),
 }
 
 
@@ -239,23 +432,23 @@ def _scan_scope(s, want, where, rules):
             skip_string(s)
 
 
-V2_INPUT_KEYS = (b"\x0e", b"\x0f", b"\x10")
+_TXID, _VOUT, _SEQ = bytes([PSBT_IN_PREVIOUS_TXID]), bytes([PSBT_IN_OUTPUT_INDEX]), bytes([PSBT_IN_SEQUENCE])
+_V2_INPUT_KEYS = (_TXID, _VOUT, _SEQ)
 
 
-def read_input(view, i, pos):
-    """(vin, scope, offset of the next scope) of input i, whose scope is at pos."""
+def _read_input(view, i, pos):
     where = "input %d" % i
     s = view.stream
     try:
         s.seek(pos)
-        found = _scan_scope(s, V2_INPUT_KEYS, where, INPUT_RULES)
+        found = _scan_scope(s, _V2_INPUT_KEYS, where, INPUT_RULES)
         end = s.tell()
         if view.tx is not None:
             vin = view.tx.vin(i)
         else:
-            txid = found.get(b"\x0e")
-            vout = found.get(b"\x0f")
-            seq = found.get(b"\x10", b"\xff\xff\xff\xff")
+            txid = found.get(_TXID)
+            vout = found.get(_VOUT)
+            seq = found.get(_SEQ, b"\xff\xff\xff\xff")
             if txid is None or len(txid) != 32 or vout is None or len(vout) != 4 or len(seq) != 4:
                 raise BadPsbt("%s: previous txid or output index missing or malformed" % where)
             vin = TransactionInput(
@@ -278,8 +471,7 @@ def read_input(view, i, pos):
     return vin, inp, end
 
 
-def read_output(view, j, pos):
-    """(scope, offset of the next scope) of output j, whose scope is at pos."""
+def _read_output(view, j, pos):
     where = "output %d" % j
     s = view.stream
     try:
@@ -302,6 +494,12 @@ def read_output(view, j, pos):
     return out, end
 
 
+def has_previous_tx(inp):
+    """True if input scope `inp` carries its full previous transaction
+    (non_witness_utxo; PARTIAL mode keeps only its hash and the spent output)."""
+    return inp._txhash is not None
+
+
 def check_utxo(i, inp, vin):
     """The output input i spends, proven by its previous transaction if given."""
     # PARTIAL mode keeps the spent output in _utxo and the hash in _txhash.
@@ -317,3 +515,54 @@ def check_utxo(i, inp, vin):
     if utxo.value < 0 or utxo.value > MAX_MONEY:
         raise Refused("input %d: amount out of range" % i)
     return utxo
+
+
+LOCKTIME_THRESHOLD = 500000000
+_TIME_LOCK, _HEIGHT_LOCK = bytes([PSBT_IN_REQUIRED_TIME_LOCKTIME]), bytes([PSBT_IN_REQUIRED_HEIGHT_LOCKTIME])
+
+
+class Locktime:
+    """nLockTime of a v2 PSBT as BIP370 determines it: the inputs' required
+    locktimes win over the fallback. add() each input scope, then result()."""
+
+    def __init__(self):
+        self.any = False
+        self.time_ok = True
+        self.height_ok = True
+        self.time = 0
+        self.height = 0
+
+    def add(self, i, inp):
+        t = inp.unknown.get(_TIME_LOCK)
+        h = inp.unknown.get(_HEIGHT_LOCK)
+        if t is None and h is None:
+            return
+        self.any = True
+        if t is None:
+            self.time_ok = False
+        else:
+            t = self._value(i, t)
+            if t < LOCKTIME_THRESHOLD:
+                raise BadPsbt("input %d: required time locktime below 500000000" % i)
+            self.time = max(self.time, t)
+        if h is None:
+            self.height_ok = False
+        else:
+            h = self._value(i, h)
+            if h == 0 or h >= LOCKTIME_THRESHOLD:
+                raise BadPsbt("input %d: required height locktime out of range" % i)
+            self.height = max(self.height, h)
+
+    def _value(self, i, v):
+        if len(v) != 4:
+            raise BadPsbt("input %d: required locktime is not 4 bytes" % i)
+        return int.from_bytes(v, "little")
+
+    def result(self, fallback):
+        if not self.any:
+            return fallback
+        if self.height_ok:
+            return self.height
+        if self.time_ok:
+            return self.time
+        raise BadPsbt("inputs require both a height and a time locktime")

@@ -1,11 +1,13 @@
 """Transaction review: what a PSBT spends, what comes back, what it costs.
 
 review_psbt(stream, keystore, registry=None, limits=None) reads a PSBT (v0 or
-v2/BIP370) from a seekable file with embit's PSBTView, one input or output
-scope at a time (a previous transaction is hashed as it streams past, never
-held whole), and returns a Review for the screens, or raises BadPsbt (does
-not parse, breaks BIP174/370) or Refused (a rule below) naming the input,
-output or key at fault.
+v2/BIP370) from a seekable file through psbt_view, one input or output scope
+at a time (a previous transaction is hashed as it streams past, never held
+whole), and returns two objects: a Summary for the officer and the host
+(plain data, integers only) and a Plan for the signer (which inputs to sign
+and how; the signer re-checks each in its own pass). Or it raises BadPsbt
+(does not parse, breaks BIP174/370) or Refused (a rule below) naming the
+input, output or key at fault.
 
 BadPsbt also covers what embit lets through and other parsers would read
 differently: duplicate keys in any scope, v2 fields in a v0 PSBT (or a global
@@ -63,8 +65,8 @@ Warnings, shown with the review (the officer decides):
 - an output with no address (shown as hex), an OP_RETURN output with value;
 - a wallet record in flash that does not verify (never used).
 
-For v2, nLockTime follows BIP370 (the inputs' required locktimes win over the
-fallback); embit's view knows only the fallback, so the signer is handed ours.
+For v2, nLockTime follows BIP370 (psbt_view.Locktime); the plan carries it
+to the signer, whose view knows only the fallback.
 
 vsize is an estimate of the signed transaction: single-sig inputs at their
 exact size with a 71-byte (low-R) ECDSA signature; wallet inputs with the
@@ -76,9 +78,9 @@ import hashlib
 from binascii import hexlify
 
 from embit import compact
-from embit.networks import NETWORKS
 
-from .errors import BadPsbt, Refused
+from .errors import Refused
+from .keyexpr import format_path
 from .ownership import (
     SINGLE,
     KeyCache,
@@ -90,12 +92,12 @@ from .ownership import (
     match_output,
     our_cosigners,
 )
-from .psbt_view import MAX_MONEY, PARSE_ERRORS, check_utxo, open_view, read_input, read_output
-from .scripts import format_path
+from .psbt_view import (LOCKTIME_THRESHOLD, MAX_MONEY, PARSE_ERRORS, Locktime, check_utxo, has_previous_tx,
+                        open_view)
+from .scripts import coin_type
 from .storage import DEFAULT_LIMITS
 
 FEE_ABSURD_SAT = 1000000
-LOCKTIME_THRESHOLD = 500000000
 SIGHASH_DEFAULT = 0
 SIGHASH_ALL = 1
 
@@ -109,8 +111,6 @@ INPUT_WEIGHT = {
     "p2sh": 1188,  # 2-of-3: (36 + 4 + 3 + 254) * 4
 }
 SEGWIT_TYPES = ("p2sh-p2wpkh", "p2wpkh", "p2tr", "p2wsh")
-
-
 
 def address_of(spk, network):
     try:
@@ -138,91 +138,58 @@ def _input_list(idx):
     return ", ".join(["%d" % i for i in idx])
 
 
-class Review:
+class Summary:
+    """What the officer is shown and the host is told: plain data, integers
+    only (the fee rate in tenths of sat/vB)."""
+
     def __init__(self):
         self.version = 0
-        self.num_inputs = 0
-        self.num_outputs = 0
+        self.inputs = 0
+        self.outputs = 0
         self.locktime = 0
         self.spends = []
         self.change = []
         self.fee_sat = 0
         self.vsize = 0
-        self.fee_rate_sat_vb = 0.0
+        self.fee_rate_tenths = 0
         self.warnings = []
         self.ours = []
-        # registered wallet the signed inputs belong to (None: single-sig)
-        self.wallet = None
-        # for the signer: per entry of `ours`, None (single-sig) or the
-        # wallet address's (change, index); the Wallet and our cosigners in it
-        self.plan = []
-        self.wallet_obj = None
-        self.cosigners = []
-        # BIP341 sha_amounts and sha_scriptpubkeys, for the taproot sighash
-        self.sha_amounts = None
-        self.sha_scriptpubkeys = None
+        self.wallet = None  # registered wallet the signed inputs belong to (None: single-sig)
 
     def to_dict(self):
         return {
             "version": self.version,
-            "inputs": self.num_inputs,
-            "outputs": self.num_outputs,
+            "inputs": self.inputs,
+            "outputs": self.outputs,
             "locktime": self.locktime,
             "spends": self.spends,
             "change": self.change,
             "fee_sat": self.fee_sat,
             "vsize": self.vsize,
-            "fee_rate_sat_vb": self.fee_rate_sat_vb,
+            "fee_rate_tenths": self.fee_rate_tenths,
             "warnings": self.warnings,
             "ours": self.ours,
             "wallet": self.wallet,
         }
 
 
-class _Locktime:
-    """BIP370 locktime: the per-input requirements win over the fallback."""
+class Plan:
+    """What the signer needs: the inputs to sign (`ours`) and, per entry,
+    None (single-sig) or the wallet address's (change, index); the wallet
+    (Wallet, its name and our cosigners in it, or None); the transaction's
+    locktime and the BIP341 sha_amounts and sha_scriptpubkeys."""
 
-    def __init__(self):
-        self.any = False
-        self.time_ok = True
-        self.height_ok = True
-        self.time = 0
-        self.height = 0
-
-    def add(self, i, inp):
-        t = inp.unknown.get(b"\x11")
-        h = inp.unknown.get(b"\x12")
-        if t is None and h is None:
-            return
-        self.any = True
-        if t is None:
-            self.time_ok = False
-        else:
-            t = self._value(i, t)
-            if t < LOCKTIME_THRESHOLD:
-                raise BadPsbt("input %d: required time locktime below 500000000" % i)
-            self.time = max(self.time, t)
-        if h is None:
-            self.height_ok = False
-        else:
-            h = self._value(i, h)
-            if h == 0 or h >= LOCKTIME_THRESHOLD:
-                raise BadPsbt("input %d: required height locktime out of range" % i)
-            self.height = max(self.height, h)
-
-    def _value(self, i, v):
-        if len(v) != 4:
-            raise BadPsbt("input %d: required locktime is not 4 bytes" % i)
-        return int.from_bytes(v, "little")
-
-    def result(self, fallback):
-        if not self.any:
-            return fallback
-        if self.height_ok:
-            return self.height
-        if self.time_ok:
-            return self.time
-        raise BadPsbt("inputs require both a height and a time locktime")
+    def __init__(self, num_inputs, num_outputs):
+        self.num_inputs = num_inputs
+        self.num_outputs = num_outputs
+        self.ours = []
+        self.at = []
+        self.wallet = None
+        self.wallet_name = None
+        self.cosigners = []
+        self.locktime = 0
+        self.sha_amounts = None
+        self.sha_scriptpubkeys = None
 
 
 def _nothing():
@@ -230,28 +197,31 @@ def _nothing():
 
 
 def review_psbt(stream, keystore, registry=None, limits=None, progress=None):
-    """Review of the PSBT in `stream` (seekable, binary) for `keystore`, with
-    the registered wallets of `registry` (None: none) and the fee `limits`
-    (DEFAULT_LIMITS if None). `progress()` is called after every input and
-    output, so that the device keeps answering pings on a long PSBT."""
+    """(Summary, Plan) of the PSBT in `stream` (seekable, binary) for
+    `keystore`, with the registered wallets of `registry` (None: none) and
+    the fee `limits` (DEFAULT_LIMITS if None). `progress()` is called after
+    every input and output, so that the device keeps answering pings on a
+    long PSBT."""
     progress = progress or _nothing
     view = open_view(stream)
     net = keystore.network
-    coin = 0 if net["bech32"] == NETWORKS["main"]["bech32"] else 1
+    coin = coin_type(net)
     fp = keystore.fingerprint
     keys = KeyCache(keystore.root)
-    r = Review()
+    r = Summary()
     r.version = view.version or 0
-    r.num_inputs = view.num_inputs
-    r.num_outputs = view.num_outputs
-    if r.num_outputs == 0:
+    r.inputs = view.num_inputs
+    r.outputs = view.num_outputs
+    plan = Plan(r.inputs, r.outputs)
+    r.ours = plan.ours
+    if r.outputs == 0:
         raise Refused("the transaction has no outputs")
     check_global_xpubs(view, net)
     wallets = Wallets(registry, r.warnings) if registry is not None else None
 
     sha_amounts = hashlib.sha256()
     sha_spks = hashlib.sha256()
-    locks = _Locktime()
+    locks = Locktime()
     seen = {}  # 30-bit tag of a prevout -> indices of inputs with that tag
     foreign = []
     unproven = []  # foreign non-taproot inputs without their previous transaction
@@ -264,7 +234,7 @@ def review_psbt(stream, keystore, registry=None, limits=None, progress=None):
     pos = view.first_scope
     for i in range(view.num_inputs):
         progress()
-        vin, inp, pos = read_input(view, i, pos)
+        vin, inp, pos = view.read_input(i, pos)
         _check_duplicate(view, seen, i, vin)
         utxo = check_utxo(i, inp, vin)
         spk = utxo.script_pubkey
@@ -279,7 +249,7 @@ def review_psbt(stream, keystore, registry=None, limits=None, progress=None):
         mine = classify_input(i, inp, spk, keys, fp, wallets)
         if mine is None:
             foreign.append(i)
-            if spk.script_type() != "p2tr" and inp._txhash is None:
+            if spk.script_type() != "p2tr" and not has_previous_tx(inp):
                 unproven.append(i)
             w, sw = _input_weight(None, inp, spk)
         else:
@@ -291,16 +261,16 @@ def review_psbt(stream, keystore, registry=None, limits=None, progress=None):
             kind = mine[1][0] if mine[0] == "single" else wallets.get(name).kind
             _check_signable(i, inp, kind)
             signs_taproot = signs_taproot or kind in ("p2tr", "tr")
-            r.ours.append(i)
+            plan.ours.append(i)
             if mine[0] == "single":
-                r.plan.append(None)
+                plan.at.append(None)
                 w, sw = _input_weight(kind, inp, spk)
             else:
-                r.plan.append((mine[1].change, mine[1].index))
+                plan.at.append((mine[1].change, mine[1].index))
                 w, sw = mine[1].weight, mine[1].segwit
         weight += w
         segwit += sw
-    if not r.ours:
+    if not plan.ours:
         raise Refused("no input of this PSBT belongs to this device")
     if unproven and not signs_taproot:
         # Its amount comes from a bare witness_utxo: in another PSBT of the
@@ -311,18 +281,18 @@ def review_psbt(stream, keystore, registry=None, limits=None, progress=None):
         raise Refused("input %d: not this device's, and without its previous transaction (non_witness_utxo) "
                       "its amount, so the fee, cannot be verified" % unproven[0])
     if owner[1] != SINGLE:
-        r.wallet = owner[1]
-        r.wallet_obj = wallets.get(r.wallet)
-        r.cosigners = our_cosigners(r.wallet_obj)
-    r.locktime = locks.result(view.locktime) if r.version == 2 else view.locktime
-    r.sha_amounts = sha_amounts.digest()
-    r.sha_scriptpubkeys = sha_spks.digest()
+        r.wallet = plan.wallet_name = owner[1]
+        plan.wallet = wallets.get(r.wallet)
+        plan.cosigners = our_cosigners(plan.wallet)
+    r.locktime = plan.locktime = locks.result(view.locktime) if r.version == 2 else view.locktime
+    plan.sha_amounts = sha_amounts.digest()
+    plan.sha_scriptpubkeys = sha_spks.digest()
 
     total_out = 0
     sent = 0
-    for j in range(view.num_outputs):
+    for j in range(r.outputs):
         progress()
-        out, pos = read_output(view, j, pos)
+        out, pos = view.read_output(j, pos)
         spk = out.script_pubkey
         if out.value < 0 or out.value > MAX_MONEY:
             raise Refused("output %d: amount out of range" % j)
@@ -339,25 +309,21 @@ def review_psbt(stream, keystore, registry=None, limits=None, progress=None):
         sent += out.value
         r.spends.append({"address": address, "amount_sat": out.value})
         _warn_spend(r, j, out, mine, owner[1])
-    s = view.stream
-    s.seek(pos)
-    if s.read(1):
-        raise BadPsbt("data after the last output")
+    view.check_end(pos)
     keys.clear()
 
     if total_out > total_in:
         raise Refused("outputs (%d sat) exceed inputs (%d sat)" % (total_out, total_in))
     r.fee_sat = total_in - total_out
     _check_limits(r.fee_sat, sent, total_in, limits or DEFAULT_LIMITS)
-    weight += 4 * (8 + len(compact.to_bytes(r.num_inputs)) + len(compact.to_bytes(r.num_outputs)))
+    weight += 4 * (8 + len(compact.to_bytes(r.inputs)) + len(compact.to_bytes(r.outputs)))
     if segwit:
         # marker and flag, and an empty witness for each non-segwit input
-        weight += 2 + (r.num_inputs - segwit)
+        weight += 2 + (r.inputs - segwit)
     r.vsize = (weight + 3) // 4
-    tenths = (r.fee_sat * 20 + r.vsize) // (2 * r.vsize)
-    r.fee_rate_sat_vb = tenths / 10
-    _warn(r, foreign, sent, total_in, tenths, any_final_seq)
-    return r
+    r.fee_rate_tenths = (r.fee_sat * 20 + r.vsize) // (2 * r.vsize)  # rounded
+    _warn(r, foreign, sent, total_in, any_final_seq)
+    return r, plan
 
 
 def _check_signable(i, inp, kind):
@@ -366,7 +332,7 @@ def _check_signable(i, inp, kind):
     allowed = (None, SIGHASH_ALL, SIGHASH_DEFAULT) if taproot else (None, SIGHASH_ALL)
     if sh not in allowed:
         raise Refused("input %d: sighash type 0x%02x is not allowed (only ALL)" % (i, sh))
-    if not taproot and inp._txhash is None:
+    if not taproot and not has_previous_tx(inp):
         raise Refused(
             "input %d: previous transaction (non_witness_utxo) missing; "
             "required for segwit v0 and legacy inputs" % i
@@ -428,13 +394,13 @@ def _check_duplicate(view, seen, i, vin):
         prev = [prev]
         seen[tag] = prev
     for j in prev:
-        other = view.tx.vin(j) if view.tx is not None else view.vin(j)
+        other = view.prevout(j)
         if other.txid == vin.txid and other.vout == vin.vout:
             raise Refused("input %d spends the same coin as input %d" % (i, j))
     prev.append(i)
 
 
-def _warn(r, foreign, sent, total_in, tenths, any_final_seq):
+def _warn(r, foreign, sent, total_in, any_final_seq):
     w = r.warnings
     if len(foreign) == 1:
         w.insert(0, "input %d is not signed by this device" % foreign[0])
@@ -447,7 +413,7 @@ def _warn(r, foreign, sent, total_in, tenths, any_final_seq):
         pct = (r.fee_sat * 1000 + base // 2) // base
         what = "sent" if sent else "moved"
         w.append("fee is %d.%d%% of the amount %s" % (pct // 10, pct % 10, what))
-    if tenths < 10:
+    if r.fee_rate_tenths < 10:
         w.append("fee rate below 1 sat/vB: the network may not relay it")
     if r.locktime:
         if r.locktime < LOCKTIME_THRESHOLD:

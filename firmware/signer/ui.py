@@ -8,13 +8,14 @@ at once with auto-confirm. While waiting, the request loop keeps running so
 that the host can ping. Every answered screen is recorded with its answer;
 text answers (words, PINs) are never recorded, only that text was given.
 
-A text prompt says what it wants in screen["entry"] ("words", "pin" or
-"text") and runs a TextEntry of that kind: a board with `key()` (the ESP32's
-buttons) types with it, and gets the entry's lines through `show_input()`
-after each key; the emulator takes the same keys over DebugLink, or the
-whole text at once.
+Screens are built by screens.py. A text prompt says what it wants in
+screen["entry"] ("words", "pin" or "text") and runs a TextEntry of that kind:
+the board's `key()` (the ESP32's buttons) types with it, and the board gets
+the entry's lines through `show_input()` after each key; the emulator takes
+the same keys over DebugLink, or the whole text at once.
 """
 
+from .errors import Rejected
 from .text_entry import TextEntry
 
 APPROVE = "approve"
@@ -38,17 +39,17 @@ class UI:
         self.board.show(screen)
 
     def _wait(self):
-        key = getattr(self.board, "key", None) if self._entry is not None else None
+        board = self.board
         try:
             while self._answer is None:
-                self.board.wait(50)
+                board.wait(50)
                 self.app.pump(self.current["screen"])
-                if key is not None:
-                    k = key()
+                if self._entry is not None:
+                    k = board.key()
                     if k is not None and self._answer is None:
                         self.key(k)
                 else:
-                    pressed = self.board.buttons()
+                    pressed = board.buttons()
                     if pressed is not None and self._answer is None and self.current["kind"] == "confirm":
                         self._answer = pressed
         except BaseException:
@@ -74,6 +75,11 @@ class UI:
         self.app.record(record)
         return self._answer == APPROVE
 
+    def require(self, screen, refusal):
+        """Show a yes/no screen; Rejected(refusal) unless the officer approves."""
+        if not self.confirm(screen):
+            raise Rejected(refusal)
+
     def ask_text(self, screen):
         """Show a text prompt (recovery words, PIN); the text typed, as a
         bytearray so that the caller can wipe it."""
@@ -97,9 +103,7 @@ class UI:
         return self._entry.lines() if self._entry is not None else None
 
     def _show_input(self):
-        show = getattr(self.board, "show_input", None)
-        if show is not None:
-            show(self._entry.lines())
+        self.board.show_input(self._entry.lines())
 
     def answered(self):
         """A prompt got its answer and has not been taken down yet: the loop

@@ -3,7 +3,9 @@
 
 from binascii import hexlify
 
-from .errors import BadParams, Rejected, StorageError
+from . import screens
+from .errors import BadParams, StorageError
+from .keyexpr import format_path
 from .secrets import wipe
 from .storage import DEFAULT_LIMITS
 
@@ -12,35 +14,17 @@ DESCRIPTOR_MAX = 4000
 
 
 def _name(p):
-    name = p.text("name", limit=NAME_MAX)
-    if not name or any(not 32 <= ord(c) < 127 for c in name):
-        raise BadParams("a wallet name is 1 to %d printable ASCII characters" % NAME_MAX)
-    return name
+    from .wallets import check_name
 
-
-def _short(xpub):
-    return xpub[:8] + "..." + xpub[-6:]
-
+    return check_name(p.text("name", limit=NAME_MAX))
 
 
 def _cosigners(w):
     out = []
     for c in w.cosigners:
-        out.append({"fingerprint": c.fingerprint, "path": _path(c.origin), "xpub": c.xpub.to_base58(),
+        out.append({"fingerprint": c.fingerprint, "path": format_path(c.origin), "xpub": c.xpub.to_base58(),
                     "ours": bool(c.ours)})
     return out
-
-
-def _path(origin):
-    from .scripts import format_path
-
-    return format_path(origin)
-
-
-def _policy_text(w):
-    kinds = {"wsh": "P2WSH", "sh-wsh": "P2SH-P2WSH", "sh": "P2SH", "tr": "P2TR script path"}
-    return "%d of %d, %s%s" % (w.threshold, len(w.cosigners), kinds.get(w.kind, w.kind),
-                               ", sorted keys" if w.sorted else "")
 
 
 def register_wallet(app, p):
@@ -64,18 +48,11 @@ def register_wallet(app, p):
             raise BadParams("wallet name %s is already used for other keys" % name)
         # The same wallet again: nothing to approve, same proof.
         return {"name": name, "descriptor": w.descriptor, "registration": reg.add(w)}
-    cos = _cosigners(w)
-    lines = ["Wallet " + name, "Policy " + _policy_text(w)]
-    if w.kind == "tr" and not (isinstance(w.internal, bytes) and w.internal == wallets.NUMS):
-        lines.append("Warning: the internal key can spend alone (key path)")
-    for i, c in enumerate(cos):
-        lines.append("%d: [%s %s] %s%s" % (i + 1, hexlify(c["fingerprint"]).decode(), c["path"], _short(c["xpub"]),
-                                           " (this device)" if c["ours"] else ""))
-    screen = {"screen": "register_wallet", "title": "Register wallet?", "name": name,
-              "policy": _policy_text(w), "threshold": w.threshold,
-              "cosigners": [dict(c, fingerprint=hexlify(c["fingerprint"]).decode()) for c in cos], "lines": lines}
-    if not app.ui.confirm(screen):
-        raise Rejected("the officer did not approve wallet %s" % name)
+    shown = [dict(c, fingerprint=hexlify(c["fingerprint"]).decode()) for c in _cosigners(w)]
+    spends_alone = w.kind == "tr" and not (isinstance(w.internal, bytes) and w.internal == wallets.NUMS)
+    policy = screens.policy_text(w.kind, w.threshold, len(w.cosigners), w.sorted)
+    app.ui.require(screens.register_wallet(name, policy, w.threshold, shown, spends_alone),
+                   "the officer did not approve wallet %s" % name)
     mac = reg.add(w)
     return {"name": name, "descriptor": w.descriptor, "registration": mac}
 
@@ -89,7 +66,7 @@ def _no_hidden_keys(w, ks, reg):
         if not c.ours and len(c.origin) <= 8:
             if ks.root.derive(c.origin).key.sec() == c.xpub.key.sec():
                 raise BadParams("cosigner %d: this device's own key at %s, listed under fingerprint %s"
-                                % (n + 1, _path(c.origin), hexlify(c.fingerprint).decode()))
+                                % (n + 1, format_path(c.origin), hexlify(c.fingerprint).decode()))
     mine = {}
     for other in reg.all():
         if other.name == w.name:
@@ -134,10 +111,7 @@ def delete_wallet(app, p):
     reg = app.registry()
     if name not in reg.names():
         raise BadParams("no wallet named %s" % name)
-    screen = {"screen": "delete_wallet", "title": "Delete wallet?", "name": name,
-              "lines": ["Delete wallet " + name + "?", "Its coins stay where they are."]}
-    if not app.ui.confirm(screen):
-        raise Rejected("the officer did not approve deleting wallet %s" % name)
+    app.ui.require(screens.delete_wallet(name), "the officer did not approve deleting wallet %s" % name)
     reg.delete(name)
     return {}
 
@@ -145,15 +119,8 @@ def delete_wallet(app, p):
 def show_wallet_address(app, w, change, index):
     d = w.derive(change, index)
     address = d.script_pubkey.address(app.keystore.network)
-    screen = {"screen": "wallet_address", "title": "Address", "wallet": w.name, "address": address,
-              "change": change, "index": index,
-              "lines": ["Wallet " + w.name, "%s address %d" % ("Change" if change else "Receive", index), address]}
-    if not app.ui.confirm(screen):
-        raise Rejected("the officer did not confirm the address")
+    app.ui.require(screens.wallet_address(w.name, change, index, address), "the officer did not confirm the address")
     return {"address": address}
-
-
-_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
 
 def registered_at_index(app, text):
@@ -161,30 +128,10 @@ def registered_at_index(app, text):
     ending /change/index) that is a registered wallet; BadParams otherwise."""
     from . import wallets
 
-    body = wallets.strip_checksum(text)
-    out, steps, i = [], [], 0
-    while i < len(body):
-        j = body.find("]", i)
-        if j < 0:
-            out.append(body[i:])
-            break
-        k = j + 1
-        while k < len(body) and body[k] in _B58:
-            k += 1
-        out.append(body[i:k])
-        rest = body[k:].split(",")[0].split(")")[0]
-        parts = rest.split("/")
-        if len(parts) != 3 or parts[0] or not parts[1].isdigit() or not parts[2].isdigit():
-            raise BadParams("every key must end with /change/index")
-        steps.append((int(parts[1]), int(parts[2])))
-        out.append("/<0;1>/*")
-        i = k + len(rest)
-    if not steps or any(s != steps[0] for s in steps) or steps[0][0] not in (0, 1):
-        raise BadParams("every key must be at the same change (0 or 1) and index")
-    probe = wallets.parse_wallet("probe", "".join(out), app.keystore.network)
+    probe, change, index = wallets.parse_wallet_at(text, app.keystore.network)
     for w in app.registry().all():
         if w.descriptor == probe.descriptor:
-            return w, steps[0][0], steps[0][1]
+            return w, change, index
     raise BadParams("the descriptor is not a registered wallet of this device")
 
 
@@ -209,14 +156,7 @@ def get_limits(app, p):
 def set_limits(app, p):
     new = {"fee_percent_tenths": p.uint("fee_percent_tenths", limit=1000),
            "fee_max_sat": p.uint("fee_max_sat", limit=2100000000000000)}
-    old = limits(app)
-    screen = {"screen": "set_limits", "title": "Change fee limits?", "old": old, "new": new,
-              "lines": ["Fee limit %d.%d%% -> %d.%d%% of the amount sent" % (
-                  old["fee_percent_tenths"] // 10, old["fee_percent_tenths"] % 10,
-                  new["fee_percent_tenths"] // 10, new["fee_percent_tenths"] % 10),
-                  "Fee limit %d -> %d sat" % (old["fee_max_sat"], new["fee_max_sat"])]}
-    if not app.ui.confirm(screen):
-        raise Rejected("the officer did not approve the new limits")
+    app.ui.require(screens.set_limits(limits(app), new), "the officer did not approve the new limits")
     s = app.storage.settings()
     s.update(new)
     app.storage.save_settings(s)

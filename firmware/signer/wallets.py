@@ -22,23 +22,21 @@ import json
 import os
 from binascii import hexlify, unhexlify
 
-from embit import bip32, compact, ec
+from embit import compact, ec
 from embit.hashes import hash160, tagged_hash
 from embit.misc import secp256k1
 from embit.networks import NETWORKS
 from embit.script import Script
 
-from .desc_checksum import _INPUT, checksum, strip_checksum  # noqa: F401 (also used by tests)
+from .desc_checksum import checksum, strip_checksum
 from .errors import BadParams, NotReady, StorageError
-from .scripts import format_path
+from .keyexpr import HARDENED, format_path, format_steps, only, parse_step, parse_xpub, split_key
 from .secrets import wipe
 
 MAX_KEYS = 15
 MAX_NAME = 16
 MAX_TEXT = 4096
-MAX_ORIGIN_DEPTH = 14  # origin + change + index stays within 16 steps
-HARDENED = 0x80000000
-LEAF_VERSION = 0xC0
+LEAF_VERSION = 0xC0  # BIP342 tapscript
 # BIP341 "nothing up my sleeve" point: no key path spend.
 NUMS = unhexlify("50929b74c1a04954b78b4b6035e97a5e078a5a0f28ec96d547bfee9ace803ac0")
 # The registration HMAC key lives at m/0x414d4e54h ("AMNT"), a path no wallet uses.
@@ -52,26 +50,8 @@ _DIGITS = "0123456789"
 # --- small parsing helpers
 
 
-def _only(s, chars):
-    for c in s:
-        if c not in chars:
-            return False
-    return True
-
-
-def _step(part):
-    """One origin step: digits with an optional h or ' (BIP380 refuses H)."""
-    hard = part[-1:] in ("h", "'")
-    digits = part[:-1] if hard else part
-    if not digits or len(digits) > 10 or not _only(digits, _DIGITS):
-        raise ValueError(part)
-    n = int(digits)
-    if n >= HARDENED:
-        raise ValueError(part)
-    return n + HARDENED if hard else n
-
-
-def _check_name(name):
+def check_name(name):
+    """`name` if it can name a wallet (the one rule, for every wallet method)."""
     if not isinstance(name, str) or not 1 <= len(name) <= MAX_NAME:
         raise BadParams("wallet name must be 1 to %d characters" % MAX_NAME)
     for c in name:
@@ -80,6 +60,7 @@ def _check_name(name):
     # "Treasury" and "Treasury " would look the same on the screen
     if name[0] == " " or name[-1] == " ":
         raise BadParams("wallet name must not start or end with a space")
+    return name
 
 
 def _int_arg(value, what, limit):
@@ -113,7 +94,7 @@ class Cosigner:
         return format_path(self.origin)
 
     def text(self):
-        steps = "".join(["/%dh" % (i - HARDENED) if i >= HARDENED else "/%d" % i for i in self.origin])
+        steps = "/" + format_steps(self.origin) if self.origin else ""
         return "[%s%s]%s%s" % (hexlify(self.fingerprint).decode(), steps, self.xpub_text, _MULTIPATH)
 
     def pubkey(self, change, index):
@@ -189,20 +170,6 @@ class Wallet:
 
     def address(self, change, index):
         return self.derive(change, index).script_pubkey.address(self.network)
-
-    def match_path(self, path, fingerprint=None):
-        """(change, index) when `path` is origin + [change, index] of one of the
-        key expressions (with that origin fingerprint, when one is given)."""
-        if len(path) < 2:
-            return None
-        change, index = path[-2], path[-1]
-        if change not in (0, 1) or not 0 <= index < HARDENED:
-            return None
-        head = list(path[:-2])
-        for _, c in self.keys():
-            if c.origin == head and (fingerprint is None or c.fingerprint == fingerprint):
-                return (change, index)
-        return None
 
 
 def multisig_script(k, secs):
@@ -286,7 +253,21 @@ _UNSUPPORTED = "unsupported descriptor form: use wsh(), sh(wsh()), sh() with mul
 
 def parse_wallet(name, text, network):
     """Wallet from descriptor `text`; BadParams naming what is wrong."""
-    _check_name(name)
+    return _parse(check_name(name), text, network, None)
+
+
+def parse_wallet_at(text, network):
+    """(Wallet, change, index) of a multisig descriptor naming one address:
+    every key ends /change/index, the same change (0 or 1) and index
+    (display_address). The Wallet is the ranged one (/<0;1>/*), unnamed."""
+    at = []
+    w = _parse(None, text, network, at)
+    if any([a != at[0] for a in at]) or at[0][0] not in (0, 1):
+        raise BadParams("every key must be at the same change (0 or 1) and index")
+    return w, at[0][0], at[0][1]
+
+
+def _parse(name, text, network, at):
     if not isinstance(text, str) or not text:
         raise BadParams("descriptor must be text")
     if len(text) > MAX_TEXT:
@@ -323,18 +304,18 @@ def parse_wallet(name, text, network):
     if len(parts) - 1 > MAX_KEYS:
         raise BadParams("more than %d keys (%d)" % (MAX_KEYS, len(parts) - 1))
     k = parts[0]
-    if not k or len(k) > 2 or not _only(k, _DIGITS) or (len(k) > 1 and k[0] == "0"):
+    if not k or len(k) > 2 or not only(k, _DIGITS) or (len(k) > 1 and k[0] == "0"):
         raise BadParams("threshold must be a number")
-    cosigners = [_parse_key("cosigner %d" % (i + 1), p) for i, p in enumerate(parts[1:])]
+    cosigners = [_parse_key("cosigner %d" % (i + 1), p, at) for i, p in enumerate(parts[1:])]
     if internal is not None:
-        internal = _parse_internal(internal)
+        internal = _parse_internal(internal, at)
     w = Wallet(name, kind, int(k), _FUNCS[func], cosigners, internal, network)
     _validate(w, network)
     return w
 
 
-def _parse_internal(s):
-    if len(s) == 64 and _only(s, _HEX):
+def _parse_internal(s, at):
+    if len(s) == 64 and only(s, _HEX):
         x = unhexlify(s)
         try:
             ec.PublicKey.from_xonly(x)
@@ -343,46 +324,25 @@ def _parse_internal(s):
         except Exception:
             raise BadParams("internal key is not a valid x-only public key")
         return x
-    return _parse_key("internal key", s)
+    return _parse_key("internal key", s, at)
 
 
-def _parse_key(who, s):
-    if not s.startswith("["):
-        raise BadParams("%s: key origin [fingerprint/path] is missing" % who)
-    end = s.find("]")
-    if end < 0:
-        raise BadParams("%s: key origin is not closed" % who)
-    steps = s[1:end].split("/")
-    if len(steps[0]) != 8 or not _only(steps[0], _HEX):
-        raise BadParams("%s: origin fingerprint must be 8 hex digits" % who)
-    fp = unhexlify(steps[0])
-    who = "%s (fingerprint %s)" % (who, hexlify(fp).decode())
-    if len(steps) - 1 > MAX_ORIGIN_DEPTH:
-        raise BadParams("%s: origin path is deeper than %d steps" % (who, MAX_ORIGIN_DEPTH))
-    try:
-        origin = [_step(p) for p in steps[1:]]
-    except ValueError as e:
-        raise BadParams("%s: bad origin path step %r" % (who, e.args[0]))
-    rest = s[end + 1 :]
-    slash = rest.find("/")
-    key, deriv = (rest, "") if slash < 0 else (rest[:slash], rest[slash:])
-    if deriv == "/**":  # BIP388 shorthand
-        deriv = _MULTIPATH
-    if deriv != _MULTIPATH:
-        if "h" in deriv or "'" in deriv or "H" in deriv:
+def _parse_key(who, s, at):
+    """Cosigner of "[fp/origin]xpub/<0;1>/*" (or /**). With `at` a list, the
+    key instead ends /change/index, appended to `at` as (change, index)."""
+    e = split_key(who, s)
+    who = e.who
+    if at is not None:
+        steps = e.rest.split("/")
+        n = [parse_step(x) for x in steps[1:]]
+        if len(steps) != 3 or steps[0] or None in n or n[0] >= HARDENED or n[1] >= HARDENED:
+            raise BadParams("every key must end with /change/index")
+        at.append((n[0], n[1]))
+    elif e.rest != _MULTIPATH and e.rest != "/**":  # /** is BIP388's shorthand
+        if "h" in e.rest or "'" in e.rest or "H" in e.rest:
             raise BadParams("%s: hardened derivation after the xpub is not allowed" % who)
         raise BadParams("%s: derivation after the xpub must be /<0;1>/* (or /**)" % who)
-    try:
-        hd = bip32.HDKey.from_base58(key)
-    except MemoryError:
-        raise
-    except Exception:
-        raise BadParams("%s: not a valid extended public key" % who)
-    if hd.is_private:
-        raise BadParams("%s: is a private key; give the xpub" % who)
-    if hd.version not in (NETWORKS["main"]["xpub"], NETWORKS["test"]["xpub"]):
-        raise BadParams("%s: unsupported key version (SLIP-132?); give it as xpub or tpub" % who)
-    return Cosigner(fp, origin, hd, key)
+    return Cosigner(e.fingerprint, e.origin, parse_xpub(who, e.key), e.key)
 
 
 def _validate(w, network):
@@ -469,30 +429,6 @@ def registration_mac(key, name, descriptor):
 
 
 # --- flash registry
-
-
-_SPK_KIND = {"wsh": b"\x00\x20", "sh": b"\xa9\x14", "sh-wsh": b"\xa9\x14", "tr": b"\x51\x20"}
-
-
-def _kind_of(descriptor):
-    for head, _, kind in _FORMS:
-        if descriptor.startswith(head):
-            return kind
-    return None
-
-
-def _fingerprint_paths(paths):
-    """[(fingerprint, [int])] from embit DerivationPath objects, taproot
-    (leaf hashes, DerivationPath) values, or (fingerprint, path) pairs."""
-    out = []
-    for p in paths:
-        if isinstance(p, tuple) and hasattr(p[-1], "fingerprint"):
-            p = p[-1]
-        if hasattr(p, "fingerprint"):
-            out.append((p.fingerprint, p.derivation))
-        else:
-            out.append((p[0], p[1]))
-    return out
 
 
 class Registry:
@@ -617,34 +553,3 @@ class Registry:
             os.remove(self._file(name))
         except OSError:
             raise BadParams("no wallet named %s" % name)
-
-    def find_for_script(self, script_pubkey, derivation_paths):
-        """(wallet, change, index) of the registered wallet that gives
-        `script_pubkey` at a path named by the PSBT's derivations, or None.
-
-        Only wallets holding one of the fingerprints and of the script's type
-        are opened, and only the (change, index) the paths name are derived."""
-        spk = script_pubkey.data if hasattr(script_pubkey, "data") else bytes(script_pubkey)
-        paths = _fingerprint_paths(derivation_paths)
-        marks = []
-        for fp, _ in paths:
-            h = hexlify(fp).decode()
-            marks.append("[" + h + "/")
-            marks.append("[" + h + "]")
-        for name in self.names():
-            desc, mac = self._record(name)
-            kind = _kind_of(desc)
-            if kind is None or spk[:2] != _SPK_KIND[kind] or len(spk) != (23 if kind[:2] == "sh" else 34):
-                continue
-            if not any([m in desc for m in marks]):
-                continue
-            w = self._load(name, desc, mac)
-            tried = []
-            for fp, path in paths:
-                at = w.match_path(path, fp)
-                if at is None or at in tried:
-                    continue
-                tried.append(at)
-                if w.derive(at[0], at[1]).script_pubkey.data == spk:
-                    return (w, at[0], at[1])
-        return None

@@ -76,7 +76,7 @@ def start(state, mnemonic=None, passphrase="", network="regtest", auto_confirm=F
     m2, s2, debug_port = _pty()
     env = dict(
         os.environ,
-        MICROPYPATH=mpy._import_path([paths.board_dir("unix")]),
+        MICROPYPATH=mpy.import_path([paths.board_dir("unix")]),
         AMANAT_STATE=str(state),
         AMANAT_NETWORK=network,
         AMANAT_AUTO_CONFIRM="1" if auto_confirm else "0",

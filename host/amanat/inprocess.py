@@ -1,10 +1,11 @@
 """Drive the firmware's keystore, review and signer in a MicroPython process, no serial line.
 
-For the demo and the tests: the firmware code runs on the real MicroPython VM
-with the project's own device crypto. PSBTs go in through a temporary file and
-come back as hex in JSON. A typed device error (BadPsbt, Refused, ...) comes
-back as {"error": {...}} and is raised here as DeviceCodeError; anything else
-that stops the VM is a MicroPythonError with its traceback.
+For the demo, the tests and the benchmarks: the firmware code runs on the real
+MicroPython VM with the project's own device crypto, through the firmware's
+own entry point for this (firmware/run_signer.py: one JSON request on stdin,
+one JSON answer). PSBTs go in through a temporary file and come back as hex. A
+typed device error (BadPsbt, Refused, ...) is raised here as DeviceCodeError;
+anything else that stops the VM is a MicroPythonError with its traceback.
 
 review(), sign() and sign_with_review() take `wallets`, [(name, descriptor)]
 registered first (parsed, checked against the seed and stored with the
@@ -13,11 +14,12 @@ firmware's Registry in a temporary flash folder, no officer prompt), and
 defaults if None).
 """
 
+import json
 import os
 import shutil
 import tempfile
 
-from . import mpy
+from . import mpy, paths
 
 
 class DeviceCodeError(Exception):
@@ -30,97 +32,44 @@ class DeviceCodeError(Exception):
         self.code = code
 
 
-_PRELUDE = """
-import json
-from binascii import hexlify, unhexlify
-from signer import crypto
-crypto.install()
-from signer.errors import DeviceError
-from signer.keystore import Keystore
-ks = Keystore(%(network)r)
-ks.load_mnemonic(%(mnemonic)r, %(passphrase)r)
-try:
-%(body)s
-except DeviceError as e:
-    print(json.dumps({"error": {"name": e.name, "code": e.code, "message": e.message}}))
-"""
+def _call(op: str, mnemonic: str, passphrase: str, network: str, heap=None, **fields) -> dict:
+    req = dict(fields, op=op, mnemonic=mnemonic, passphrase=passphrase, network=network)
+    out = mpy.run_script(paths.firmware_dir() / "run_signer.py", stdin=json.dumps(req), heap=heap)
+    answer = json.loads(out.strip().splitlines()[-1])
+    if "error" in answer:
+        err = answer["error"]
+        raise DeviceCodeError(err["name"], err["message"], err.get("code"))
+    return answer
 
 
-def _run(body: str, mnemonic: str, passphrase: str, network: str, heap=None):
-    indented = "\n".join("    " + line for line in body.strip("\n").splitlines())
-    code = _PRELUDE % {"network": network, "mnemonic": mnemonic, "passphrase": passphrase, "body": indented}
-    out = mpy.run_json(code, heap=heap)
-    for doc in out:
-        if isinstance(doc, dict) and "error" in doc:
-            err = doc["error"]
-            raise DeviceCodeError(err["name"], err["message"], err.get("code"))
-    return out
-
-
-def _with_file(data: bytes, fn):
+def _with_psbt(psbt: bytes, wallets, fn):
+    """fn(psbt file, flash folder or None), with both removed afterwards."""
     with tempfile.NamedTemporaryFile(suffix=".psbt", delete=False) as f:
-        f.write(data)
-        path = f.name
+        f.write(psbt)
+    flash = tempfile.mkdtemp(prefix="amanat-flash-") if wallets is not None else None
     try:
-        return fn(path)
+        return fn(f.name, flash)
     finally:
-        os.unlink(path)
+        os.unlink(f.name)
+        if flash is not None:
+            shutil.rmtree(flash, ignore_errors=True)
 
 
-_WALLETS = """
-from signer.wallets import Registry, check_policy, parse_wallet
-registry = Registry(%(root)r, ks, ks.network)
-for name, text in %(wallets)r:
-    w = parse_wallet(name, text, ks.network)
-    check_policy(w, ks)
-    registry.add(w)
-w = None
-"""
-
-
-def _setup(wallets, limits, root):
-    """Code that defines `registry` and `limits` for review_psbt."""
-    if wallets is None:
-        code = "registry = None\n"
-    else:
-        code = _WALLETS % {"root": root, "wallets": [tuple(w) for w in wallets]}
-    return code + "limits = %r\n" % (dict(limits) if limits is not None else None,)
-
-
-def _with_flash(wallets, fn):
-    root = tempfile.mkdtemp(prefix="amanat-flash-") if wallets is not None else None
-    try:
-        return fn(root)
-    finally:
-        if root is not None:
-            shutil.rmtree(root, ignore_errors=True)
+def _wallets(wallets):
+    return None if wallets is None else [list(w) for w in wallets]
 
 
 def xpubs(mnemonic: str, paths: list[str], passphrase="", network="main", heap=None) -> dict:
     """{"fingerprint": hex, "xpubs": {path: xpub}} computed on the device."""
-    body = """
-out = {"fingerprint": hexlify(ks.fingerprint).decode(), "xpubs": {}}
-for p in %r:
-    out["xpubs"][p] = ks.xpub(p)
-print(json.dumps(out))
-""" % (list(paths),)
-    return _run(body, mnemonic, passphrase, network, heap)[0]
+    return _call("xpubs", mnemonic, passphrase, network, heap, paths=list(paths))
 
 
 def review(psbt: bytes, mnemonic: str, passphrase="", network="main", heap=None, wallets=None,
            limits=None) -> dict:
-    """The device's review of a PSBT (Review.to_dict()), or DeviceCodeError."""
-    body = """
-from signer.review import review_psbt
-with open(%(psbt)r, "rb") as f:
-    print(json.dumps(review_psbt(f, ks, registry=registry, limits=limits).to_dict()))
-"""
-
-    def run(root):
-        return _with_file(psbt, lambda p: _run(_setup(wallets, limits, root) + body % {"psbt": p},
-                                               mnemonic, passphrase, network, heap)[0])
-
-    return _with_flash(wallets, run)
+    """The device's review summary of a PSBT, or DeviceCodeError."""
+    return _with_psbt(psbt, wallets, lambda path, flash: _call(
+        "review", mnemonic, passphrase, network, heap, psbt=path, flash=flash, wallets=_wallets(wallets),
+        limits=limits))
 
 
 def sign(psbt: bytes, mnemonic: str, passphrase="", network="main", heap=None, wallets=None, limits=None):
@@ -132,24 +81,9 @@ def sign(psbt: bytes, mnemonic: str, passphrase="", network="main", heap=None, w
 def sign_with_review(psbt: bytes, mnemonic: str, passphrase="", network="main", heap=None, wallets=None,
                      limits=None) -> dict:
     """{"psbt": signed bytes, "count": int, "review": dict, "progress": [(done, total)]}."""
-    body = """
-import io
-from signer.review import review_psbt
-from signer.psbt_signer import sign_psbt_stream
-with open(%(psbt)r, "rb") as f:
-    src = io.BytesIO(f.read())
-r = review_psbt(src, ks, registry=registry, limits=limits)
-dst = io.BytesIO()
-calls = []
-n = sign_psbt_stream(src, dst, ks, r, progress=lambda i, t: calls.append([i, t]))
-print(json.dumps({"psbt": hexlify(dst.getvalue()).decode(), "count": n, "review": r.to_dict(), "progress": calls}))
-"""
-
-    def run(root):
-        return _with_file(psbt, lambda p: _run(_setup(wallets, limits, root) + body % {"psbt": p},
-                                               mnemonic, passphrase, network, heap)[0])
-
-    out = _with_flash(wallets, run)
+    out = _with_psbt(psbt, wallets, lambda path, flash: _call(
+        "sign", mnemonic, passphrase, network, heap, psbt=path, flash=flash, wallets=_wallets(wallets),
+        limits=limits))
     out["psbt"] = bytes.fromhex(out["psbt"])
     return out
 
@@ -158,21 +92,9 @@ def sign_file(src: str, dst: str, mnemonic: str, passphrase="", network="main", 
     """Review and sign file `src` into file `dst` as the device does with its flash
     (the signatures spooled to a third file). Returns {"count", "review",
     "heap_after_setup"}: the bytes in use once the code and keys are loaded."""
-    body = """
-import gc
-from signer.review import review_psbt
-from signer.psbt_signer import sign_psbt_stream
-gc.collect()
-setup = gc.mem_alloc()
-with open(%(src)r, "rb") as f, open(%(dst)r, "wb") as out, open(%(tmp)r, "w+b") as tmp:
-    r = review_psbt(f, ks)
-    n = sign_psbt_stream(f, out, ks, r, sig_stream=tmp)
-print(json.dumps({"count": n, "review": r.to_dict(), "heap_after_setup": setup}))
-"""
-    tmp = dst + ".sigs"
+    spool = dst + ".sigs"
     try:
-        return _run(body % {"src": src, "dst": dst, "tmp": tmp}, mnemonic, passphrase, network, heap)[0]
+        return _call("sign_file", mnemonic, passphrase, network, heap, psbt=src, out=dst, spool=spool)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
+        if os.path.exists(spool):
+            os.unlink(spool)

@@ -18,7 +18,7 @@ class MicroPythonError(RuntimeError):
     pass
 
 
-def _import_path(extra=()) -> str:
+def import_path(extra=()) -> str:
     # embit is found through a folder holding only it, so that MicroPython
     # cannot pick up any other CPython package by accident.
     # The folder is named after the embit it links to, so that checkouts
@@ -35,7 +35,7 @@ def _import_path(extra=()) -> str:
             os.replace(tmp, link)
         except OSError:
             os.unlink(tmp)
-    return ":".join([str(p) for p in extra] + [str(paths.firmware_dir()), str(root)])
+    return ":".join([str(p) for p in extra] + [str(paths.firmware_dir()), str(paths.boards_dir()), str(root)])
 
 
 def run(code: str, *, heap: int | None = None, timeout: float = 600, extra_path=()) -> str:
@@ -43,15 +43,21 @@ def run(code: str, *, heap: int | None = None, timeout: float = 600, extra_path=
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
         f.write(code)
         script = f.name
+    try:
+        return run_script(script, heap=heap, timeout=timeout, extra_path=extra_path)
+    finally:
+        os.unlink(script)
+
+
+def run_script(script, *, stdin: str = "", heap: int | None = None, timeout: float = 600, extra_path=()) -> str:
+    """Run the file `script` under MicroPython with `stdin` as its input;
+    return its stdout, raise MicroPythonError on failure."""
     cmd = [paths.micropython_bin()]
     if heap:
         cmd += ["-X", f"heapsize={heap}"]
-    cmd.append(script)
-    env = dict(os.environ, MICROPYPATH=_import_path(extra_path))
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-    finally:
-        os.unlink(script)
+    cmd.append(str(script))
+    env = dict(os.environ, MICROPYPATH=import_path(extra_path))
+    proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=timeout, env=env)
     if proc.returncode != 0:
         raise MicroPythonError(
             f"micropython exited {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}"

@@ -15,8 +15,13 @@ def firmware_dir() -> Path:
     return Path(str(resources.files("amanat.firmware")))
 
 
+def boards_dir() -> Path:
+    """The folder of the board layers and of board_base.py, their interface."""
+    return Path(str(resources.files("amanat.boards")))
+
+
 def board_dir(name: str) -> Path:
-    return Path(str(resources.files("amanat.boards"))) / name
+    return boards_dir() / name
 
 
 def embit_root() -> Path:

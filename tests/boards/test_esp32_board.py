@@ -18,7 +18,8 @@ from amanat import mpy, paths
 
 HERE = Path(__file__).resolve().parent
 BOARD = Path(paths.board_dir("esp32"))
-MODULES = sorted(p for p in BOARD.glob("*.py") if p.name not in ("manifest.py", "__init__.py"))
+MODULES = sorted(p for p in BOARD.glob("*.py") if p.name not in ("manifest.py", "__init__.py")) + [
+    paths.boards_dir() / "board_base.py"]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda p: p.name)
@@ -56,6 +57,7 @@ def test_manifest_freezes_the_application(tmp_path, monkeypatch):
     assert frozen["signer"] == firmware / "signer"
     assert frozen["embit"] == paths.embit_root() / "embit"
     assert frozen["board"] == BOARD / "board.py" and frozen["st7789"] == BOARD / "st7789.py"
+    assert frozen["board_base"] == paths.boards_dir() / "board_base.py"  # the interface board.py implements
     for name, path in frozen.items():
         assert name == "<include>" or path.exists(), path
 

@@ -66,9 +66,9 @@ def mutate(raw: bytes, rng: random.Random) -> bytes:
 
 def outcome(raw: bytes) -> str:
     try:
-        rev = review.review_psbt(io.BytesIO(raw), KS)
+        _, plan = review.review_psbt(io.BytesIO(raw), KS)
         out = io.BytesIO()
-        psbt_signer.sign_psbt_stream(io.BytesIO(raw), out, KS, rev)
+        psbt_signer.sign_psbt_stream(io.BytesIO(raw), out, KS, plan)
         return "ok"
     except DeviceError as e:
         return e.name
@@ -107,8 +107,8 @@ res = []
 for h in %s:
     raw = unhexlify(h)
     try:
-        rev = review.review_psbt(io.BytesIO(raw), ks)
-        psbt_signer.sign_psbt_stream(io.BytesIO(raw), io.BytesIO(), ks, rev)
+        _, plan = review.review_psbt(io.BytesIO(raw), ks)
+        psbt_signer.sign_psbt_stream(io.BytesIO(raw), io.BytesIO(), ks, plan)
         res.append("ok")
     except DeviceError as e:
         res.append(e.name)

@@ -18,7 +18,6 @@ import coincurve
 import pytest
 from embit import base58, bip32, bip39, script
 from embit.networks import NETWORKS
-from embit.psbt import DerivationPath
 from embit.transaction import SIGHASH, Transaction, TransactionInput, TransactionOutput
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -28,7 +27,7 @@ from conftest import VECTORS, firmware_on_cpython
 
 firmware_on_cpython()
 
-from signer import wallets  # noqa: E402
+from signer import desc_checksum, wallets  # noqa: E402
 from signer.errors import BadParams, StorageError  # noqa: E402
 from signer.keystore import Keystore  # noqa: E402
 
@@ -183,18 +182,18 @@ POLICY_VECTORS = load("bip388_wallet_policy_test_vectors.json")
 @pytest.mark.parametrize("case", DESC_VECTORS["380"]["checksum_tests"], ids=lambda c: c["description"])
 def test_checksum_vectors(case):
     if case["expected_valid"]:
-        assert wallets.strip_checksum(case["descriptor"]) == case["descriptor"].split("#")[0]
+        assert desc_checksum.strip_checksum(case["descriptor"]) == case["descriptor"].split("#")[0]
     else:
         with pytest.raises(BadParams):
-            wallets.strip_checksum(case["descriptor"])
+            desc_checksum.strip_checksum(case["descriptor"])
 
 
 @SETTINGS
-@given(st.text(alphabet=wallets._INPUT, max_size=300))
+@given(st.text(alphabet=desc_checksum.CHARSET, max_size=300))
 def test_checksum_matches_embit(text):
     from embit.descriptor.checksum import checksum
 
-    assert wallets.checksum(text) == checksum(text)
+    assert desc_checksum.checksum(text) == checksum(text)
 
 
 # --- script builders against the BIP 383/387 vectors
@@ -297,7 +296,7 @@ def test_every_form_parses_and_round_trips(name):
     assert w.threshold == 2 and len(w.cosigners) == 3
     assert w.sorted == ("sorted" in text)
     body, cs = w.descriptor.split("#")
-    assert body == text and cs == wallets.checksum(text)
+    assert body == text and cs == desc_checksum.checksum(text)
     again = parse(w.descriptor)
     assert again.descriptor == w.descriptor
     assert [c.text() for c in again.cosigners] == [c.text() for c in w.cosigners]
@@ -537,9 +536,6 @@ def test_derive_property(kind, srt, roots, k, change, index):
     assert (d.leaf_script or d.witness_script or d.redeem_script).data == script_
     assert d.control_block == cb
     assert parse(w.descriptor).descriptor == w.descriptor
-    full = [48 + H, 1 + H, H, 2 + H, change, index]
-    assert w.match_path(full) == (change, index)
-    assert w.match_path(full, ROOTS[roots[0]].my_fingerprint) == (change, index)
 
 
 def test_derive_arguments():
@@ -555,27 +551,6 @@ def test_plain_internal_key_does_not_derive():
     a, b = w.derive(0, 0), w.derive(1, 9)
     assert a.internal_key.xonly() == b.internal_key.xonly() == wallets.NUMS
     assert a.script_pubkey != b.script_pubkey
-
-
-def test_match_path():
-    w = parse(form("tr-key"))
-    base = [48 + H, 1 + H, H, 2 + H]
-    fp = ROOTS[1].my_fingerprint
-    assert w.match_path(base + [0, 5]) == (0, 5)
-    assert w.match_path(base + [1, 2**31 - 1], fp) == (1, 2**31 - 1)
-    # the internal key's own origin
-    assert w.match_path([48 + H, 1 + H, H, 3 + H, 1, 4], ROOTS[5].my_fingerprint) == (1, 4)
-    for path, f in (
-        (base + [2, 5], None),
-        (base + [0, 2**31], None),
-        (base + [0], None),
-        ([0, 5], None),
-        (base + [0, 0, 5], None),
-        ([48 + H, 1 + H, H, 3 + H, 0, 5], fp),  # origin of another key
-        (base + [0, 5], b"\x00\x00\x00\x00"),
-        ([48 + H, 1 + H, H, 1 + H, 0, 5], None),
-    ):
-        assert w.match_path(path, f) is None, path
 
 
 # --- libbitcoinkernel: a spend signed with the derived scripts is valid
@@ -821,58 +796,6 @@ def test_registry_refuses_a_record_of_another_seed(tmp_path):
     _file(tmp_path / "ours", "vault").write_bytes(_file(tmp_path / "theirs", "vault").read_bytes())
     with pytest.raises(StorageError, match="wallet vault: record fails its integrity check"):
         ours.get("vault")
-    d = parse(form("wsh")).derive(0, 0)
-    with pytest.raises(StorageError):
-        ours.find_for_script(d.script_pubkey, [DerivationPath(ROOTS[1].my_fingerprint, [48 + H, 1 + H, H, 2 + H, 0, 0])])
-
-
-def _paths(w, change, index, which=(0, 1, 2)):
-    return [DerivationPath(w.cosigners[i].fingerprint, w.cosigners[i].origin + [change, index]) for i in which]
-
-
-def test_find_for_script(tmp_path):
-    reg = _registry(tmp_path)
-    wsh = parse(form("wsh"), "wsh")
-    tr = parse(form("tr-key"), "tr")
-    sh = parse(form("sh", 3, 3).replace(key(ROOTS[3]), key(ROOTS[0])), "sh")
-    for w in (wsh, tr, sh):
-        reg.add(w)
-    for w, change, index in ((wsh, 0, 4), (tr, 1, 2**31 - 1), (sh, 1, 0)):
-        d = w.derive(change, index)
-        found = reg.find_for_script(d.script_pubkey, _paths(w, change, index))
-        assert found is not None and found[0].name == w.name and found[1:] == (change, index)
-        # one cosigner's derivation is enough; (fingerprint, path) pairs work too
-        pair = [(w.cosigners[2].fingerprint, w.cosigners[2].origin + [change, index])]
-        assert reg.find_for_script(d.script_pubkey.data, pair)[1:] == (change, index)
-    d = tr.derive(0, 3)
-    # taproot derivations as embit keeps them: (leaf hashes, DerivationPath)
-    tap = [([d.leaf_hash], p) for p in _paths(tr, 0, 3)]
-    assert reg.find_for_script(d.script_pubkey, tap)[1:] == (0, 3)
-    # the internal key's derivation alone
-    assert reg.find_for_script(d.script_pubkey, [(tr.internal.fingerprint, tr.internal.origin + [0, 3])])[1:] == (0, 3)
-    # paths that do not lead to the script
-    assert reg.find_for_script(d.script_pubkey, _paths(tr, 0, 4)) is None
-    assert reg.find_for_script(d.script_pubkey, []) is None
-    assert reg.find_for_script(d.script_pubkey, [(b"\x01\x02\x03\x04", tr.cosigners[0].origin + [0, 3])]) is None
-    assert reg.find_for_script(script.Script(b"\x00\x20" + bytes(32)), _paths(wsh, 0, 0)) is None
-    # a script of an unregistered wallet with the same keys
-    other = parse(form("wsh-multi"), "x").derive(0, 4)
-    assert reg.find_for_script(other.script_pubkey, _paths(wsh, 0, 4)) is None
-
-
-def test_find_for_script_opens_only_wallets_with_those_fingerprints(tmp_path):
-    reg = _registry(tmp_path)
-    w = parse(form("wsh"), "good")
-    reg.add(w)
-    reg.add(parse("wsh(sortedmulti(2,%s,%s))" % (key(ROOTS[0]), key(ROOTS[7])), "broken"))
-    f = _file(tmp_path, "broken")
-    f.write_text(f.read_text().replace('"mac": "', '"mac": "00'))
-    d = w.derive(0, 1)
-    # "broken" holds none of these fingerprints but ours... so leave ours out
-    paths = _paths(w, 0, 1, which=(1, 2))
-    assert reg.find_for_script(d.script_pubkey, paths)[0].name == "good"
-    with pytest.raises(StorageError, match="wallet broken"):
-        reg.find_for_script(d.script_pubkey, _paths(w, 0, 1, which=(0,)))
 
 
 # --- under the real MicroPython VM
@@ -914,7 +837,6 @@ for name in sorted(texts):
         d = w.derive(change, index)
         r["derived"].append([hx(d.script_pubkey), hx(d.witness_script), hx(d.redeem_script),
                              hx(d.leaf_script), hx(d.control_block), d.order, w.address(change, index)])
-    r["match"] = w.match_path([2147483696, 2147483649, 2147483648, 2147483650, 1, 9])
     res["forms"][name] = r
 for text in %r:
     try:
@@ -943,7 +865,6 @@ print(json.dumps(res))
         r = out["forms"][name]
         w = parse(text)
         assert r["descriptor"] == w.descriptor and r["kind"] == w.kind and r["ours"] == [0]
-        assert r["match"] == [1, 9]
         for (change, index), got in zip(((0, 0), (1, 7), (0, 2**31 - 1)), r["derived"]):
             spk, script_, cb = ref_wallet(w.descriptor, change, index)
             d = w.derive(change, index)
@@ -966,12 +887,9 @@ print(json.dumps(res))
 
 def test_micropython_registry(tmp_path):
     w1, w2 = parse(form("wsh"), "vault"), parse(form("tr-key"), "tr vault")
-    d = w2.derive(1, 5)
-    paths = [(c.fingerprint.hex(), c.origin + [1, 5]) for c in w2.cosigners[1:]]
     [out] = _mpy(
         """
-from binascii import hexlify, unhexlify
-from embit.script import Script
+from binascii import hexlify
 res = {}
 reg = wallets.Registry(%r, ks, NET)
 def attempt(f):
@@ -990,10 +908,6 @@ got = wallets.Registry(%r, ks, NET).get("tr vault")
 res["get"] = got.descriptor
 res["ours"] = [c.ours for c in got.cosigners] + [got.internal.ours]
 res["reuse"] = attempt(lambda: reg.add(wallets.parse_wallet("vault", w2.descriptor, NET)))
-paths = [(unhexlify(fp), p) for fp, p in %r]
-found = reg.find_for_script(Script(unhexlify(%r)), paths)
-res["found"] = [found[0].name, found[1], found[2]]
-res["unknown"] = reg.find_for_script(Script(b"\\x51\\x20" + bytes(32)), paths)
 # flip one byte of the record
 path = %r
 with open(path) as f:
@@ -1019,8 +933,6 @@ print(json.dumps(res))
             w1.descriptor,
             w2.descriptor,
             str(tmp_path),
-            paths,
-            d.script_pubkey.data.hex(),
             str(_file(tmp_path, "vault")),
             str(tmp_path),
             NETWORK,
@@ -1035,8 +947,6 @@ print(json.dumps(res))
     assert out["get"] == w2.descriptor
     assert out["ours"] == [True, False, False, False]
     assert out["reuse"] == ["BAD_PARAMS", "wallet name vault is already used for other keys"]
-    assert out["found"] == ["tr vault", 1, 5]
-    assert out["unknown"] is None
     assert out["tampered"] == out["all"] == ["STORAGE", "wallet vault: record fails its integrity check"]
     assert out["other_ok"] == "tr vault" and out["after"] == ["tr vault"]
     assert out["missing"] == ["BAD_PARAMS", "no wallet named vault"]

@@ -1,0 +1,77 @@
+"""The board interface: everything the firmware asks of the hardware.
+
+firmware/main.py imports the module `board` found on the import path and runs
+`signer.app.App(board.Board())`; every board's `Board` derives from
+`BoardBase` and implements what is marked below. The firmware never imports
+`machine` or any other hardware module, and reaches the board only through
+these names, so that the same firmware runs on the ESP32, in the emulator
+and under a test's own board.
+
+A channel (`serial`, `debug`) is a byte line with two methods:
+- `read_available()`: the bytes that have arrived, b"" if none (never blocks);
+- `write(data)`: send all of `data`; False if the line would not take it in
+  a bounded time (a host that stopped reading must not hang the device).
+"""
+
+
+class BoardBase:
+    name = "base"  # "unix", "esp32", ...
+    model = "amanat"  # `info`'s model
+    flash_root = "/flash"  # where the firmware keeps its files
+    default_network = "main"  # the network chosen at setup
+    auto_confirm = False  # approve every yes/no prompt (emulator option only)
+    serial = None  # the protocol line: a channel
+    debug = None  # DebugLink: a channel in emulators, None on a device
+
+    # ---- storage
+    def mount_flash(self):
+        """Make `flash_root` a writable filesystem (called once, first)."""
+        raise NotImplementedError
+
+    def record_screen(self, record, wrap=None):
+        """Append one answered screen (a dict) to the audit trail as one JSON
+        line; `wrap(f)` gives the writer json.dump must use (the firmware
+        hashes each record as it is written). A failure raises: an answer
+        that was not recorded must not be acted on."""
+        raise NotImplementedError
+
+    def audit_files(self):
+        """The audit trail's files, oldest first."""
+        raise NotImplementedError
+
+    def log(self, text):
+        """Append a line to the device's error log; never raises."""
+        raise NotImplementedError
+
+    def log_exception(self, e):
+        """Append an exception with its traceback to the error log; never raises."""
+        raise NotImplementedError
+
+    # ---- time and input
+    def ticks_ms(self):
+        """A millisecond clock (wraps as time.ticks_ms does)."""
+        raise NotImplementedError
+
+    def wait(self, timeout_ms):
+        """Sleep until a channel or a button has input, or timeout_ms passes."""
+        raise NotImplementedError
+
+    def buttons(self):
+        """"approve" or "reject" once the officer answered the yes/no screen
+        shown, else None. Boards without buttons (the emulator) answer over
+        DebugLink instead."""
+        return None
+
+    def key(self):
+        """One key of a text prompt ("next", "prev", "select", "delete"), or
+        None. Boards without buttons take the text over DebugLink instead."""
+        return None
+
+    # ---- display
+    def show(self, screen):
+        """Draw a screen (signer/screens.py): its "title" and "lines"; its
+        "kind" is "confirm" (yes/no) or "text" (a text prompt)."""
+
+    def show_input(self, lines):
+        """Redraw the text prompt's typed-text rows: [text so far, the choice
+        under the cursor] (masked for PINs and passphrases)."""

@@ -1,0 +1,135 @@
+"""Every screen the device shows, built from plain data.
+
+A screen is a dict: {"screen": name, "title": text, "lines": [text], ...}
+plus structured fields for the audit trail and DebugLink (integers, text,
+lists and maps only: no floats; a fee rate is in tenths of sat/vB). The
+board draws "title" and "lines"; ui.py shows a screen and waits for the
+officer's answer. Nothing here decides anything: the handlers pass in what
+they have checked.
+"""
+
+KINDS = {"wsh": "P2WSH", "sh-wsh": "P2SH-P2WSH", "sh": "P2SH", "tr": "P2TR script path"}
+
+
+def btc(sat):
+    return "%d.%08d BTC" % (sat // 100000000, sat % 100000000)
+
+
+def tenths(n):
+    """12 -> "1.2" (fee rates and percentages are kept in tenths)."""
+    return "%d.%d" % (n // 10, n % 10)
+
+
+# ---- first start and unlock: text prompts ("entry": what is typed)
+
+
+def _prompt(name, title, line, err, entry):
+    lines = [line]
+    if err:
+        lines.append(err)
+    return {"screen": name, "title": title, "lines": lines, "error": err, "entry": entry}
+
+
+def setup_mnemonic(err):
+    return _prompt("setup_mnemonic", "Recovery words", "Enter the 12 or 24 recovery words", err, "words")
+
+
+def setup_pin(err):
+    return _prompt("setup_pin", "Choose a PIN", "4 to 12 digits", err, "pin")
+
+
+def setup_pin_confirm():
+    return _prompt("setup_pin_confirm", "Confirm the PIN", "Enter it again", None, "pin")
+
+
+def setup_passphrase():
+    return _prompt("setup_passphrase", "Passphrase", "Enter the BIP39 passphrase, or nothing", None, "text")
+
+
+def unlock_pin(err):
+    return _prompt("unlock_pin", "Enter PIN", "Unlock the device", err, "pin")
+
+
+def unlock_passphrase(err):
+    return _prompt("unlock_passphrase", "Passphrase", "Enter the BIP39 passphrase", err, "text")
+
+
+def setup_check(fingerprint, network):
+    return {"screen": "setup_check", "title": "Check the wallet", "fingerprint": fingerprint,
+            "network": network, "lines": ["Fingerprint " + fingerprint, "Network " + network,
+                                          "Approve if it is the one on record"]}
+
+
+def seed_damaged(message):
+    return {"screen": "seed_damaged", "title": "Stored seed damaged",
+            "lines": [message, "Erase it and set up again from the recovery words?"]}
+
+
+# ---- requests
+
+
+def display_address(address, path, unusual):
+    lines = [address, "Path " + path]
+    if unusual:
+        lines.append("Warning: unusual path for this address type")
+    return {"screen": "display_address", "title": "Address", "address": address, "path": path, "lines": lines}
+
+
+def sign_message(path, address, shown):
+    return {"screen": "sign_message", "title": "Sign message?", "path": path, "address": address,
+            "message": shown, "lines": [shown, "with the key of " + address]}
+
+
+def review_tx(r):
+    """The transaction review, from the review's summary (Summary.to_dict())."""
+    lines = []
+    if r.get("wallet"):
+        lines.append("From wallet " + r["wallet"])
+    for s in r["spends"]:
+        lines.append("Send %s to %s" % (btc(s["amount_sat"]), s["address"]))
+    for c in r["change"]:
+        lines.append("Change %s to %s" % (btc(c["amount_sat"]), c["address"]))
+    lines.append("Fee %s (%s sat/vB)" % (btc(r["fee_sat"]), tenths(r["fee_rate_tenths"])))
+    for w in r["warnings"]:
+        lines.append("Warning: " + w)
+    return {"screen": "review_tx", "title": "Send bitcoin?", "wallet": r.get("wallet"), "spends": r["spends"],
+            "change": r["change"], "fee_sat": r["fee_sat"], "fee_rate_tenths": r["fee_rate_tenths"],
+            "warnings": r["warnings"], "lines": lines}
+
+
+def policy_text(kind, threshold, n, is_sorted):
+    return "%d of %d, %s%s" % (threshold, n, KINDS.get(kind, kind), ", sorted keys" if is_sorted else "")
+
+
+def _short(xpub):
+    return xpub[:8] + "..." + xpub[-6:]
+
+
+def register_wallet(name, policy, threshold, cosigners, internal_can_spend):
+    """cosigners: [{"fingerprint": hex, "path", "xpub", "ours"}] in order."""
+    lines = ["Wallet " + name, "Policy " + policy]
+    if internal_can_spend:
+        lines.append("Warning: the internal key can spend alone (key path)")
+    for i, c in enumerate(cosigners):
+        lines.append("%d: [%s %s] %s%s" % (i + 1, c["fingerprint"], c["path"], _short(c["xpub"]),
+                                           " (this device)" if c["ours"] else ""))
+    return {"screen": "register_wallet", "title": "Register wallet?", "name": name, "policy": policy,
+            "threshold": threshold, "cosigners": cosigners, "lines": lines}
+
+
+def delete_wallet(name):
+    return {"screen": "delete_wallet", "title": "Delete wallet?", "name": name,
+            "lines": ["Delete wallet " + name + "?", "Its coins stay where they are."]}
+
+
+def wallet_address(name, change, index, address):
+    return {"screen": "wallet_address", "title": "Address", "wallet": name, "address": address,
+            "change": change, "index": index,
+            "lines": ["Wallet " + name, "%s address %d" % ("Change" if change else "Receive", index), address]}
+
+
+def set_limits(old, new):
+    return {"screen": "set_limits", "title": "Change fee limits?", "old": old, "new": new,
+            "lines": ["Fee limit %s%% -> %s%% of the amount sent" % (tenths(old["fee_percent_tenths"]),
+                                                                    tenths(new["fee_percent_tenths"])),
+                      "Fee limit %d -> %d sat" % (old["fee_max_sat"], new["fee_max_sat"])]}
