@@ -19,6 +19,7 @@ PING_GRACE = 20.0
 # something else is a ProtocolError, not a crash further on.
 _OPT = type(None)
 RESULTS = {
+    "ping": {"busy": (str, _OPT)},
     "info": {"protocol": int, "initialized": bool, "locked": bool, "firmware": str, "model": str,
              "network": (str, _OPT), "fingerprint": (bytes, _OPT)},
     "get_xpub": {"xpub": str},
