@@ -81,6 +81,12 @@ class Params:
             raise BadParams("parameter %r is too long" % name)
         return v
 
+    def flag(self, name, default=False):
+        v = self.p.get(name, default)
+        if v is not True and v is not False:
+            raise BadParams("parameter %r must be true or false" % name)
+        return v
+
     def data(self, name, size=None, limit=None):
         v = self._get(name, bytes, _REQUIRED)
         if size is not None and len(v) != size:

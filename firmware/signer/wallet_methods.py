@@ -138,10 +138,7 @@ def registered_at_index(app, text):
 def wallet_address(app, p):
     w = app.registry().get(_name(p))
     index = p.uint("index", limit=(1 << 31) - 1)
-    change = p.p.get("change", False)
-    if change not in (True, False):
-        raise BadParams("parameter 'change' must be true or false")
-    return show_wallet_address(app, w, 1 if change else 0, index)
+    return show_wallet_address(app, w, 1 if p.flag("change") else 0, index)
 
 
 def limits(app):
