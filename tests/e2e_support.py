@@ -2,7 +2,7 @@
 
 import json
 
-from amanat import emulator, psbt_verify
+from amanat import emulator, psbt_raw, psbt_verify
 from amanat.client import Client
 from amanat.debuglink import DebugLink
 
@@ -47,4 +47,4 @@ def sign_checked(emu, built):
         signed = c.sign_psbt(raw)
         review = c.last_review
     assert psbt_verify.verify_new_signatures(raw, signed) >= 1
-    return psbt_verify.parse_psbt(signed), review
+    return psbt_raw.parse_psbt(signed), review

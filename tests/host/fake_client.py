@@ -22,11 +22,12 @@ from embit.psbt import PSBT
 from embit.transaction import SIGHASH
 
 from amanat import policy, txbuild
+from amanat.psbt_raw import PSBT_IN_TAP_KEY_SIG
 from amanat.errors import DeviceError, TransportError
 
 MNEMONIC = "abandon " * 11 + "about"
 OTHER_MNEMONIC = "legal winner thank year wave sausage worth useful legal winner thank yellow"
-PSBT_IN_TAP_KEY_SIG = b"\x13"
+TAP_KEY_SIG = bytes([PSBT_IN_TAP_KEY_SIG])  # embit keeps it in `unknown`
 HARDENED = 0x80000000
 
 REJECTED, BAD_PARAMS, REFUSED = 7, 4, 9
@@ -51,7 +52,7 @@ def sign_psbt(psbt: PSBT, root: bip32.HDKey, sighash: int | None = None) -> int:
                 sh = SIGHASH.DEFAULT if sighash is None else sighash
                 key = root.derive(der.derivation).key.taproot_tweak(inp.taproot_merkle_root or b"")
                 sig = key.schnorr_sign(psbt.sighash(i, sighash=sh)).serialize()
-                inp.unknown[PSBT_IN_TAP_KEY_SIG] = sig + (bytes([sh]) if sh else b"")
+                inp.unknown[TAP_KEY_SIG] = sig + (bytes([sh]) if sh else b"")
                 count += 1
         else:
             for pub, der in inp.bip32_derivations.items():
@@ -258,8 +259,8 @@ class FakeClient:
             raise DeviceError(REFUSED, "no input of this PSBT is ours")
         inp = psbt.inputs[0]
         if self.dev.tamper == "flip":
-            if PSBT_IN_TAP_KEY_SIG in inp.unknown:
-                inp.unknown[PSBT_IN_TAP_KEY_SIG] = flip_bit(inp.unknown[PSBT_IN_TAP_KEY_SIG])
+            if TAP_KEY_SIG in inp.unknown:
+                inp.unknown[TAP_KEY_SIG] = flip_bit(inp.unknown[TAP_KEY_SIG])
             else:
                 pub = next(iter(inp.partial_sigs))
                 inp.partial_sigs[pub] = flip_bit(inp.partial_sigs[pub], at=-5)
