@@ -117,6 +117,16 @@ def test_the_finalized_psbt_keeps_only_what_a_finalizer_keeps():
         assert inp.witness_utxo is not None and inp.non_witness_utxo is not None  # UTXOs stay
 
 
+def test_the_finalizer_clears_musig2_fields_and_keeps_unknown_ones():
+    raw, _ = unsigned("wsh")
+    _, maps = psbt_raw.parse(psbt_tools.combine([signed_by(raw, r) for r in ROOTS[:2]]))
+    musig = bytes([psbt_raw.PSBT_IN_MUSIG2_PARTIAL_SIG]) + b"\x02" * 66
+    unknown = bytes([0x19])  # no BIP assigns it
+    maps.inputs[0].update({musig: b"\x01" * 32, unknown: b"kept"})
+    _, final = psbt_raw.parse(psbt_tools.finalize(maps.serialize()).psbt)
+    assert musig not in final.inputs[0] and final.inputs[0][unknown] == b"kept"
+
+
 def test_three_of_three_signatures_finalize_with_two():
     raw, funding = unsigned("tr")
     final = psbt_tools.finalize(psbt_tools.combine([signed_by(raw, r) for r in ROOTS]))
