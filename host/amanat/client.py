@@ -8,6 +8,7 @@ up only if it stops answering.
 import hashlib
 import time
 
+from .descriptors import normalize_path
 from .errors import ProtocolError, TransportError
 from .transport import Transport
 
@@ -84,7 +85,8 @@ class Client:
         return self._call("info")
 
     def get_xpub(self, path: str) -> str:
-        return self._call("get_xpub", {"path": path})["xpub"]
+        """The xpub at a typed path (`h`, `H` or `'`), sent in `h` notation."""
+        return self._call("get_xpub", {"path": normalize_path(path)})["xpub"]
 
     def get_descriptors(self, account: int) -> dict:
         return self._call("get_descriptors", {"account": account})
@@ -93,7 +95,8 @@ class Client:
         return self._long("display_address", {"descriptor": descriptor}, status)["address"]
 
     def sign_message(self, message: bytes, path: str, status=None) -> str:
-        return self._long("sign_message", {"message": message, "path": path}, status)["signature"]
+        params = {"message": message, "path": normalize_path(path)}
+        return self._long("sign_message", params, status)["signature"]
 
     def audit_lines(self) -> list[bytes]:
         """The device's audit trail as written, one JSON record per line, oldest first."""

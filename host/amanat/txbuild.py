@@ -22,7 +22,7 @@ from embit.psbt import PSBT, DerivationPath
 from embit.script import Script
 from embit.transaction import Transaction, TransactionInput, TransactionOutput
 
-from .descriptors import format_path, parse_path
+from .descriptors import coin_type, format_path, parse_path
 from .psbt_raw import PSBT_OUT_TAP_TREE
 from .taproot import LEAF_VERSION, leaf_hash, output_key
 
@@ -31,8 +31,7 @@ PURPOSE = {"p2pkh": 44, "p2sh-p2wpkh": 49, "p2wpkh": 84, "p2tr": 86}
 
 
 def account_path(kind: str, network: str = "main", account: int = 0) -> str:
-    coin = 0 if network == "main" else 1
-    return f"m/{PURPOSE[kind]}h/{coin}h/{account}h"
+    return f"m/{PURPOSE[kind]}h/{coin_type(network)}h/{account}h"
 
 
 def script_for(kind: str, pub: ec.PublicKey) -> tuple[Script, Script | None]:

@@ -21,7 +21,7 @@ from embit.networks import NETWORKS
 from embit.psbt import PSBT
 from embit.transaction import SIGHASH
 
-from amanat import policy, txbuild
+from amanat import descriptors, policy, txbuild
 from amanat.psbt_raw import PSBT_IN_TAP_KEY_SIG
 from amanat.errors import DeviceError, TransportError
 
@@ -96,7 +96,7 @@ class FakeDevice:
 
     @property
     def coin(self) -> int:
-        return 0 if self.network == "main" else 1
+        return descriptors.coin_type(self.network)
 
 
 class FakeClient:
@@ -139,6 +139,7 @@ class FakeClient:
         }
 
     def get_xpub(self, path: str) -> str:
+        path = descriptors.normalize_path(path)  # as the real client sends it
         self._gate("get_xpub", path)
         return self.dev.root.derive(path).to_public().to_base58()
 
@@ -272,6 +273,7 @@ class FakeClient:
         return psbt.serialize()
 
     def sign_message(self, message: bytes, path: str, status=None) -> str:
+        path = descriptors.normalize_path(path)  # as the real client sends it
         self._gate("sign_message", message, path, prompt=True)
         data = b"\x18Bitcoin Signed Message:\n" + compact.to_bytes(len(message)) + message
         key = PrivateKey(self.dev.root.derive(path).key.secret)

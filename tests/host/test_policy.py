@@ -116,16 +116,6 @@ def test_descriptor_errors_name_the_problem(text, words):
         policy.canonical(text)
 
 
-def test_bip380_checksums():
-    for v in json.loads((VECTORS / "bip380_389_390_descriptor_test_vectors.json").read_text())["bips"]["380"][
-            "checksum_tests"]:
-        if v["expected_valid"]:
-            assert policy.strip_checksum(v["descriptor"]) == v["descriptor"].split("#")[0], v
-        else:
-            with pytest.raises(PolicyError):
-                policy.strip_checksum(v["descriptor"])
-
-
 def test_bip380_key_expressions():
     vectors = json.loads((VECTORS / "bip380_389_390_descriptor_test_vectors.json").read_text())["bips"]["380"]
     for v in vectors["key_expressions_invalid"]:
