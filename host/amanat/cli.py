@@ -424,8 +424,6 @@ def sign(psbt_file, output, as_b64, port, as_json):
     """Have the device review and sign a PSBT; every signature is checked here."""
     from rich.progress import BarColumn, Progress, TextColumn
 
-    from . import psbt_verify
-
     raw = _read_psbt(psbt_file)
     out = output or (str(Path(psbt_file).with_suffix("")) + ".signed.psbt" if psbt_file != "-" else "-")
     if out != "-":
@@ -446,22 +444,20 @@ def sign(psbt_file, output, as_b64, port, as_json):
 
         try:
             signed = c.sign_psbt(raw, progress)
-            count = psbt_verify.verify_new_signatures(raw, signed)
         except AmanatError as e:
             _fail(e)
-        review = c.last_review or {}
-    body = base64.b64encode(signed) if as_b64 or out == "-" else signed
+    body = base64.b64encode(signed.psbt) if as_b64 or out == "-" else signed.psbt
     if out == "-":
         sys.stdout.write(body.decode() + "\n")
     else:
         Path(out).write_bytes(body)
     if as_json:
         if out != "-":
-            _emit_json({"output": out, "signatures": count, "review": review})
+            _emit_json({"output": out, "signatures": signed.signatures, "review": signed.review})
         return
-    console.print(_review_table(review))
+    console.print(_review_table(signed.review))
     if out != "-":
-        console.print(f"{count} signature(s) verified; signed PSBT written to {out}")
+        console.print(f"{signed.signatures} signature(s) verified; signed PSBT written to {out}")
 
 
 

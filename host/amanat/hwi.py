@@ -587,8 +587,6 @@ def _registered_form(dev: Device, ms, key) -> str:
 def cmd_signtx(args, dev: Device) -> dict:
     from embit.psbt import PSBT
 
-    from .psbt_verify import verify_new_signatures
-
     if args.registration is not None:  # the device matches inputs to its wallets itself
         _registered_wallet(dev, args.registration)
     text = args.psbt.strip().strip("\"'")  # Core v27 quoted the PSBT
@@ -602,9 +600,8 @@ def cmd_signtx(args, dev: Device) -> dict:
         log.debug("signtx %s: %s/%s", stage, done, total)
 
     signed = dev.client.sign_psbt(raw, progress=progress)
-    count = verify_new_signatures(raw, signed)
-    log.debug("signtx: %d signature(s) added and verified", count)
-    return {"psbt": base64.b64encode(signed).decode(), "signed": count > 0}
+    log.debug("signtx: %d signature(s) added and verified", signed.signatures)
+    return {"psbt": base64.b64encode(signed.psbt).decode(), "signed": signed.signatures > 0}
 
 
 def cmd_signmessage(args, dev: Device) -> dict:

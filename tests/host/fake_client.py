@@ -22,7 +22,9 @@ from embit.psbt import PSBT
 from embit.transaction import SIGHASH
 
 from amanat import descriptors, policy, txbuild
+from amanat.client import Signed
 from amanat.psbt_raw import PSBT_IN_TAP_KEY_SIG
+from amanat.psbt_verify import verify_new_signatures
 from amanat.errors import DeviceError, TransportError
 
 MNEMONIC = "abandon " * 11 + "about"
@@ -251,7 +253,30 @@ class FakeClient:
         self.dev.limits = {"fee_percent_tenths": fee_percent_tenths, "fee_max_sat": fee_max_sat}
         return dict(self.dev.limits)
 
-    def sign_psbt(self, raw: bytes, progress=None) -> bytes:
+    def sign_psbt(self, raw: bytes, progress=None) -> Signed:
+        """As the real client: what the device returns is verified here
+        (SignatureError for a tampering device) before it is handed back."""
+        signed = self._device_signs(raw)
+        return Signed(signed, verify_new_signatures(raw, signed), self._review(PSBT.parse(raw)))
+
+    def _review(self, psbt: PSBT) -> dict:
+        """The device's review (docs/protocol.md): outputs with a derivation of this device are change."""
+        net = NETWORKS[self.dev.network]
+        spends, change = [], []
+        for out in psbt.outputs:
+            ders = list(out.bip32_derivations.values()) + [d for _, d in out.taproot_bip32_derivations.values()]
+            ours = [d for d in ders if d.fingerprint == self.dev.fingerprint]
+            entry = {"address": out.script_pubkey.address(net), "amount_sat": out.value}
+            if ours:
+                change.append(dict(entry, path=descriptors.format_path(ours[0].derivation)))
+            else:
+                spends.append(entry)
+        spent = [inp.utxo.value for inp in psbt.inputs if inp.utxo is not None]
+        fee = sum(spent) - sum(out.value for out in psbt.outputs) if len(spent) == len(psbt.inputs) else 0
+        return {"wallet": None, "spends": spends, "change": change, "fee_sat": fee, "vsize": None, "warnings": []}
+
+    def _device_signs(self, raw: bytes) -> bytes:
+        """The PSBT the device returns, as `tamper` misbehaves."""
         self._gate("sign_psbt", raw, prompt=True)
         psbt = PSBT.parse(raw)
         if self.dev.tamper == "nothing":
