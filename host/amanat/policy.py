@@ -319,7 +319,7 @@ def from_multisig_file(text: str) -> Policy:
             if derivation is None:
                 raise PolicyError(f"line {no}: key {label} comes before any Derivation: line")
             xpub = _xpub(value, f"line {no} ({label})")
-            keys.append((no, f"[{label.lower()}/{format_path(derivation, '')}]{xpub}/<0;1>/*"))
+            keys.append((no, Key(bytes.fromhex(label), tuple(derivation), xpub, (), (0, 1), True).text()))
         else:
             raise PolicyError(f"line {no}: unknown line {_short(line)!r}")
     if form is None:

@@ -22,7 +22,7 @@ from embit.psbt import PSBT, DerivationPath
 from embit.script import Script
 from embit.transaction import Transaction, TransactionInput, TransactionOutput
 
-from .descriptors import coin_type, format_path, parse_path
+from .descriptors import Key, coin_type, parse_path
 from .psbt_raw import PSBT_OUT_TAP_TREE
 from .taproot import LEAF_VERSION, leaf_hash, output_key
 
@@ -141,7 +141,7 @@ class Cosigner:
         return list(self.origin) + [change, index]
 
     def text(self) -> str:
-        return f"[{self.fingerprint.hex()}/{format_path(self.origin, prefix='')}]{self.xpub.to_base58()}/<0;1>/*"
+        return Key(self.fingerprint, tuple(self.origin), self.xpub.to_base58(), (), (0, 1), True).text()
 
 
 @dataclass

@@ -260,6 +260,13 @@ def test_sparrow_file_with_a_derivation_per_key():
     assert got.name == "Sparrow 2of3"
 
 
+def test_coldcard_file_of_master_keys():
+    lines = ["Name: Masters", "Policy: 1 of 2", "Format: P2WSH", "Derivation: m"]
+    lines += [f"{r.my_fingerprint.hex().upper()}: {r.to_public().to_base58()}" for r in ROOTS[:2]]
+    keys = [f"[{r.my_fingerprint.hex()}]{r.to_public().to_base58()}/<0;1>/*" for r in ROOTS[:2]]
+    assert policy.from_multisig_file("\n".join(lines)).descriptor == add_checksum(f"wsh(sortedmulti(1,{','.join(keys)}))")
+
+
 @pytest.mark.parametrize("text, words", [
     (coldcard().replace("Format: P2WSH\n", ""), "no Format: line"),
     (coldcard().replace("Policy: 2 of 3\n", ""), "no Policy: line"),
