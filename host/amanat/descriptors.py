@@ -152,7 +152,7 @@ class Key:
         return bip32.HDKey.from_string(self.key).derive(path).key
 
 
-_ORIGIN = re.compile(r"\[([0-9a-fA-F]{8})((?:/[0-9]+[h']?)*)\]")
+_ORIGIN = re.compile(r"\[([0-9a-fA-F]{8})((?:/[^/\[\]]*)*)\]")  # its steps are checked by _index
 _SUFFIX = re.compile(r"((?:/[0-9]+)*)(?:/<([0-9]+);([0-9]+)>)?(/\*)?")
 
 

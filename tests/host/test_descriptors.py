@@ -61,13 +61,36 @@ def test_H_is_refused_in_key_expressions_and_descriptors():
     for mark in ("h", "'"):
         assert descriptors.parse_key(f"[{FP}/84{mark}/1{mark}/0{mark}]{XPUB}/0/*").origin == (
             84 + HARDENED, 1 + HARDENED, HARDENED)
-    with pytest.raises(DescriptorError, match="bad key origin"):
+    with pytest.raises(DescriptorError, match="bad path element '84H'"):
         descriptors.parse_key(f"[{FP}/84H/1H/0H]{XPUB}/0/*")
     with pytest.raises(DescriptorError):
         descriptors.parse_single_key(f"wpkh([{FP}/84H/1H/0H/0/0]{hex_key})")
-    with pytest.raises(PolicyError, match="bad key origin"):
+    with pytest.raises(PolicyError, match="key: bad path element '48H'"):
         policy.parse_key(f"[{FP}/48H/1H/0H/2H]{XPUB}/<0;1>/*")
     assert descriptors.parse_single_key(f"wpkh([{FP}/84'/1h/0'/0/0]{hex_key})").key.origin[-1] == 0
+
+
+unhardened = st.integers(0, HARDENED - 1)
+keys = st.builds(
+    descriptors.Key,
+    fingerprint=st.none() | st.binary(min_size=4, max_size=4),
+    origin=st.lists(st.integers(0, 2**32 - 1), max_size=6).map(tuple),
+    key=st.just(XPUB),
+    steps=st.lists(unhardened, max_size=3).map(tuple),
+    multipath=st.none() | st.tuples(unhardened, unhardened),
+    wildcard=st.booleans(),
+)
+
+
+@given(keys)
+def test_key_expressions_round_trip(key):
+    if key.fingerprint is None:
+        key = descriptors.Key(None, (), key.key, key.steps, key.multipath, key.wildcard)  # no origin without one
+    text = key.text()
+    assert descriptors.parse_key(text) == key
+    origin, sep, rest = text.partition("]")
+    if sep:  # ' marks hardened steps as well as h
+        assert descriptors.parse_key(origin.replace("h", "'") + sep + rest) == key
 
 
 def test_bip380_checksums():
