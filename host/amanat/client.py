@@ -7,8 +7,11 @@ up only if it stops answering.
 
 import hashlib
 import time
+from dataclasses import dataclass
 
+from .descriptors import normalize_path
 from .errors import ProtocolError, TransportError
+from .psbt_verify import verify_new_signatures
 from .transport import Transport
 
 PROTOCOL = 1
@@ -42,6 +45,16 @@ RESULTS = {
 }
 
 
+@dataclass(frozen=True)
+class Signed:
+    """A PSBT the device signed, checked on the host: it differs from the one
+    sent only by `signatures` new signatures, each verified."""
+
+    psbt: bytes
+    signatures: int
+    review: dict  # what the officer approved (docs/protocol.md, sign_psbt)
+
+
 def checked(method: str, res):
     """`res` if it has the fields and types `method` answers with."""
     if not isinstance(res, dict):
@@ -57,7 +70,6 @@ class Client:
     def __init__(self, port: str, timeout: float = 10.0):
         self.port = port
         self.t = Transport(port, timeout)
-        self.last_review = None
         try:
             info = self.info()
         except Exception:
@@ -85,7 +97,8 @@ class Client:
         return self._call("info")
 
     def get_xpub(self, path: str) -> str:
-        return self._call("get_xpub", {"path": path})["xpub"]
+        """The xpub at a typed path (`h`, `H` or `'`), sent in `h` notation."""
+        return self._call("get_xpub", {"path": normalize_path(path)})["xpub"]
 
     def get_descriptors(self, account: int) -> dict:
         return self._call("get_descriptors", {"account": account})
@@ -94,7 +107,8 @@ class Client:
         return self._long("display_address", {"descriptor": descriptor}, status)["address"]
 
     def sign_message(self, message: bytes, path: str, status=None) -> str:
-        return self._long("sign_message", {"message": message, "path": path}, status)["signature"]
+        params = {"message": message, "path": normalize_path(path)}
+        return self._long("sign_message", params, status)["signature"]
 
     def audit_lines(self) -> list[bytes]:
         """The device's audit trail as written, one JSON record per line, oldest first."""
@@ -141,11 +155,14 @@ class Client:
         params = {"fee_percent_tenths": fee_percent_tenths, "fee_max_sat": fee_max_sat}
         return self._long("set_limits", params, status)
 
-    def sign_psbt(self, raw: bytes, progress=None) -> bytes:
-        """Upload, have the officer review and sign, download; the signed PSBT.
+    def sign_psbt(self, raw: bytes, progress=None) -> Signed:
+        """Upload, have the officer review and sign, download, verify.
+        SignatureError if the device changed anything but add signatures, or
+        if one of them does not verify: no caller sees an unchecked PSBT.
 
         progress(stage, done, total): stage is "upload", "device" (done is
-        what the device is doing: "review_tx", "signing") or "download"."""
+        what the device is doing: "review_tx", "signing"), "download" or
+        "verify" (done and total None)."""
         progress = progress or (lambda *a: None)
         digest = hashlib.sha256(raw).digest()
         chunk = self._call("psbt_begin", {"length": len(raw)})["chunk_size"]
@@ -156,7 +173,6 @@ class Client:
         if got != digest:
             raise ProtocolError("the device received a different PSBT than was sent (hash differs)")
         res = self._long("sign_psbt", {"sha256": digest}, lambda busy: progress("device", busy, None))
-        self.last_review = res.get("review")
         out = bytearray()
         while len(out) < res["length"]:
             data = self._call("psbt_read", {"offset": len(out), "size": 4096})["data"]
@@ -166,7 +182,9 @@ class Client:
             progress("download", len(out), res["length"])
         if hashlib.sha256(out).digest() != res["sha256"] or len(out) != res["length"]:
             raise ProtocolError("the signed PSBT read back does not match the device's hash")
-        return bytes(out)
+        progress("verify", None, None)
+        signed = bytes(out)
+        return Signed(signed, verify_new_signatures(raw, signed), res["review"])
 
     def _long(self, method: str, params: dict, status=None):
         """A request that waits for the officer: no overall timeout, but a

@@ -23,7 +23,7 @@ from embit.transaction import Transaction
 from rich.console import Console
 from rich.table import Table
 
-from . import descriptors, emulator, finalize, kernel, psbt_verify, txbuild
+from . import descriptors, emulator, finalize, kernel, psbt_raw, txbuild
 from .client import Client
 
 # BIP39 words of sha256(b"amanat demo wallet")[:16]; a public test seed, never for funds.
@@ -104,7 +104,7 @@ def _job(console, rec, tmp: Path) -> str:
     console.print("device screen (screens.jsonl): " + " | ".join(review["lines"]) + f"  -> {review['answer']}")
 
     console.rule("5. Host finalizes; Bitcoin Core's script interpreter checks it")
-    tx = finalize.finalize(psbt_verify.parse_psbt(out.read_bytes()))
+    tx = finalize.finalize(psbt_raw.parse_psbt(out.read_bytes()))
     kernel.verify_transaction(tx, built.spent)
     txid = Transaction.parse(tx).txid().hex()
     console.print(f"libbitcoinkernel: every input valid  txid [bold]{txid}[/bold]")

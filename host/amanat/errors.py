@@ -34,3 +34,7 @@ class DeviceError(AmanatError):
 
 class SignatureError(AmanatError):
     """A signature returned by the device does not verify."""
+
+
+class PsbtError(AmanatError):
+    """A PSBT that is malformed, or cannot be combined, finalized or extracted (the message says why)."""

@@ -13,14 +13,12 @@ Multisig, once enough signatures are there:
 """
 
 from embit.finalizer import finalize_psbt, parse_multisig
-from embit.hashes import tagged_hash
 from embit.psbt import PSBT
 from embit.script import Script, Witness
 
-from .errors import SignatureError
-from .psbt_verify import unsigned_tx
-
-PSBT_IN_TAP_KEY_SIG = b"\x13"
+from .errors import PsbtError
+from .psbt_raw import PSBT_IN_TAP_KEY_SIG, unsigned_tx
+from .taproot import leaf_hash
 
 
 class FinalizeError(Exception):
@@ -29,10 +27,10 @@ class FinalizeError(Exception):
 
 def finalize(psbt: PSBT) -> bytes:
     """Return the serialized final transaction, or raise FinalizeError.
-    (Read a v0 PSBT with psbt_verify.parse_psbt: embit's parse loses sequences of 0.)"""
+    (Read a v0 PSBT with psbt_raw.parse_psbt: embit's parse loses sequences of 0.)"""
     try:
         unsigned = unsigned_tx(psbt)
-    except SignatureError as e:
+    except PsbtError as e:
         raise FinalizeError(e.message) from None
     for i, inp in enumerate(psbt.inputs):
         try:
@@ -61,7 +59,7 @@ def _finalize_input(i: int, inp) -> None:
     if inp.utxo is None:
         raise FinalizeError(f"input {i}: the PSBT does not say what it spends (no UTXO)")
     if inp.is_taproot:
-        sig = inp.unknown.get(PSBT_IN_TAP_KEY_SIG)
+        sig = inp.unknown.get(bytes([PSBT_IN_TAP_KEY_SIG]))
         if sig is not None:
             inp.final_scriptwitness = Witness([sig])
         elif inp.taproot_sigs:
@@ -134,7 +132,7 @@ def _finalize_multi_a(i: int, inp) -> None:
         if parsed is None:
             continue
         k, keys = parsed
-        h = tagged_hash("TapLeaf", bytes([version]) + Script(leaf).serialize())
+        h = leaf_hash(leaf, version)
         items = []
         for key in keys:
             sig = sigs.get((key, h))

@@ -23,13 +23,15 @@ from .descriptors import (
     CHAIN_NETWORK,
     HARDENED,
     DescriptorError,
+    Key,
     account_descriptor,
     address_of,
+    coin_type,
     format_path,
-    origin_key,
     parse_path,
     parse_single_key,
     split_hardened,
+    with_checksum,
 )
 
 log = logging.getLogger("amanat.hwi")
@@ -214,7 +216,7 @@ class Device:
 
     @property
     def coin(self) -> int:
-        return 0 if self.chain == "main" else 1
+        return coin_type(self.chain)
 
     def xpub(self, path: list[int]) -> str:
         key = format_path(path)
@@ -366,8 +368,6 @@ def cmd_getxpub(args, dev: Device) -> dict:
 
 
 def cmd_getdescriptors(args, dev: Device) -> dict:
-    from embit.descriptor.checksum import checksum
-
     from .errors import ProtocolError
 
     got = dev.client.get_descriptors(_account(args.account))
@@ -376,8 +376,7 @@ def cmd_getdescriptors(args, dev: Device) -> dict:
         if not isinstance(descs, list) or not descs:
             raise ProtocolError(f"the device sent no {branch} descriptors")
         for d in descs:
-            body, _, chk = str(d).partition("#")
-            if chk != checksum(body):
+            if str(d) != with_checksum(str(d).partition("#")[0]):
                 raise ProtocolError(f"the device sent a descriptor with a bad checksum: {d}")
     return {"receive": got["receive"], "internal": got["internal"]}
 
@@ -392,8 +391,7 @@ def _keypool_entry(dev: Device, addr_type: str, path: str | None, internal: bool
             raise HWIError("Path must end with /*", BAD_ARGUMENT)
         full = parse_path(path[:-2])
     origin, rest = split_hardened(full)
-    suffix = "".join(f"/{i}" for i in rest) + "/*"
-    key = origin_key(dev.fingerprint, origin, dev.xpub(origin), suffix)
+    key = Key(dev.fingerprint, tuple(origin), dev.xpub(origin), tuple(rest), wildcard=True)
     return {"desc": account_descriptor(addr_type, key), "range": [args.start, args.end], "timestamp": "now",
             "internal": internal, "keypool": args.keypool, "active": args.keypool, "watchonly": True}
 
@@ -418,12 +416,13 @@ def cmd_displayaddress(args, dev: Device) -> dict:
         return _display_multisig(args.desc, dev)
     if args.desc is not None:
         sk = parse_single_key(args.desc)
-        if sk.fingerprint is None:
+        key = sk.key
+        if key.fingerprint is None:
             raise HWIError(f"Descriptor missing origin info: {args.desc}", BAD_ARGUMENT)
-        if sk.fingerprint != dev.fingerprint:
+        if key.fingerprint != dev.fingerprint:
             raise HWIError(f"Descriptor fingerprint does not match device: {args.desc}", BAD_ARGUMENT)
-        ours = bip32.HDKey.from_string(dev.xpub(sk.origin)).derive(sk.suffix).key
-        theirs = sk.pubkey()
+        ours = bip32.HDKey.from_string(dev.xpub(list(key.origin))).derive(list(key.steps)).key
+        theirs = key.pubkey()
         same = ours.xonly() == theirs.xonly() if sk.addr_type == "tap" else ours.sec() == theirs.sec()
         if not same:
             raise HWIError(f"Key in descriptor does not match device: {args.desc}", BAD_ARGUMENT)
@@ -434,11 +433,10 @@ def cmd_displayaddress(args, dev: Device) -> dict:
                            BAD_ARGUMENT)
         origin, rest = split_hardened(parse_path(args.path))
         xpub = dev.xpub(origin)
-        suffix = "".join(f"/{i}" for i in rest)
         ours = bip32.HDKey.from_string(xpub).derive(rest).key
         addr_type = args.addr_type
         # The device checks the descriptor against its own keys before showing it.
-        desc = account_descriptor(addr_type, origin_key(dev.fingerprint, origin, xpub, suffix))
+        desc = account_descriptor(addr_type, Key(dev.fingerprint, tuple(origin), xpub, tuple(rest)))
     expected = address_of(addr_type, ours, dev.chain)
     shown = dev.client.display_address(desc)
     if shown != expected:
@@ -589,8 +587,6 @@ def _registered_form(dev: Device, ms, key) -> str:
 def cmd_signtx(args, dev: Device) -> dict:
     from embit.psbt import PSBT
 
-    from .psbt_verify import verify_new_signatures
-
     if args.registration is not None:  # the device matches inputs to its wallets itself
         _registered_wallet(dev, args.registration)
     text = args.psbt.strip().strip("\"'")  # Core v27 quoted the PSBT
@@ -604,9 +600,8 @@ def cmd_signtx(args, dev: Device) -> dict:
         log.debug("signtx %s: %s/%s", stage, done, total)
 
     signed = dev.client.sign_psbt(raw, progress=progress)
-    count = verify_new_signatures(raw, signed)
-    log.debug("signtx: %d signature(s) added and verified", count)
-    return {"psbt": base64.b64encode(signed).decode(), "signed": count > 0}
+    log.debug("signtx: %d signature(s) added and verified", signed.signatures)
+    return {"psbt": base64.b64encode(signed.psbt).decode(), "signed": signed.signatures > 0}
 
 
 def cmd_signmessage(args, dev: Device) -> dict:

@@ -10,14 +10,14 @@ and derives scripts on the host, so the device's answers can be checked.
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from embit import bip32, ec
 from embit.descriptor import Descriptor
-from embit.descriptor.checksum import checksum
 from embit.networks import NETWORKS
 
-from .descriptors import HARDENED, DescriptorError, format_path, parse_path
+from . import descriptors
+from .descriptors import DescriptorError, Key, format_path, parse_path, with_checksum
 from .errors import AmanatError
 
 MAX_KEYS = 15
@@ -50,48 +50,6 @@ class Policy:
 
 
 @dataclass(frozen=True)
-class Key:
-    """One key expression: `[fp/origin]xpub/steps/<a;b>/*` or `[fp/origin]hexkey`."""
-
-    fingerprint: bytes | None
-    origin: tuple  # path ints from the master key
-    key: str  # xpub/tpub (SLIP-132 converted) or hex
-    steps: tuple = ()  # unhardened steps after an xpub
-    multipath: tuple | None = None  # (receive, change) branches
-    wildcard: bool = False
-
-    @property
-    def is_extended(self) -> bool:
-        return not _is_hex(self.key)
-
-    @property
-    def path(self) -> str:
-        return format_path(list(self.origin))
-
-    def text(self) -> str:
-        origin = ""
-        if self.fingerprint is not None:
-            origin = "[" + "/".join([self.fingerprint.hex()] + [format_path([i], "") for i in self.origin]) + "]"
-        tail = "".join(f"/{i}" for i in self.steps)
-        if self.multipath:
-            tail += "/<%d;%d>" % self.multipath
-        return origin + self.key + tail + ("/*" if self.wildcard else "")
-
-    def pubkey(self, index: int | None = None, branch: int = 0) -> ec.PublicKey:
-        if not self.is_extended:
-            raw = bytes.fromhex(self.key)
-            return ec.PublicKey.from_xonly(raw) if len(raw) == 32 else ec.PublicKey.parse(raw)
-        path = list(self.steps)
-        if self.multipath:
-            path.append(self.multipath[branch])
-        if self.wildcard:
-            if index is None:
-                raise PolicyError(f"key {self.text()} is ranged: an index is needed")
-            path.append(index)
-        return bip32.HDKey.from_string(self.key).derive(path).key
-
-
-@dataclass(frozen=True)
 class Multisig:
     form: str  # "wsh", "sh-wsh", "sh", "tr"
     func: str  # "sortedmulti", "multi", "sortedmulti_a", "multi_a"
@@ -118,7 +76,10 @@ class Multisig:
         tr = self.form == "tr"
 
         def hexkey(k):
-            pub = k.pubkey(index, 1 if change else 0)
+            try:
+                pub = k.pubkey(index, 1 if change else 0)
+            except DescriptorError as e:
+                raise PolicyError(e.message) from None
             return pub.xonly().hex() if tr else pub.sec().hex()
 
         inner = f"{self.func}({self.threshold},{','.join(hexkey(k) for k in self.keys)})"
@@ -136,7 +97,7 @@ class Multisig:
 
 def parse(text: str) -> Multisig:
     """Parse a multisig descriptor of a supported form; a checksum, if any, must be right."""
-    form, func, k, tokens, first = _split(strip_checksum(text))
+    form, func, k, tokens, first = _split(_strip_checksum(text))
     internal = parse_key(first, "the internal key") if first is not None else None
     if internal is not None and not internal.is_extended and len(internal.key) != 64:
         raise PolicyError("the internal key must be x-only (64 hex digits) or an xpub")
@@ -177,54 +138,22 @@ def _split(body: str):
     return form, func, int(k), rest.split(","), first
 
 
-_ORIGIN = re.compile(r"\[([0-9a-fA-F]{8})((?:/[0-9]+[h']?)*)\]")  # BIP380: 'H' is no hardened mark
-_SUFFIX = re.compile(r"((?:/[0-9]+)*)(?:/<([0-9]+);([0-9]+)>)?(/\*)?")
-
-
 def parse_key(text: str, what: str = "key") -> Key:
-    """One key expression; `what` names it in errors ("key 2")."""
-    t = text.strip()
-    fp, origin = None, ()
-    m = _ORIGIN.match(t)
-    if m:
-        fp = bytes.fromhex(m.group(1))
-        try:
-            origin = tuple(parse_path("m" + m.group(2)))
-        except DescriptorError as e:
-            raise PolicyError(f"{what}: {e}") from None
-        t = t[m.end() :]
-    elif t.startswith("["):
-        raise PolicyError(f"{what}: bad key origin in {text!r} (expected [8 hex digits/path])")
-    body, slash, suffix = t.partition("/")
-    suffix = slash + suffix
-    if suffix == "/**":
-        suffix = "/<0;1>/*"
-    if _is_hex(body):
-        if suffix or len(body) not in (64, 66) or (len(body) == 66 and body[:2] not in ("02", "03")):
-            raise PolicyError(f"{what}: {text!r} is not a compressed or x-only public key")
-        return Key(fp, origin, body.lower())
-    xpub = _xpub(body, f"{what} ({_short(text)})")
-    if re.search(r"[hH']", suffix):
-        raise PolicyError(f"{what}: hardened derivation after an xpub is impossible: {text!r}")
-    s = _SUFFIX.fullmatch(suffix)
-    if not s:
-        raise PolicyError(f"{what}: unsupported derivation {suffix!r} after the xpub "
-                          "(use /<0;1>/* or /**)")
-    steps = tuple(int(i) for i in s.group(1).split("/")[1:])
-    multipath = (int(s.group(2)), int(s.group(3))) if s.group(2) else None
-    if any(i >= HARDENED for i in steps + (multipath or ())):
-        raise PolicyError(f"{what}: derivation index out of range in {text!r}")
-    return Key(fp, origin, xpub, steps, multipath, bool(s.group(4)))
+    """One key expression (descriptors.parse_key), an extended key in its
+    xpub/tpub form; `what` names it in errors ("key 2")."""
+    try:
+        k = descriptors.parse_key(text)
+    except DescriptorError as e:
+        raise PolicyError(f"{what}: {e.message}") from None
+    return replace(k, key=_xpub(k.key, f"{what} ({_short(text)})")) if k.is_extended else k
 
 
 def _xpub(text: str, what: str) -> str:
     """The xpub/tpub form of an extended public key (SLIP-132 versions converted)."""
     try:
-        k = bip32.HDKey.from_string(text)
-    except Exception:
-        raise PolicyError(f"{what}: not a valid extended public key") from None
-    if k.is_private:
-        raise PolicyError(f"{what}: a private key; give the extended public key")
+        k = descriptors.extended_key(text)
+    except DescriptorError as e:
+        raise PolicyError(f"{what}: {e.message}") from None
     if k.version not in SLIP132:
         raise PolicyError(f"{what}: unknown extended key version {k.version.hex()}")
     return k.to_base58(version=SLIP132[k.version])
@@ -281,24 +210,18 @@ def canonical(text: str) -> str:
     """The canonical registrable descriptor, with checksum."""
     ms = parse(text)
     check_wallet(ms)
-    body = ms.text()
-    return body + "#" + checksum(body)
+    return with_checksum(ms.text())
 
 
 def from_descriptor(text: str, name: str | None = None) -> Policy:
     return Policy(name, canonical(text))
 
 
-def strip_checksum(text: str) -> str:
-    """The descriptor without its `#checksum`, which is optional but must be right."""
-    body, sep, chk = text.strip().partition("#")
+def _strip_checksum(text: str) -> str:
     try:
-        good = checksum(body)
-    except Exception:
-        raise PolicyError(f"descriptor has characters descriptors cannot hold: {_short(body)}") from None
-    if sep and chk != good:
-        raise PolicyError(f"descriptor checksum {chk!r} is wrong (expected {good!r})")
-    return body
+        return descriptors.strip_checksum(text)
+    except DescriptorError as e:
+        raise PolicyError(e.message) from None
 
 
 # ---------------------------------------------------------------- BIP388
@@ -329,7 +252,7 @@ def from_wallet_policy(template: str, keys: list[str], name: str | None = None) 
     if len(order) != len(keys):
         raise PolicyError(f"the template uses {len(order)} keys but {len(keys)} are given")
     canon = [_policy_key(n, k) for n, k in enumerate(keys)]
-    _, _, _, tokens, first = _split(strip_checksum(template))
+    _, _, _, tokens, first = _split(_strip_checksum(template))
     for t in tokens + ([first] if first is not None else []):
         if not _PLACEHOLDER.fullmatch(t) and not (t is first and _is_hex(t)):
             raise PolicyError(f"the template holds a key that is not a placeholder: {_short(t)}")
@@ -396,7 +319,7 @@ def from_multisig_file(text: str) -> Policy:
             if derivation is None:
                 raise PolicyError(f"line {no}: key {label} comes before any Derivation: line")
             xpub = _xpub(value, f"line {no} ({label})")
-            keys.append((no, f"[{label.lower()}/{format_path(derivation, '')}]{xpub}/<0;1>/*"))
+            keys.append((no, Key(bytes.fromhex(label), tuple(derivation), xpub, (), (0, 1), True).text()))
         else:
             raise PolicyError(f"line {no}: unknown line {_short(line)!r}")
     if form is None:

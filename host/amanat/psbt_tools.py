@@ -7,86 +7,33 @@ and extracts the transaction, which Bitcoin Core's script interpreter
 """
 
 from dataclasses import dataclass
-from io import BytesIO
 
-from embit import compact
-from embit.psbt import PSBT, read_string
 from embit.finalizer import parse_multisig
+from embit.psbt import PSBT
 from embit.script import Script
 from embit.transaction import SIGHASH, Transaction
 
 from . import kernel
-from .errors import AmanatError, SignatureError
+from .errors import PsbtError, SignatureError
 from .finalize import FinalizeError
 from .finalize import finalize as finalize_tx
-from .psbt_verify import (
-    PSBT_IN_PARTIAL_SIG,
-    PSBT_IN_TAP_KEY_SIG,
-    PSBT_IN_TAP_SCRIPT_SIG,
-    _Context,
-    _spent_output,
-    check_sighash_policy,
-    parse_psbt,
+from .psbt_raw import (
+    CLEARED_ON_FINALIZE,
+    PSBT_IN_FINAL_SCRIPTSIG,
+    PSBT_IN_FINAL_SCRIPTWITNESS,
+    is_signature_key,
+    parse,
+    spent_output,
     unsigned_tx,
 )
-
-MAGIC = b"psbt\xff"
-PSBT_IN_FINAL_SCRIPTSIG = 0x07
-PSBT_IN_FINAL_SCRIPTWITNESS = 0x08
-# Input fields a finalizer clears (BIP174): signing data, not the UTXOs, the
-# BIP370 transaction fields or proprietary/unknown ones.
-CLEARED_ON_FINALIZE = {0x02, 0x03, 0x04, 0x05, 0x06, 0x09, 0x0A, 0x0B, 0x0C, 0x0D,
-                       0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x19, 0x1A, 0x1B}
-
-
-class PsbtError(AmanatError):
-    """A PSBT that cannot be combined, finalized or extracted (the message says why)."""
-
-
-@dataclass
-class Maps:
-    """A PSBT as raw key-value maps, byte-exact: {key bytes: value bytes}."""
-
-    glob: dict
-    inputs: list
-    outputs: list
-
-    def serialize(self) -> bytes:
-        out = bytearray(MAGIC)
-        for m in [self.glob, *self.inputs, *self.outputs]:
-            for k, v in m.items():
-                out += compact.to_bytes(len(k)) + k + compact.to_bytes(len(v)) + v
-            out += b"\x00"
-        return bytes(out)
-
-
-def parse(raw: bytes, what: str = "the PSBT") -> tuple[PSBT, Maps]:
-    try:
-        psbt = parse_psbt(raw)
-    except Exception as e:
-        raise PsbtError(f"{what} does not parse: {e}") from None
-    s = BytesIO(raw)
-    s.read(len(MAGIC))
-
-    def one_map():
-        m = {}
-        while key := read_string(s):
-            if key in m:
-                raise PsbtError(f"{what} has a duplicated key {key.hex()}")
-            m[key] = read_string(s)
-        return m
-
-    maps = Maps(one_map(), [one_map() for _ in psbt.inputs], [one_map() for _ in psbt.outputs])
-    if s.read(1):
-        raise PsbtError(f"{what} has data after its last output")
-    return psbt, maps
+from .psbt_verify import SignatureChecker, check_sighash_policy
 
 
 def _tx(psbt: PSBT, what: str = "the PSBT") -> Transaction:
-    """The unsigned transaction as the PSBT states it (psbt_verify.unsigned_tx)."""
+    """The unsigned transaction as the PSBT states it, its errors naming the PSBT."""
     try:
         return unsigned_tx(psbt)
-    except SignatureError as e:
+    except PsbtError as e:
         raise PsbtError(f"{what}: {e.message}") from None
 
 
@@ -126,19 +73,17 @@ def verify_all_signatures(raw: bytes) -> int:
     psbt, maps = parse(raw)
     _tx(psbt)  # a PSBT stating no valid transaction is a PsbtError, not a bad signature
     try:
-        ctx = _Context(psbt)
+        checker = SignatureChecker(psbt)
     except SignatureError:
         raise
     except Exception as e:
         raise PsbtError(f"the PSBT cannot be checked: {type(e).__name__}: {e}") from None
     count = 0
     for i, m in enumerate(maps.inputs):
-        _check_final_sighashes(i, psbt.inputs[i], ctx.spent[i])
+        _check_final_sighashes(i, psbt.inputs[i], checker.spent[i])
         for key, value in m.items():
-            if (key[0] == PSBT_IN_PARTIAL_SIG and len(key) in (34, 66)
-                    or key[0] == PSBT_IN_TAP_KEY_SIG and len(key) == 1
-                    or key[0] == PSBT_IN_TAP_SCRIPT_SIG and len(key) == 65):
-                ctx.check(i, key, value)
+            if is_signature_key(key):
+                checker.check(i, key, value)
                 count += 1
     return count
 
@@ -301,7 +246,7 @@ def extract(raw: bytes, previous: list[bytes] = ()) -> Extracted:
 
 
 def _spent(psbt: PSBT, i: int, prevs: dict):
-    out = _spent_output(psbt, i)
+    out = spent_output(psbt, i)
     if out is None:
         prev = prevs.get(psbt.inputs[i].txid)
         if prev is not None and psbt.inputs[i].vout < len(prev.vout):

@@ -9,22 +9,18 @@ something other than what the officer was shown.
 
 import base64
 import hashlib
-from io import BytesIO
+from contextlib import contextmanager
 
 from coincurve import PublicKey, PublicKeyXOnly
 from embit import compact, hashes, script
-from embit.psbt import PSBT, read_string
+from embit.psbt import PSBT
 from embit.script import Script
-from embit.transaction import SIGHASH, Transaction, TransactionInput
+from embit.transaction import SIGHASH
 
-from .errors import SignatureError
-
-PSBT_IN_PARTIAL_SIG = 0x02
-PSBT_IN_TAP_KEY_SIG = 0x13
-PSBT_IN_TAP_SCRIPT_SIG = 0x14
-SIG_KEYS = {PSBT_IN_PARTIAL_SIG, PSBT_IN_TAP_KEY_SIG, PSBT_IN_TAP_SCRIPT_SIG}
-PSBT_IN_REQUIRED_TIME_LOCKTIME = b"\x11"
-PSBT_IN_REQUIRED_HEIGHT_LOCKTIME = b"\x12"
+from . import psbt_raw, taproot
+from .errors import PsbtError, SignatureError
+from .psbt_raw import PSBT_IN_PARTIAL_SIG, PSBT_IN_TAP_KEY_SIG, is_signature_key
+from .psbt_raw import parse_psbt  # noqa: F401  (its old home: tests/firmware still read it here)
 
 ACP = SIGHASH.ANYONECANPAY
 # Sighash types whose digest embit 0.8 computes right (cross-checked against
@@ -43,101 +39,34 @@ def verify_new_signatures(before: bytes, after: bytes) -> int:
     Raise SignatureError if anything but signatures was added, removed or
     changed, or if a new signature does not verify.
     """
-    old = _parse(before, "the PSBT sent to the device")
-    new = _parse(after, "the PSBT returned by the device")
+    old, old_maps = _parse(before, "the PSBT sent to the device")
+    new, new_maps = _parse(after, "the PSBT returned by the device")
     _check_same_transaction(old, new)
-    old_maps = _raw_maps(before, len(old.inputs), len(old.outputs), "the PSBT sent to the device")
-    new_maps = _raw_maps(after, len(new.inputs), len(new.outputs), "the PSBT returned by the device")
     added = _only_signatures_added(old_maps, new_maps)
     if not added:
         return 0
-    ctx = _Context(new)
+    checker = SignatureChecker(new)
     count = 0
     for i, keys in added.items():
         for key in keys:
-            ctx.check(i, key, new_maps[1][i][key])
+            checker.check(i, key, new_maps.inputs[i][key])
             count += 1
     return count
 
 
-def unsigned_tx(psbt: PSBT) -> Transaction:
-    """The unsigned transaction exactly as the PSBT states it (parse the PSBT
-    with parse_psbt to keep v0 sequences of 0).
-
-    Not embit's `psbt.tx`: it turns a sequence of 0 into 0xFFFFFFFF and a
-    version of 0 into 2, and ignores BIP370's required locktimes, so
-    sighashes and final transactions would not be those the signers signed.
-    """
-    version = 2 if psbt.tx_version is None else psbt.tx_version
-    locktime = _v2_locktime(psbt) if psbt.version == 2 else (psbt.locktime or 0)
-    vin = []
-    for i, inp in enumerate(psbt.inputs):
-        sequence = 0xFFFFFFFF if inp.sequence is None else inp.sequence
-        # PSBTv2 fields are read whatever their length, or may be missing
-        if not (isinstance(inp.txid, bytes) and len(inp.txid) == 32 and _u32(inp.vout) and _u32(sequence)):
-            raise SignatureError(f"input {i}: no valid outpoint or sequence in the PSBT")
-        vin.append(TransactionInput(inp.txid, inp.vout, sequence=sequence))
-    for j, out in enumerate(psbt.outputs):
-        if not (isinstance(out.value, int) and 0 <= out.value < 2**63 and out.script_pubkey is not None):
-            raise SignatureError(f"output {j}: no valid amount or script in the PSBT")
-    if not (_u32(version) and _u32(locktime)):
-        raise SignatureError("the PSBT's transaction version or locktime does not fit in 4 bytes")
-    return Transaction(version=version, vin=vin, vout=[out.vout for out in psbt.outputs], locktime=locktime)
-
-
-def _u32(v) -> bool:
-    return isinstance(v, int) and 0 <= v < 2**32
-
-
-def parse_psbt(raw: bytes) -> PSBT:
-    """PSBT.parse, but each input of a v0 PSBT keeps the sequence its unsigned
-    transaction states: embit 0.8 reads the input maps against `psbt.tx`, which
-    turns a sequence of 0 into 0xFFFFFFFF. Errors are embit's."""
-    psbt = PSBT.parse(raw)
-    if psbt.version != 2:
-        s = BytesIO(raw)
-        s.read(5)
-        while key := read_string(s):
-            value = read_string(s)
-            if key == b"\x00":  # the global unsigned transaction
-                for inp, vin in zip(psbt.inputs, Transaction.parse(value).vin):
-                    inp.sequence = vin.sequence
-    return psbt
-
-
-def _parse(raw: bytes, what: str) -> PSBT:
+@contextmanager
+def _as_signature_error():
+    """A malformed PSBT met while checking the device's work is the device's
+    fault: a SignatureError, as a bad signature is."""
     try:
-        return parse_psbt(raw)
-    except Exception as e:
-        raise SignatureError(f"{what} does not parse: {e}") from None
+        yield
+    except PsbtError as e:
+        raise SignatureError(e.message) from None
 
 
-def _raw_maps(raw: bytes, n_in: int, n_out: int, what: str):
-    """(global, [input maps], [output maps]) as {key bytes: value bytes}."""
-    s = BytesIO(raw)
-    s.read(5)  # magic, checked by the embit parse
-
-    def one_map():
-        m = {}
-        while True:
-            key = read_string(s)
-            if not key:
-                return m
-            if key in m:
-                raise SignatureError(f"{what} has a duplicated key {key.hex()}")
-            m[key] = read_string(s)
-
-    try:
-        glob = one_map()
-        ins = [one_map() for _ in range(n_in)]
-        outs = [one_map() for _ in range(n_out)]
-    except SignatureError:
-        raise
-    except Exception as e:
-        raise SignatureError(f"{what} is truncated: {e}") from None
-    if s.read(1):
-        raise SignatureError(f"{what} has data after its last output")
-    return glob, ins, outs
+def _parse(raw: bytes, what: str) -> tuple[PSBT, psbt_raw.Maps]:
+    with _as_signature_error():
+        return psbt_raw.parse(raw, what)
 
 
 def _check_same_transaction(old: PSBT, new: PSBT) -> None:
@@ -146,7 +75,8 @@ def _check_same_transaction(old: PSBT, new: PSBT) -> None:
         raise SignatureError(f"the device changed the PSBT version ({old.version} -> {new.version})")
     if len(old.inputs) != len(new.inputs) or len(old.outputs) != len(new.outputs):
         raise SignatureError("the device changed the number of inputs or outputs")
-    a, b = unsigned_tx(old), unsigned_tx(new)
+    with _as_signature_error():
+        a, b = psbt_raw.unsigned_tx(old), psbt_raw.unsigned_tx(new)
     for i, (x, y) in enumerate(zip(a.vin, b.vin)):
         if x.serialize() != y.serialize():
             raise SignatureError(f"input {i}: the device changed the outpoint or sequence")
@@ -157,16 +87,15 @@ def _check_same_transaction(old: PSBT, new: PSBT) -> None:
         raise SignatureError("the device changed the transaction version or locktime")
 
 
-def _only_signatures_added(old, new) -> dict[int, list[bytes]]:
+def _only_signatures_added(old: psbt_raw.Maps, new: psbt_raw.Maps) -> dict[int, list[bytes]]:
     """{input index: [keys of new signature records]}; raise on any other change."""
-    (og, oi, oo), (ng, ni, no) = old, new
-    if og != ng:
+    if old.glob != new.glob:
         raise SignatureError("the device changed the global fields of the PSBT")
-    for j, (x, y) in enumerate(zip(oo, no)):
+    for j, (x, y) in enumerate(zip(old.outputs, new.outputs)):
         if x != y:
             raise SignatureError(f"output {j}: the device changed its PSBT fields")
     added = {}
-    for i, (x, y) in enumerate(zip(oi, ni)):
+    for i, (x, y) in enumerate(zip(old.inputs, new.inputs)):
         for key, value in x.items():
             if key not in y:
                 raise SignatureError(f"input {i}: the device removed field {key.hex()}")
@@ -174,25 +103,22 @@ def _only_signatures_added(old, new) -> dict[int, list[bytes]]:
                 raise SignatureError(f"input {i}: the device changed field {key.hex()}")
         extra = [k for k in y if k not in x]
         for key in extra:
-            if key[0] not in SIG_KEYS or not _well_formed(key):
+            if not is_signature_key(key):
                 raise SignatureError(f"input {i}: the device added field {key.hex()}, not a signature")
         if extra:
             added[i] = extra
     return added
 
 
-def _well_formed(key: bytes) -> bool:
-    return {PSBT_IN_PARTIAL_SIG: len(key) in (34, 66), PSBT_IN_TAP_KEY_SIG: len(key) == 1,
-            PSBT_IN_TAP_SCRIPT_SIG: len(key) == 65}[key[0]]
-
-
-class _Context:
-    """The transaction being signed and what its inputs spend."""
+class SignatureChecker:
+    """Verifies the signature records of a PSBT against sighashes of the
+    transaction it states and the outputs its inputs spend."""
 
     def __init__(self, psbt: PSBT):
         self.psbt = psbt
-        self.tx = unsigned_tx(psbt)
-        self.spent = [_spent_output(psbt, i) for i in range(len(psbt.inputs))]
+        with _as_signature_error():
+            self.tx = psbt_raw.unsigned_tx(psbt)
+            self.spent = [psbt_raw.spent_output(psbt, i) for i in range(len(psbt.inputs))]
 
     def check(self, i: int, key: bytes, value: bytes) -> None:
         """Verify one signature record (its PSBT key and value) of input i.
@@ -308,22 +234,6 @@ def check_sighash_policy(i: int, got: int, wanted: int | None, schnorr: bool) ->
         raise SignatureError(f"input {i}: signed with sighash 0x{got:02x}, the PSBT asks for {asked}")
 
 
-def _spent_output(psbt: PSBT, i: int):
-    """The output input i spends, from the full previous transaction if given."""
-    inp = psbt.inputs[i]
-    if inp.non_witness_utxo is not None:
-        prev = inp.non_witness_utxo
-        if prev.txid() != inp.txid:
-            raise SignatureError(f"input {i}: the previous transaction does not match the outpoint")
-        if inp.vout >= len(prev.vout):
-            raise SignatureError(f"input {i}: the previous transaction has no output {inp.vout}")
-        out = prev.vout[inp.vout]
-        if inp.witness_utxo is not None and inp.witness_utxo.serialize() != out.serialize():
-            raise SignatureError(f"input {i}: witness UTXO and previous transaction disagree")
-        return out
-    return inp.witness_utxo
-
-
 def _script_code(i: int, inp, spk: Script, pub: bytes) -> tuple[Script, bool]:
     """(scriptCode for the sighash, is segwit) of an ECDSA input signed by `pub`,
     after checking that `pub` is a key this input's script actually uses."""
@@ -376,7 +286,7 @@ def _find_leaf(inp, leaf_hash: bytes, out_key: bytes):
         if not value:  # no leaf version: not a leaf
             continue
         version, leaf_script = value[-1], Script(value[:-1])
-        h = hashes.tagged_hash("TapLeaf", bytes([version]) + leaf_script.serialize())
+        h = taproot.leaf_hash(leaf_script.data, version)
         if h == leaf_hash and _commits(control, h, out_key):
             return leaf_script, version
     return None
@@ -389,33 +299,11 @@ def _commits(control: bytes, leaf_hash: bytes, out_key: bytes) -> bool:
     for n in range(33, len(control), 32):
         sibling = control[n : n + 32]
         node = hashes.tagged_hash("TapBranch", min(node, sibling) + max(node, sibling))
-    internal = control[1:33]
     try:
-        key = PublicKeyXOnly(internal)
-        key.tweak_add(hashes.tagged_hash("TapTweak", internal + node))
+        key, parity = taproot.output_key(control[1:33], node)
     except ValueError:
         return False
-    return key.format() == out_key and key.parity == bool(control[0] & 1)
-
-
-def _v2_locktime(psbt: PSBT) -> int:
-    """nLockTime of a PSBTv2 as BIP370 determines it."""
-    times, heights, any_lock = [], [], False
-    for inp in psbt.inputs:
-        t = inp.unknown.get(PSBT_IN_REQUIRED_TIME_LOCKTIME)
-        h = inp.unknown.get(PSBT_IN_REQUIRED_HEIGHT_LOCKTIME)
-        if t is None and h is None:
-            continue
-        any_lock = True
-        times.append(None if t is None else int.from_bytes(t, "little"))
-        heights.append(None if h is None else int.from_bytes(h, "little"))
-    if not any_lock:
-        return psbt.locktime or 0
-    if all(h is not None for h in heights):
-        return max(heights)
-    if all(t is not None for t in times):
-        return max(times)
-    raise SignatureError("the inputs' required locktimes cannot be satisfied together")
+    return key == out_key and parity == bool(control[0] & 1)
 
 
 def verify_message_signature(message: bytes, signature_b64: str, pubkey: bytes) -> None:

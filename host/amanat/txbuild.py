@@ -16,22 +16,22 @@ cross-check the device.
 import hashlib
 from dataclasses import dataclass
 
-from coincurve import PublicKeyXOnly
 from embit import bip32, ec, hashes, script
 from embit.networks import NETWORKS
 from embit.psbt import PSBT, DerivationPath
 from embit.script import Script
 from embit.transaction import Transaction, TransactionInput, TransactionOutput
 
-from .descriptors import format_path, parse_path
+from .descriptors import Key, coin_type, parse_path
+from .psbt_raw import PSBT_OUT_TAP_TREE
+from .taproot import LEAF_VERSION, leaf_hash, output_key
 
 # script type -> BIP44-style purpose
 PURPOSE = {"p2pkh": 44, "p2sh-p2wpkh": 49, "p2wpkh": 84, "p2tr": 86}
 
 
 def account_path(kind: str, network: str = "main", account: int = 0) -> str:
-    coin = 0 if network == "main" else 1
-    return f"m/{PURPOSE[kind]}h/{coin}h/{account}h"
+    return f"m/{PURPOSE[kind]}h/{coin_type(network)}h/{account}h"
 
 
 def script_for(kind: str, pub: ec.PublicKey) -> tuple[Script, Script | None]:
@@ -107,13 +107,7 @@ def funding_tx(outputs: list[tuple[Script, int]], tag: int = 0) -> Transaction:
 
 # BIP341's provably unspendable internal key: a taproot wallet with it has no key path.
 NUMS = bytes.fromhex("50929b74c1a04954b78b4b6035e97a5e078a5a0f28ec96d547bfee9ace803ac0")
-LEAF_VERSION = 0xC0
 MULTISIG_KINDS = ("wsh", "sh-wsh", "sh", "tr")
-
-
-def _tagged(tag: str, data: bytes) -> bytes:
-    t = hashlib.sha256(tag.encode()).digest()
-    return hashlib.sha256(t + t + data).digest()
 
 
 def _push(data: bytes) -> bytes:
@@ -147,7 +141,7 @@ class Cosigner:
         return list(self.origin) + [change, index]
 
     def text(self) -> str:
-        return f"[{self.fingerprint.hex()}/{format_path(self.origin, prefix='')}]{self.xpub.to_base58()}/<0;1>/*"
+        return Key(self.fingerprint, tuple(self.origin), self.xpub.to_base58(), (), (0, 1), True).text()
 
 
 @dataclass
@@ -219,13 +213,12 @@ class Multisig:
         # <k1> CHECKSIG <k2> CHECKSIGADD ... <kn> CHECKSIGADD <k> NUMEQUAL
         body = _push(keys[0]) + b"\xac" + b"".join(_push(k) + b"\xba" for k in keys[1:])
         leaf = Script(body + _small_int(self.threshold) + b"\x9c")
-        leaf_hash = _tagged("TapLeaf", bytes([LEAF_VERSION]) + leaf.serialize())
+        leaf_h = leaf_hash(leaf.data)
         internal = self._internal(change, index)
-        out = PublicKeyXOnly(internal)
-        out.tweak_add(_tagged("TapTweak", internal + leaf_hash))
-        spk = Script(b"\x51\x20" + out.format())
-        control = bytes([LEAF_VERSION | int(out.parity)]) + internal
-        return MultisigScripts(spk, keys, leaf_script=leaf, leaf_hash=leaf_hash,
+        out, parity = output_key(internal, leaf_h)
+        spk = Script(b"\x51\x20" + out)
+        control = bytes([LEAF_VERSION | int(parity)]) + internal
+        return MultisigScripts(spk, keys, leaf_script=leaf, leaf_hash=leaf_h,
                                internal_key=internal, control_block=control)
 
     def output(self, change: int, index: int) -> Script:
@@ -283,7 +276,7 @@ class Multisig:
         self._derivations(out, sc, change, index)
         if self.kind == "tr":
             # PSBT_OUT_TAP_TREE: one leaf at depth 0
-            out.unknown[b"\x06"] = bytes([0, LEAF_VERSION]) + sc.leaf_script.serialize()
+            out.unknown[bytes([PSBT_OUT_TAP_TREE])] = bytes([0, LEAF_VERSION]) + sc.leaf_script.serialize()
 
 
 def cosigner(root: bip32.HDKey, path: str) -> Cosigner:

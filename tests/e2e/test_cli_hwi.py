@@ -50,8 +50,10 @@ def test_amanat_info_finds_the_emulator(auto_emu):
 
 
 def test_amanat_errors_are_one_line(auto_emu):
-    out = run("amanat", "xpub", "m/84x", "--port", auto_emu.port)
+    out = run("amanat", "xpub", "m/0/1/2/3/4/5/6/7/8", "--port", auto_emu.port)  # deeper than the device goes
     assert out.returncode == 5 and "BAD_PARAMS" in out.stderr and "Traceback" not in out.stderr
+    out = run("amanat", "xpub", "m/84x", "--port", auto_emu.port)  # refused here: a usage error
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and "84x" in out.stderr
     out = run("amanat", "info", "--port", "/dev/nonexistent-amanat")
     assert out.returncode == 3 and len(out.stderr.strip().splitlines()) == 1
 

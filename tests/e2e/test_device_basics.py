@@ -6,6 +6,7 @@ from embit.descriptor import Descriptor
 from embit.descriptor.checksum import add_checksum, checksum
 from embit.networks import NETWORKS
 
+from amanat.descriptors import DescriptorError
 from amanat.errors import DeviceError
 
 from e2e_support import MNEMONIC, Emu
@@ -35,11 +36,19 @@ def test_xpub_matches_host(auto_emu, path):
 
 @pytest.mark.parametrize("path", ["84h/0h", "m/abc", "m/2147483648", "m/1/2/3/4/5/6/7/8/9", "m//1", "m/-1"])
 def test_bad_path_is_bad_params(auto_emu, path):
+    # straight on the line: the client refuses most of these itself
     with auto_emu.client() as c:
         with pytest.raises(DeviceError) as e:
-            c.get_xpub(path)
+            c.t.call("get_xpub", {"path": path})
         assert e.value.name == "BAD_PARAMS"
         assert c.info()["protocol"] == 1  # still answering
+
+
+def test_the_client_sends_typed_paths_in_h_notation(auto_emu):
+    with auto_emu.client() as c:
+        assert c.get_xpub("m/84H/1H/0H") == c.get_xpub("m/84h/1h/0h")
+        with pytest.raises(DescriptorError):
+            c.get_xpub("m/abc")
 
 
 def test_descriptors(auto_emu):

@@ -21,12 +21,15 @@ from embit.networks import NETWORKS
 from embit.psbt import PSBT
 from embit.transaction import SIGHASH
 
-from amanat import policy, txbuild
+from amanat import descriptors, policy, txbuild
+from amanat.client import Signed
+from amanat.psbt_raw import PSBT_IN_TAP_KEY_SIG
+from amanat.psbt_verify import verify_new_signatures
 from amanat.errors import DeviceError, TransportError
 
 MNEMONIC = "abandon " * 11 + "about"
 OTHER_MNEMONIC = "legal winner thank year wave sausage worth useful legal winner thank yellow"
-PSBT_IN_TAP_KEY_SIG = b"\x13"
+TAP_KEY_SIG = bytes([PSBT_IN_TAP_KEY_SIG])  # embit keeps it in `unknown`
 HARDENED = 0x80000000
 
 REJECTED, BAD_PARAMS, REFUSED = 7, 4, 9
@@ -51,7 +54,7 @@ def sign_psbt(psbt: PSBT, root: bip32.HDKey, sighash: int | None = None) -> int:
                 sh = SIGHASH.DEFAULT if sighash is None else sighash
                 key = root.derive(der.derivation).key.taproot_tweak(inp.taproot_merkle_root or b"")
                 sig = key.schnorr_sign(psbt.sighash(i, sighash=sh)).serialize()
-                inp.unknown[PSBT_IN_TAP_KEY_SIG] = sig + (bytes([sh]) if sh else b"")
+                inp.unknown[TAP_KEY_SIG] = sig + (bytes([sh]) if sh else b"")
                 count += 1
         else:
             for pub, der in inp.bip32_derivations.items():
@@ -95,7 +98,7 @@ class FakeDevice:
 
     @property
     def coin(self) -> int:
-        return 0 if self.network == "main" else 1
+        return descriptors.coin_type(self.network)
 
 
 class FakeClient:
@@ -138,6 +141,7 @@ class FakeClient:
         }
 
     def get_xpub(self, path: str) -> str:
+        path = descriptors.normalize_path(path)  # as the real client sends it
         self._gate("get_xpub", path)
         return self.dev.root.derive(path).to_public().to_base58()
 
@@ -249,7 +253,30 @@ class FakeClient:
         self.dev.limits = {"fee_percent_tenths": fee_percent_tenths, "fee_max_sat": fee_max_sat}
         return dict(self.dev.limits)
 
-    def sign_psbt(self, raw: bytes, progress=None) -> bytes:
+    def sign_psbt(self, raw: bytes, progress=None) -> Signed:
+        """As the real client: what the device returns is verified here
+        (SignatureError for a tampering device) before it is handed back."""
+        signed = self._device_signs(raw)
+        return Signed(signed, verify_new_signatures(raw, signed), self._review(PSBT.parse(raw)))
+
+    def _review(self, psbt: PSBT) -> dict:
+        """The device's review (docs/protocol.md): outputs with a derivation of this device are change."""
+        net = NETWORKS[self.dev.network]
+        spends, change = [], []
+        for out in psbt.outputs:
+            ders = list(out.bip32_derivations.values()) + [d for _, d in out.taproot_bip32_derivations.values()]
+            ours = [d for d in ders if d.fingerprint == self.dev.fingerprint]
+            entry = {"address": out.script_pubkey.address(net), "amount_sat": out.value}
+            if ours:
+                change.append(dict(entry, path=descriptors.format_path(ours[0].derivation)))
+            else:
+                spends.append(entry)
+        spent = [inp.utxo.value for inp in psbt.inputs if inp.utxo is not None]
+        fee = sum(spent) - sum(out.value for out in psbt.outputs) if len(spent) == len(psbt.inputs) else 0
+        return {"wallet": None, "spends": spends, "change": change, "fee_sat": fee, "vsize": None, "warnings": []}
+
+    def _device_signs(self, raw: bytes) -> bytes:
+        """The PSBT the device returns, as `tamper` misbehaves."""
         self._gate("sign_psbt", raw, prompt=True)
         psbt = PSBT.parse(raw)
         if self.dev.tamper == "nothing":
@@ -258,8 +285,8 @@ class FakeClient:
             raise DeviceError(REFUSED, "no input of this PSBT is ours")
         inp = psbt.inputs[0]
         if self.dev.tamper == "flip":
-            if PSBT_IN_TAP_KEY_SIG in inp.unknown:
-                inp.unknown[PSBT_IN_TAP_KEY_SIG] = flip_bit(inp.unknown[PSBT_IN_TAP_KEY_SIG])
+            if TAP_KEY_SIG in inp.unknown:
+                inp.unknown[TAP_KEY_SIG] = flip_bit(inp.unknown[TAP_KEY_SIG])
             else:
                 pub = next(iter(inp.partial_sigs))
                 inp.partial_sigs[pub] = flip_bit(inp.partial_sigs[pub], at=-5)
@@ -271,6 +298,7 @@ class FakeClient:
         return psbt.serialize()
 
     def sign_message(self, message: bytes, path: str, status=None) -> str:
+        path = descriptors.normalize_path(path)  # as the real client sends it
         self._gate("sign_message", message, path, prompt=True)
         data = b"\x18Bitcoin Signed Message:\n" + compact.to_bytes(len(message)) + message
         key = PrivateKey(self.dev.root.derive(path).key.secret)

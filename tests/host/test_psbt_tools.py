@@ -14,9 +14,8 @@ from embit.script import Script, Witness
 from embit.transaction import SIGHASH, Transaction, TransactionInput, TransactionOutput
 
 import fake_client as fc
-from amanat import cli, kernel, policy, psbt_tools, txbuild
-from amanat.errors import SignatureError
-from amanat.psbt_tools import PsbtError
+from amanat import cli, kernel, policy, psbt_raw, psbt_tools, txbuild
+from amanat.errors import PsbtError, SignatureError
 
 ROOTS = [fc.root_key(), fc.root_key(fc.OTHER_MNEMONIC), fc.root_key("zoo " * 11 + "wrong")]
 PATH = "m/48h/1h/0h/2h"
@@ -27,6 +26,7 @@ FORMS = {
     "sh": "sh(sortedmulti(2,{}))",
     "tr": f"tr({NUMS},sortedmulti_a(2,{{}}))",
 }
+UNSIGNED_TX = bytes([psbt_raw.PSBT_GLOBAL_UNSIGNED_TX])
 PAY_TO = script.p2wpkh(fc.root_key(fc.OTHER_MNEMONIC).derive("m/84h/1h/0h/0/0").key)
 
 
@@ -117,6 +117,16 @@ def test_the_finalized_psbt_keeps_only_what_a_finalizer_keeps():
         assert inp.witness_utxo is not None and inp.non_witness_utxo is not None  # UTXOs stay
 
 
+def test_the_finalizer_clears_musig2_fields_and_keeps_unknown_ones():
+    raw, _ = unsigned("wsh")
+    _, maps = psbt_raw.parse(psbt_tools.combine([signed_by(raw, r) for r in ROOTS[:2]]))
+    musig = bytes([psbt_raw.PSBT_IN_MUSIG2_PARTIAL_SIG]) + b"\x02" * 66
+    unknown = bytes([0x19])  # no BIP assigns it
+    maps.inputs[0].update({musig: b"\x01" * 32, unknown: b"kept"})
+    _, final = psbt_raw.parse(psbt_tools.finalize(maps.serialize()).psbt)
+    assert musig not in final.inputs[0] and final.inputs[0][unknown] == b"kept"
+
+
 def test_three_of_three_signatures_finalize_with_two():
     raw, funding = unsigned("tr")
     final = psbt_tools.finalize(psbt_tools.combine([signed_by(raw, r) for r in ROOTS]))
@@ -176,8 +186,8 @@ def test_taproot_key_path_signatures_are_verified_too():
     built = txbuild.build_spend([(acct, 0, 50_000)], PAY_TO, 30_000, 1_000, change=(acct, 0))
     assert fc.sign_psbt(built.psbt, ROOTS[0]) == 1
     assert psbt_tools.verify_all_signatures(built.psbt.serialize()) == 1
-    sig = built.psbt.inputs[0].unknown[fc.PSBT_IN_TAP_KEY_SIG]
-    built.psbt.inputs[0].unknown[fc.PSBT_IN_TAP_KEY_SIG] = fc.flip_bit(sig)
+    sig = built.psbt.inputs[0].unknown[fc.TAP_KEY_SIG]
+    built.psbt.inputs[0].unknown[fc.TAP_KEY_SIG] = fc.flip_bit(sig)
     with pytest.raises(SignatureError, match="taproot key-path"):
         psbt_tools.verify_all_signatures(built.psbt.serialize())
 
@@ -276,25 +286,25 @@ def test_cli_refusals(tmp_path):
 def edit_unsigned(raw: bytes, fn) -> bytes:
     """`raw` with its global unsigned transaction changed byte-exactly (embit's
     serializer would write a sequence of 0 as 0xFFFFFFFF)."""
-    _, maps = psbt_tools.parse(raw)
-    tx = Transaction.parse(maps.glob[b"\x00"])
+    _, maps = psbt_raw.parse(raw)
+    tx = Transaction.parse(maps.glob[UNSIGNED_TX])
     fn(tx)
-    maps.glob[b"\x00"] = tx.serialize()
+    maps.glob[UNSIGNED_TX] = tx.serialize()
     return maps.serialize()
 
 
 def sign_exact(raw: bytes, roots) -> bytes:
     """BIP143 signatures over the PSBT's own unsigned transaction (as any
     conforming signer makes them), added to the raw maps."""
-    psbt, maps = psbt_tools.parse(raw)
-    tx = Transaction.parse(maps.glob[b"\x00"])
+    psbt, maps = psbt_raw.parse(raw)
+    tx = Transaction.parse(maps.glob[UNSIGNED_TX])
     for i, inp in enumerate(psbt.inputs):
         for pub, der in inp.bip32_derivations.items():
             for root in roots:
                 if der.fingerprint == root.my_fingerprint:
                     digest = tx.sighash_segwit(i, inp.witness_script, inp.witness_utxo.value, SIGHASH.ALL)
                     sig = root.derive(der.derivation).key.sign(digest).serialize() + bytes([SIGHASH.ALL])
-                    maps.inputs[i][b"\x02" + pub.sec()] = sig
+                    maps.inputs[i][bytes([psbt_raw.PSBT_IN_PARTIAL_SIG]) + pub.sec()] = sig
     return maps.serialize()
 
 
@@ -323,8 +333,8 @@ def test_sequence_zero_and_locktime_are_kept():
 
 def test_signatures_over_sequence_ffffffff_do_not_pass_for_sequence_zero():
     raw, _ = unsigned("wsh")
-    _, maps = psbt_tools.parse(sign_exact(edit_unsigned(raw, locked(0xFFFFFFFF)), ROOTS[:1]))
-    maps.glob = psbt_tools.parse(edit_unsigned(raw, locked(0)))[1].glob
+    _, maps = psbt_raw.parse(sign_exact(edit_unsigned(raw, locked(0xFFFFFFFF)), ROOTS[:1]))
+    maps.glob = psbt_raw.parse(edit_unsigned(raw, locked(0)))[1].glob
     with pytest.raises(SignatureError, match="input 0: invalid ECDSA signature"):
         psbt_tools.verify_all_signatures(maps.serialize())
 
@@ -383,8 +393,8 @@ def test_final_fields_not_understood_are_refused():
 def test_an_empty_taproot_leaf_field_is_a_clear_error():
     raw, _ = unsigned("tr")
     both = psbt_tools.combine([signed_by(raw, r) for r in ROOTS[:2]])
-    _, maps = psbt_tools.parse(both)
-    maps.inputs[0] = {b"\x15\xc0" + bytes([1]) * 32: b"", **maps.inputs[0]}  # looked at first
+    _, maps = psbt_raw.parse(both)
+    maps.inputs[0] = {bytes([psbt_raw.PSBT_IN_TAP_LEAF_SCRIPT, 0xC0]) + bytes([1]) * 32: b"", **maps.inputs[0]}  # looked at first
     bad = maps.serialize()
     assert psbt_tools.verify_all_signatures(bad) == 4
     with pytest.raises(PsbtError, match="input 0: an empty taproot leaf script field"):
@@ -404,8 +414,8 @@ def test_a_version_that_does_not_fit_is_a_clear_error():
     raw, _ = unsigned("wsh")
     psbt = PSBT.parse(raw)
     psbt.version = 2
-    _, maps = psbt_tools.parse(psbt.serialize())
-    maps.glob[b"\x02"] = (2**32 + 2).to_bytes(5, "little")  # PSBTv2 fields are read whatever their length
+    _, maps = psbt_raw.parse(psbt.serialize())
+    maps.glob[bytes([psbt_raw.PSBT_GLOBAL_TX_VERSION])] = (2**32 + 2).to_bytes(5, "little")  # PSBTv2 fields are read whatever their length
     bad = maps.serialize()
     for fn in (psbt_tools.finalize, psbt_tools.extract, lambda r: psbt_tools.combine([r, r])):
         with pytest.raises(PsbtError, match="does not fit in 4 bytes"):

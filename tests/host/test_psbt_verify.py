@@ -8,15 +8,19 @@ from embit.script import Script, Witness
 from embit.transaction import SIGHASH, Transaction, TransactionInput, TransactionOutput
 
 import fake_client as fc
-from amanat import kernel, psbt_tools, txbuild
+from amanat import kernel, psbt_raw, psbt_tools, txbuild
 from amanat.errors import SignatureError
 from amanat.finalize import finalize
-from amanat.psbt_verify import parse_psbt, unsigned_tx, verify_new_signatures
+from amanat.psbt_raw import parse_psbt, unsigned_tx
+from amanat.psbt_verify import verify_new_signatures
 
 ROOT = fc.root_key()
 KINDS = ["p2pkh", "p2sh-p2wpkh", "p2wpkh", "p2tr"]
 ACP = SIGHASH.ANYONECANPAY
-TAP_KEY_SIG = fc.PSBT_IN_TAP_KEY_SIG
+TAP_KEY_SIG = fc.TAP_KEY_SIG
+UNSIGNED_TX = bytes([psbt_raw.PSBT_GLOBAL_UNSIGNED_TX])
+PARTIAL_SIG = bytes([psbt_raw.PSBT_IN_PARTIAL_SIG])
+HEIGHT_LOCKTIME = bytes([psbt_raw.PSBT_IN_REQUIRED_HEIGHT_LOCKTIME])
 
 
 def account(kind, root=ROOT):
@@ -347,7 +351,7 @@ def test_psbt_v2_locktime_comes_from_the_inputs():
     # BIP370: an input's required height locktime overrides the fallback locktime.
     built = build(["p2wpkh", "p2tr"], version=2)
     built.psbt.locktime = 0
-    built.psbt.inputs[1].unknown[b"\x12"] = (500).to_bytes(4, "little")
+    built.psbt.inputs[1].unknown[HEIGHT_LOCKTIME] = (500).to_bytes(4, "little")
     before = built.psbt.serialize()
 
     def signed_with_locktime(locktime):
@@ -367,7 +371,7 @@ def test_psbt_v2_required_locktime_is_the_final_transactions():
     # transaction must carry it, or its signatures do not verify.
     built = build(["p2wpkh", "p2wpkh"], version=2)
     built.psbt.locktime = 0
-    built.psbt.inputs[1].unknown[b"\x12"] = (500).to_bytes(4, "little")
+    built.psbt.inputs[1].unknown[HEIGHT_LOCKTIME] = (500).to_bytes(4, "little")
     psbt = PSBT.parse(built.psbt.serialize())
     psbt.locktime = 500
     fc.sign_psbt(psbt, ROOT)
@@ -383,11 +387,11 @@ def test_psbt_v2_required_locktime_is_the_final_transactions():
 
 def test_sequence_zero_is_what_the_device_signs():
     built = build(["p2wpkh"])
-    _, maps = psbt_tools.parse(built.psbt.serialize())
-    unsigned = Transaction.parse(maps.glob[b"\x00"])
+    _, maps = psbt_raw.parse(built.psbt.serialize())
+    unsigned = Transaction.parse(maps.glob[UNSIGNED_TX])
     unsigned.vin[0].sequence = 0  # embit 0.8 would write and read it as 0xFFFFFFFF
     unsigned.locktime = 700_000
-    maps.glob[b"\x00"] = unsigned.serialize()
+    maps.glob[UNSIGNED_TX] = unsigned.serialize()
     before = maps.serialize()
     tx = unsigned_tx(parse_psbt(before))
     assert tx.serialize() == unsigned.serialize()
@@ -395,7 +399,7 @@ def test_sequence_zero_is_what_the_device_signs():
     pub, der = next(iter(inp.bip32_derivations.items()))
     code = script.p2pkh_from_p2wpkh(inp.witness_utxo.script_pubkey)
     digest = unsigned.sighash_segwit(0, code, inp.witness_utxo.value, SIGHASH.ALL)
-    maps.inputs[0][b"\x02" + pub.sec()] = ROOT.derive(der.derivation).key.sign(digest).serialize() + b"\x01"
+    maps.inputs[0][PARTIAL_SIG + pub.sec()] = ROOT.derive(der.derivation).key.sign(digest).serialize() + b"\x01"
     after = maps.serialize()
     assert verify_new_signatures(before, after) == 1
     final = psbt_tools.finalize(after)

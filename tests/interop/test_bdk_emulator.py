@@ -41,14 +41,15 @@ def test_bdk_wallet_signed_by_the_emulator_and_an_officer(auto_emu, kind, coins)
 
     with auto_emu.client() as c:
         signed = c.sign_psbt(raw)
-        review = c.last_review
+    assert signed.signatures == coins
+    review = signed.review
     assert review["wallet"] == name
     assert len(review["change"]) == 1 and review["change"][0]["wallet"] == name
     assert [s["address"] for s in review["spends"]] == [PAY_TO]
-    assert psbt_tools.verify_all_signatures(signed) == coins
+    assert psbt_tools.verify_all_signatures(signed.psbt) == coins
 
     officer = PSBT.parse(raw)
     assert officer.sign_with(OFFICER) == coins
-    both = psbt_tools.combine([signed, officer.serialize()])
+    both = psbt_tools.combine([signed.psbt, officer.serialize()])
     final = bs.finalize(wallet, both)
     kernel.verify_transaction(bs.extract(final), bs.spent_outputs(raw))

@@ -1,0 +1,195 @@
+"""A PSBT's raw form (BIP174, BIP370, BIP371): its key types, its byte-exact
+key-value maps, and the transaction and spent outputs it states.
+
+embit parses the fields. What the host's checks need beyond embit lives here,
+in one place: maps kept byte for byte (to compare a PSBT before and after a
+signer, and to rewrite one without touching unknown fields), v0 sequences of
+0, and BIP370's required locktimes.
+"""
+
+from dataclasses import dataclass
+from io import BytesIO
+
+from embit import compact
+from embit.psbt import PSBT, read_string
+from embit.transaction import Transaction, TransactionInput
+
+from .errors import PsbtError
+
+MAGIC = b"psbt\xff"
+
+# Key types (a key's first byte) the host reads or writes.
+PSBT_GLOBAL_UNSIGNED_TX = 0x00
+PSBT_GLOBAL_TX_VERSION = 0x02
+PSBT_IN_PARTIAL_SIG = 0x02
+PSBT_IN_SIGHASH_TYPE = 0x03
+PSBT_IN_REDEEM_SCRIPT = 0x04
+PSBT_IN_WITNESS_SCRIPT = 0x05
+PSBT_IN_BIP32_DERIVATION = 0x06
+PSBT_IN_FINAL_SCRIPTSIG = 0x07
+PSBT_IN_FINAL_SCRIPTWITNESS = 0x08
+PSBT_IN_POR_COMMITMENT = 0x09
+PSBT_IN_RIPEMD160 = 0x0A
+PSBT_IN_SHA256 = 0x0B
+PSBT_IN_HASH160 = 0x0C
+PSBT_IN_HASH256 = 0x0D
+PSBT_IN_REQUIRED_TIME_LOCKTIME = 0x11
+PSBT_IN_REQUIRED_HEIGHT_LOCKTIME = 0x12
+PSBT_IN_TAP_KEY_SIG = 0x13
+PSBT_IN_TAP_SCRIPT_SIG = 0x14
+PSBT_IN_TAP_LEAF_SCRIPT = 0x15
+PSBT_IN_TAP_BIP32_DERIVATION = 0x16
+PSBT_IN_TAP_INTERNAL_KEY = 0x17
+PSBT_IN_TAP_MERKLE_ROOT = 0x18
+PSBT_IN_MUSIG2_PARTICIPANT_PUBKEYS = 0x1A
+PSBT_IN_MUSIG2_PUB_NONCE = 0x1B
+PSBT_IN_MUSIG2_PARTIAL_SIG = 0x1C
+PSBT_OUT_TAP_TREE = 0x06
+
+# Signature records and the lengths of their keys: ECDSA (type, compressed or
+# uncompressed key), taproot key path (type only), taproot script path (type,
+# x-only key, leaf hash).
+SIGNATURE_KEY_LENGTHS = {PSBT_IN_PARTIAL_SIG: (34, 66), PSBT_IN_TAP_KEY_SIG: (1,), PSBT_IN_TAP_SCRIPT_SIG: (65,)}
+
+# Input fields a finalizer clears (BIP174): signing data, not the UTXOs, the
+# BIP370 transaction fields or proprietary/unknown ones.
+CLEARED_ON_FINALIZE = {
+    PSBT_IN_PARTIAL_SIG, PSBT_IN_SIGHASH_TYPE, PSBT_IN_REDEEM_SCRIPT, PSBT_IN_WITNESS_SCRIPT,
+    PSBT_IN_BIP32_DERIVATION, PSBT_IN_POR_COMMITMENT, PSBT_IN_RIPEMD160, PSBT_IN_SHA256, PSBT_IN_HASH160,
+    PSBT_IN_HASH256, PSBT_IN_TAP_KEY_SIG, PSBT_IN_TAP_SCRIPT_SIG, PSBT_IN_TAP_LEAF_SCRIPT,
+    PSBT_IN_TAP_BIP32_DERIVATION, PSBT_IN_TAP_INTERNAL_KEY, PSBT_IN_TAP_MERKLE_ROOT,
+    PSBT_IN_MUSIG2_PARTICIPANT_PUBKEYS, PSBT_IN_MUSIG2_PUB_NONCE, PSBT_IN_MUSIG2_PARTIAL_SIG,
+}
+
+
+def is_signature_key(key: bytes) -> bool:
+    """A well-formed key of a signature record."""
+    return len(key) in SIGNATURE_KEY_LENGTHS.get(key[0], ())
+
+
+@dataclass
+class Maps:
+    """A PSBT as raw key-value maps, byte-exact: {key bytes: value bytes}."""
+
+    glob: dict
+    inputs: list
+    outputs: list
+
+    def serialize(self) -> bytes:
+        out = bytearray(MAGIC)
+        for m in [self.glob, *self.inputs, *self.outputs]:
+            for k, v in m.items():
+                out += compact.to_bytes(len(k)) + k + compact.to_bytes(len(v)) + v
+            out += b"\x00"
+        return bytes(out)
+
+
+def parse(raw: bytes, what: str = "the PSBT") -> tuple[PSBT, Maps]:
+    """(embit's PSBT, as parse_psbt reads it; its raw maps). `what` names the
+    PSBT in errors; a duplicated key or data after the last map is refused."""
+    try:
+        psbt = parse_psbt(raw)
+    except Exception as e:
+        raise PsbtError(f"{what} does not parse: {e}") from None
+    s = BytesIO(raw)
+    s.read(len(MAGIC))  # checked by the embit parse
+
+    def one_map():
+        m = {}
+        while key := read_string(s):
+            if key in m:
+                raise PsbtError(f"{what} has a duplicated key {key.hex()}")
+            m[key] = read_string(s)
+        return m
+
+    try:
+        maps = Maps(one_map(), [one_map() for _ in psbt.inputs], [one_map() for _ in psbt.outputs])
+    except PsbtError:
+        raise
+    except Exception as e:
+        raise PsbtError(f"{what} is truncated: {e}") from None
+    if s.read(1):
+        raise PsbtError(f"{what} has data after its last output")
+    return psbt, maps
+
+
+def parse_psbt(raw: bytes) -> PSBT:
+    """PSBT.parse, but each input of a v0 PSBT keeps the sequence its unsigned
+    transaction states: embit 0.8 reads the input maps against `psbt.tx`, which
+    turns a sequence of 0 into 0xFFFFFFFF. Errors are embit's."""
+    psbt = PSBT.parse(raw)
+    if psbt.version != 2:
+        s = BytesIO(raw)
+        s.read(len(MAGIC))
+        while key := read_string(s):
+            value = read_string(s)
+            if key == bytes([PSBT_GLOBAL_UNSIGNED_TX]):
+                for inp, vin in zip(psbt.inputs, Transaction.parse(value).vin):
+                    inp.sequence = vin.sequence
+    return psbt
+
+
+def unsigned_tx(psbt: PSBT) -> Transaction:
+    """The unsigned transaction exactly as the PSBT states it (parse the PSBT
+    with parse_psbt to keep v0 sequences of 0).
+
+    Not embit's `psbt.tx`: it turns a sequence of 0 into 0xFFFFFFFF and a
+    version of 0 into 2, and ignores BIP370's required locktimes, so
+    sighashes and final transactions would not be those the signers signed.
+    """
+    version = 2 if psbt.tx_version is None else psbt.tx_version
+    locktime = _v2_locktime(psbt) if psbt.version == 2 else (psbt.locktime or 0)
+    vin = []
+    for i, inp in enumerate(psbt.inputs):
+        sequence = 0xFFFFFFFF if inp.sequence is None else inp.sequence
+        # PSBTv2 fields are read whatever their length, or may be missing
+        if not (isinstance(inp.txid, bytes) and len(inp.txid) == 32 and _u32(inp.vout) and _u32(sequence)):
+            raise PsbtError(f"input {i}: no valid outpoint or sequence in the PSBT")
+        vin.append(TransactionInput(inp.txid, inp.vout, sequence=sequence))
+    for j, out in enumerate(psbt.outputs):
+        if not (isinstance(out.value, int) and 0 <= out.value < 2**63 and out.script_pubkey is not None):
+            raise PsbtError(f"output {j}: no valid amount or script in the PSBT")
+    if not (_u32(version) and _u32(locktime)):
+        raise PsbtError("the PSBT's transaction version or locktime does not fit in 4 bytes")
+    return Transaction(version=version, vin=vin, vout=[out.vout for out in psbt.outputs], locktime=locktime)
+
+
+def _u32(v) -> bool:
+    return isinstance(v, int) and 0 <= v < 2**32
+
+
+def _v2_locktime(psbt: PSBT) -> int:
+    """nLockTime of a PSBTv2 as BIP370 determines it."""
+    times, heights, any_lock = [], [], False
+    for inp in psbt.inputs:
+        t = inp.unknown.get(bytes([PSBT_IN_REQUIRED_TIME_LOCKTIME]))
+        h = inp.unknown.get(bytes([PSBT_IN_REQUIRED_HEIGHT_LOCKTIME]))
+        if t is None and h is None:
+            continue
+        any_lock = True
+        times.append(None if t is None else int.from_bytes(t, "little"))
+        heights.append(None if h is None else int.from_bytes(h, "little"))
+    if not any_lock:
+        return psbt.locktime or 0
+    if all(h is not None for h in heights):
+        return max(heights)
+    if all(t is not None for t in times):
+        return max(times)
+    raise PsbtError("the inputs' required locktimes cannot be satisfied together")
+
+
+def spent_output(psbt: PSBT, i: int):
+    """The output input i spends, from the full previous transaction if given;
+    None if the PSBT does not say."""
+    inp = psbt.inputs[i]
+    if inp.non_witness_utxo is not None:
+        prev = inp.non_witness_utxo
+        if prev.txid() != inp.txid:
+            raise PsbtError(f"input {i}: the previous transaction does not match the outpoint")
+        if inp.vout >= len(prev.vout):
+            raise PsbtError(f"input {i}: the previous transaction has no output {inp.vout}")
+        out = prev.vout[inp.vout]
+        if inp.witness_utxo is not None and inp.witness_utxo.serialize() != out.serialize():
+            raise PsbtError(f"input {i}: witness UTXO and previous transaction disagree")
+        return out
+    return inp.witness_utxo
