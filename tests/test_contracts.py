@@ -9,15 +9,17 @@ import re
 import sys
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from amanat import client, debuglink, errors, paths
+from amanat import client, debuglink, descriptors, errors, paths, policy
 from conftest import ROOT, firmware_on_cpython
 
 firmware_on_cpython()
 sys.path.insert(0, str(paths.boards_dir()))
 
 from board_base import BoardBase  # noqa: E402
-from signer import app, handlers  # noqa: E402
+from signer import app, handlers, keyexpr, wallets  # noqa: E402
 from signer import errors as device_errors  # noqa: E402
 
 PROTOCOL = (ROOT / "docs" / "protocol.md").read_text()
@@ -109,3 +111,30 @@ def test_the_firmware_asks_the_board_only_for_the_interface():
     assert used, "no board use found"
     missing = {name for name in used if not hasattr(BoardBase, name)}
     assert not missing, missing
+
+
+# --- one rule per side, and the sides agree
+
+
+@given(st.text(alphabet=st.characters(min_codepoint=0x1F, max_codepoint=0x7F), max_size=18))
+def test_wallet_names_the_host_passes_are_the_devices(name):
+    def ok(check, error):
+        try:
+            check(name)
+            return True
+        except error:
+            return False
+
+    assert ok(policy.check_name, policy.PolicyError) == ok(wallets.check_name, device_errors.BadParams)
+
+
+@given(st.lists(st.tuples(st.integers(0, 2**31 + 5), st.sampled_from(["", "h", "'", "H", "x"])), max_size=9))
+def test_a_path_the_device_reads_reads_the_same_on_the_host(steps):
+    text = "/".join(["m"] + ["%d%s" % s for s in steps])
+    try:
+        path = keyexpr.parse_path(text)
+    except device_errors.BadParams:
+        # the host may read what the device refuses (H, depth); it sends only h notation
+        return
+    assert descriptors.parse_path(text) == path
+    assert descriptors.normalize_path(text) == keyexpr.format_path(path)

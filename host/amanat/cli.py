@@ -407,8 +407,8 @@ def _review_table(r: dict) -> Table:
         t.add_row("send", Text(s["address"]), f"{s['amount_sat'] / 1e8:.8f}")
     for s in r.get("change", []):
         t.add_row("change", Text(s["address"]), f"{s['amount_sat'] / 1e8:.8f}")
-    rate = f" ({r['fee_sat'] / r['vsize']:.1f} sat/vB)" if r.get("vsize") else ""
-    t.add_row("fee", "", f"{r['fee_sat'] / 1e8:.8f}{rate}")
+    tenths = r["fee_rate_tenths"]  # the rate the officer was shown, in tenths of sat/vB
+    t.add_row("fee", "", f"{r['fee_sat'] / 1e8:.8f} ({tenths // 10}.{tenths % 10} sat/vB)")
     for w in r.get("warnings", []):
         t.add_row("warning", Text(w), "")  # device text, never rich markup
     return t

@@ -184,7 +184,10 @@ class Client:
             raise ProtocolError("the signed PSBT read back does not match the device's hash")
         progress("verify", None, None)
         signed = bytes(out)
-        return Signed(signed, verify_new_signatures(raw, signed), res["review"])
+        count = verify_new_signatures(raw, signed)
+        if count != res["signatures"]:
+            raise ProtocolError(f"the device reports {res['signatures']} signatures, the PSBT it returned adds {count}")
+        return Signed(signed, count, res["review"])
 
     def _long(self, method: str, params: dict, status=None):
         """A request that waits for the officer: no overall timeout, but a

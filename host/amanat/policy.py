@@ -373,10 +373,14 @@ def load(text: str, name: str | None = None) -> Policy:
 
 
 def check_name(name: str) -> str:
+    """The device's wallet-name rule (firmware/signer/wallets.py, check_name),
+    checked before the device is asked."""
     if not isinstance(name, str):  # JSON files may hold anything
         raise PolicyError(f"wallet name {name!r}: a text of 1 to 16 printable ASCII characters")
     if not 1 <= len(name) <= 16 or not all(" " <= c <= "~" for c in name):
         raise PolicyError(f"wallet name {name!r}: 1 to 16 printable ASCII characters")
+    if name[0] == " " or name[-1] == " ":  # "Vault" and "Vault " would look the same on the screen
+        raise PolicyError(f"wallet name {name!r}: must not start or end with a space")
     return name
 
 

@@ -20,7 +20,6 @@ from embit.transaction import SIGHASH
 from . import psbt_raw, taproot
 from .errors import PsbtError, SignatureError
 from .psbt_raw import PSBT_IN_PARTIAL_SIG, PSBT_IN_TAP_KEY_SIG, is_signature_key
-from .psbt_raw import parse_psbt  # noqa: F401  (its old home: tests/firmware still read it here)
 
 ACP = SIGHASH.ANYONECANPAY
 # Sighash types whose digest embit 0.8 computes right (cross-checked against

@@ -234,7 +234,7 @@ def test_device_xpubs_match_libsecp256k1(accounts):
 def test_sequence_zero_and_a_locktime(accounts, version):
     """nSequence 0 is signed as 0 (embit's PSBT object would turn it into
     0xffffffff): the host keeps it exactly and the kernel accepts."""
-    from amanat import psbt_verify
+    from amanat import psbt_raw, psbt_verify
 
     acct = accounts["p2wpkh"]
     built = txbuild.build_spend([(acct, 8, 50_000)], payee(), 30_000, 500, change=(acct, 8), version=version)
@@ -254,7 +254,7 @@ def test_sequence_zero_and_a_locktime(accounts, version):
         raw = join_scopes(scopes)
     signed, count = inprocess.sign(raw, MNEMONIC, network=NETWORK)
     assert psbt_verify.verify_new_signatures(raw, signed) == 1
-    tx = finalize.finalize(psbt_verify.parse_psbt(signed))
+    tx = finalize.finalize(psbt_raw.parse_psbt(signed))
     final = Transaction.parse(tx)
     assert final.vin[0].sequence == 0 and final.locktime == 700_000
     kernel.verify_transaction(tx, built.spent)

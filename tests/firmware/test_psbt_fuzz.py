@@ -8,7 +8,6 @@ import json
 import random
 from binascii import hexlify
 
-import pytest
 from embit import bip32, bip39, script
 from embit.networks import NETWORKS
 from hypothesis import HealthCheck, given, settings

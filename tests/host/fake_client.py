@@ -273,7 +273,9 @@ class FakeClient:
                 spends.append(entry)
         spent = [inp.utxo.value for inp in psbt.inputs if inp.utxo is not None]
         fee = sum(spent) - sum(out.value for out in psbt.outputs) if len(spent) == len(psbt.inputs) else 0
-        return {"wallet": None, "spends": spends, "change": change, "fee_sat": fee, "vsize": None, "warnings": []}
+        vsize = 11 + 68 * len(psbt.inputs) + 31 * len(psbt.outputs)  # a P2WPKH-sized estimate, as a device gives one
+        return {"wallet": None, "spends": spends, "change": change, "fee_sat": fee, "vsize": vsize,
+                "fee_rate_tenths": (fee * 20 + vsize) // (2 * vsize), "warnings": []}
 
     def _device_signs(self, raw: bytes) -> bytes:
         """The PSBT the device returns, as `tamper` misbehaves."""

@@ -42,6 +42,8 @@ def test_sign_writes_the_verified_psbt_and_shows_the_review(monkeypatch, tmp_pat
     assert signed.inputs[0].partial_sigs and signed.inputs[1].unknown[fc.TAP_KEY_SIG]
     table = sign(monkeypatch, tmp_path)
     assert table.exit_code == 0 and "2 signature(s) verified" in table.stdout
+    tenths = out["review"]["fee_rate_tenths"]  # the device's rate, as the officer saw it
+    assert "(%d.%d sat/vB)" % (tenths // 10, tenths % 10) in table.stdout
 
 
 @pytest.mark.parametrize("tamper, words", [("flip", "input 0: invalid"), ("output", "output 0"),

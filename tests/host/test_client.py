@@ -84,8 +84,9 @@ class SigningLine:
     """The PSBT requests of docs/protocol.md over a stub line, signed with
     the fake device's keys; `tamper` changes what is read back."""
 
-    def __init__(self, tamper=None):
+    def __init__(self, tamper=None, claim=0):
         self.tamper = tamper
+        self.claim = claim  # signatures claimed beyond those made
         self.upload = b""
         self.signed = b""
         self.rids = {}
@@ -108,8 +109,8 @@ class SigningLine:
             if self.tamper:
                 self.tamper(psbt)
             self.signed = psbt.serialize()
-            return {"sha256": hashlib.sha256(self.signed).digest(), "length": len(self.signed), "signatures": n,
-                    "review": {"fee_sat": 1_000}}
+            return {"sha256": hashlib.sha256(self.signed).digest(), "length": len(self.signed),
+                    "signatures": n + self.claim, "review": {"fee_sat": 1_000}}
         if method == "psbt_read":
             return {"data": self.signed[p["offset"] : p["offset"] + p["size"]]}
         raise AssertionError(method)
@@ -138,8 +139,8 @@ def spend() -> bytes:
                                change=(acct, 2)).psbt.serialize()
 
 
-def signing_client(monkeypatch, tamper=None):
-    monkeypatch.setattr(client, "Transport", lambda port, timeout: SigningLine(tamper))
+def signing_client(monkeypatch, tamper=None, claim=0):
+    monkeypatch.setattr(client, "Transport", lambda port, timeout: SigningLine(tamper, claim))
     return client.Client("/dev/stub")
 
 
@@ -167,3 +168,8 @@ def raise_amount(psbt):
 def test_sign_psbt_refuses_what_does_not_verify(monkeypatch, tamper, words):
     with pytest.raises(SignatureError, match=words):
         signing_client(monkeypatch, tamper).sign_psbt(spend())
+
+
+def test_sign_psbt_refuses_a_count_the_psbt_does_not_bear_out(monkeypatch):
+    with pytest.raises(ProtocolError, match="reports 3 signatures, the PSBT it returned adds 2"):
+        signing_client(monkeypatch, claim=1).sign_psbt(spend())
