@@ -20,6 +20,7 @@ class BoardBase:
     flash_root = "/flash"  # where the firmware keeps its files
     default_network = "main"  # the network chosen at setup
     auto_confirm = False  # approve every yes/no prompt (emulator option only)
+    measure_heap = False  # sample the heap in use at every progress point (emulators, for benchmarks)
     serial = None  # the protocol line: a channel
     debug = None  # DebugLink: a channel in emulators, None on a device
 

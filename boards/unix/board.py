@@ -105,6 +105,7 @@ class Board(BoardBase):
         self.state = os.getenv("AMANAT_STATE") or "."
         self.default_network = os.getenv("AMANAT_NETWORK") or "regtest"
         self.auto_confirm = os.getenv("AMANAT_AUTO_CONFIRM") == "1"
+        self.measure_heap = os.getenv("AMANAT_MEASURE_HEAP") == "1"
         self.serial = Channel(sys.stdin.buffer)
         self.debug = Channel(sys.stderr.buffer)
         self._poll = select.poll()

@@ -10,7 +10,7 @@ from binascii import hexlify
 
 from embit import bip39
 
-from . import handlers, rpc, screens
+from . import capacity, handlers, rpc, screens
 from .audit import Chain
 from .errors import BadParams, Busy, DeviceError, InternalError, NotReady, StorageError, UnknownMethod
 from .keystore import Keystore
@@ -40,6 +40,7 @@ class App:
         self.upload = Upload(root + "/upload.psbt")
         self.signed_path = root + "/signed.psbt"
         self.signed_length = None
+        self.heap = capacity.Heap(board.measure_heap)
 
     # ---- main loop
     def run(self):
@@ -61,6 +62,8 @@ class App:
         """Handle what arrived on the serial line and DebugLink. With `busy`
         set (a screen waiting, a signature in progress) only ping and info are
         served; anything else is answered BUSY (or NOT_READY before unlock)."""
+        if busy is not None:
+            self.heap.sample()
         while not self.ui.answered():
             payload = self.serial.next()
             if payload is None:
@@ -125,6 +128,9 @@ class App:
             "initialized": self.storage.initialized(),
             "locked": ks is None,
             "fingerprint": ks.fingerprint if ks else None,
+            "target": self.board.name,
+            "heap": self.heap.to_dict(),
+            "limits": capacity.limits(self.board.flash_root),
         }
 
     # ---- DebugLink (emulator only: the board decides whether it exists)

@@ -9,7 +9,7 @@ from binascii import b2a_base64, hexlify
 
 from embit import compact, ec, hashes
 
-from . import keyexpr, screens, scripts
+from . import capacity, keyexpr, screens, scripts
 from .desc_checksum import add_checksum, strip_checksum
 from .errors import BadParams, StorageError, UploadError
 from .keyexpr import HARDENED, format_path, parse_path
@@ -116,7 +116,11 @@ def display_address(app, p):
 
 
 def psbt_begin(app, p):
-    app.upload.begin(p.uint("length"))
+    length = p.uint("length")
+    if not 1 <= length <= capacity.MAX_PSBT_BYTES:
+        raise BadParams("PSBT length must be 1..%d bytes" % capacity.MAX_PSBT_BYTES)
+    capacity.check_upload(app.board.flash_root, length)
+    app.upload.begin(length)
     return {"chunk_size": CHUNK}
 
 
@@ -134,6 +138,8 @@ def sign_psbt(app, p):
     from . import psbt_signer, review
     from .wallet_methods import limits
 
+    app.heap.imported()
+    app.heap.start()
     digest = p.data("sha256", size=32)
 
     def busy(what):

@@ -79,6 +79,7 @@ from binascii import hexlify
 
 from embit import compact
 
+from .capacity import check_counts
 from .errors import Refused
 from .keyexpr import format_path
 from .ownership import (
@@ -204,6 +205,7 @@ def review_psbt(stream, keystore, registry=None, limits=None, progress=None):
     long PSBT."""
     progress = progress or _nothing
     view = open_view(stream)
+    check_counts(view.num_inputs, view.num_outputs)
     net = keystore.network
     coin = coin_type(net)
     fp = keystore.fingerprint

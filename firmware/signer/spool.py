@@ -8,9 +8,8 @@ reviewed.
 
 import hashlib
 
-from .errors import BadParams, StorageError, UploadError
+from .errors import StorageError, UploadError
 
-MAX_PSBT = 1 << 20
 CHUNK = 4096
 _READ = 1024
 
@@ -44,8 +43,8 @@ class Upload:
         self.sha256 = None  # set when complete
 
     def begin(self, length):
-        if not 1 <= length <= MAX_PSBT:
-            raise BadParams("PSBT length must be 1..%d bytes" % MAX_PSBT)
+        """Start an upload of `length` bytes (checked by the caller against
+        the device's capacity), discarding any earlier one."""
         self.abort()
         try:
             self._f = open(self.path, "wb")

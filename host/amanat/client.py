@@ -24,7 +24,7 @@ _OPT = type(None)
 RESULTS = {
     "ping": {"busy": (str, _OPT)},
     "info": {"protocol": int, "initialized": bool, "locked": bool, "firmware": str, "model": str,
-             "network": (str, _OPT), "fingerprint": (bytes, _OPT)},
+             "network": (str, _OPT), "fingerprint": (bytes, _OPT), "target": str, "heap": dict, "limits": dict},
     "get_xpub": {"xpub": str},
     "get_descriptors": {"receive": list, "internal": list},
     "display_address": {"address": str},

@@ -137,7 +137,11 @@ class FakeClient:
             "model": "amanat-emulator" if dev.emulator else "amanat-esp32",
             "network": dev.network,
             "initialized": dev.initialized,
+            "locked": dev.locked or not dev.initialized,
             "fingerprint": dev.fingerprint if dev.initialized and not dev.locked else None,
+            "target": "unix" if dev.emulator else "esp32",
+            "heap": {"size": 131072, "free_after_boot": 90000, "free_after_imports": None, "peak": None},
+            "limits": {"psbt_bytes": 1 << 20, "inputs": 2500, "outputs": 10000, "flash_free": 1 << 21},
         }
 
     def get_xpub(self, path: str) -> str:

@@ -28,7 +28,7 @@ class StubTransport:
 
 
 INFO = {"protocol": 1, "initialized": True, "locked": False, "firmware": "x", "model": "m",
-        "network": "regtest", "fingerprint": b"\x01\x02\x03\x04"}
+        "network": "regtest", "fingerprint": b"\x01\x02\x03\x04", "target": "unix", "heap": {}, "limits": {}}
 
 
 def make(monkeypatch, **answers):
