@@ -62,10 +62,11 @@ def sign(req, ks):
 
     with open(req["psbt"], "rb") as f:
         src = io.BytesIO(f.read())
-    summary, plan = review_psbt(src, ks, registry=_registry(req, ks), limits=req.get("limits"))
+    registry = _registry(req, ks)
+    summary, plan = review_psbt(src, ks, registry=registry, limits=req.get("limits"))
     dst = io.BytesIO()
     calls = []
-    n = sign_psbt_stream(src, dst, ks, plan, progress=lambda i, t: calls.append([i, t]))
+    n = sign_psbt_stream(src, dst, ks, plan, registry, progress=lambda i, t: calls.append([i, t]))
     return {"psbt": hexlify(dst.getvalue()).decode(), "count": n, "review": summary.to_dict(), "progress": calls}
 
 

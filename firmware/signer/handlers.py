@@ -16,7 +16,6 @@ from .keyexpr import HARDENED, format_path, parse_path
 from .spool import CHUNK, file_sha256
 
 READ_MAX = 4096
-WIRE_OUTPUTS_MAX = 40
 MESSAGE_MAX = 1024
 
 
@@ -148,11 +147,9 @@ def sign_psbt(app, p):
     app.upload.check(digest, busy("checking"))
     ks = app.keystore
     app.signed_length = None
+    registry = app.registry()
     with open(app.upload.path, "rb") as f:
-        summary, plan = _on_flash(review.review_psbt, f, ks, registry=app.registry(), limits=limits(app),
-                                  progress=busy("reviewing"))
-    shown = summary.to_dict()
-    app.ui.require(screens.review_tx(shown), "the officer rejected the transaction")
+        shown, plan = _on_flash(_review, app, review.Reviewer, f, ks, registry, limits(app), busy("reviewing"))
     # What is signed must be what was reviewed.
     app.upload.check(digest, busy("checking"))
     sig_path = app.signed_path + ".sigs"
@@ -163,17 +160,32 @@ def sign_psbt(app, p):
     with open(app.upload.path, "rb") as src:
         with open(app.signed_path, "wb") as dst:
             with open(sig_path, "w+b") as sigs:
-                count = _on_flash(psbt_signer.sign_psbt_stream, src, dst, ks, plan,
+                count = _on_flash(psbt_signer.sign_psbt_stream, src, dst, ks, plan, registry,
                                   progress=progress, sig_stream=sigs)
     os.remove(sig_path)
     app.signed_length = os.stat(app.signed_path)[6]
-    if len(shown["spends"]) + len(shown["change"]) > WIRE_OUTPUTS_MAX:
-        # Keep the answer within one frame; the officer saw every output.
-        shown["spends"] = shown["spends"][: WIRE_OUTPUTS_MAX // 2]
-        shown["change"] = shown["change"][: WIRE_OUTPUTS_MAX // 2]
-        shown["truncated"] = True
     return {"sha256": file_sha256(app.signed_path), "length": app.signed_length,
             "signatures": count, "review": shown}
+
+
+def _review(app, reviewer, *args):
+    """The officer's review: the outputs page by page when they do not fit on
+    one screen (re-read from flash), then the totals. (summary dict, plan)."""
+    from .review import PAGE
+
+    rv = reviewer(*args)
+    summary, plan = rv.run()
+    shown = summary.to_dict()
+    why = "the officer rejected the transaction"
+    if summary.outputs > PAGE:
+        page = []
+        for entry in rv.outputs():
+            page.append(entry)
+            if len(page) == PAGE or entry["n"] == summary.outputs - 1:
+                app.ui.require(screens.review_outputs(page, summary.outputs), why)
+                page = []
+    app.ui.require(screens.review_tx(shown), why)
+    return shown, plan
 
 
 def _on_flash(fn, *args, **kw):

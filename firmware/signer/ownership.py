@@ -139,14 +139,41 @@ def check_global_xpubs(view, net):
 
 MAX_INDEX = MAX_CHANGE_INDEX
 class _Single:
-    """Our single-key accounts, as one wallet when inputs are compared. Not a
-    str, so that no registered wallet's name can pass for it."""
+    """Marks our single-key keys (OutputMatch.wallet, and owners). Not a str,
+    so that no registered wallet's name can pass for it."""
 
     def __str__(self):
         return "single-sig"
 
 
 SINGLE = _Single()
+
+
+def account_of(path):
+    """The single-sig account a key at `path` belongs to, as shown: "account 3"
+    for purpose'/coin'/3'/chain/index (every script type of an account is
+    one wallet), else the keys below the path's parent."""
+    if len(path) == 5 and path[0] >= HARDENED and path[1] >= HARDENED and path[2] >= HARDENED:
+        return "account %d" % (path[2] - HARDENED)
+    return "keys below %s" % format_path(path[:-2])
+
+
+def owner_of(mine):
+    """Whose an input classify_input found ours is: a registered wallet's
+    name, or (SINGLE, account) for one of our single-sig accounts. Every
+    input signed must have the same owner; change must return to it."""
+    if mine[0] == "wallet":
+        return mine[1].name
+    return (SINGLE, account_of(mine[1][2]))
+
+
+def output_owner(match):
+    """The owner (as owner_of) an OutputMatch pays to."""
+    return (SINGLE, account_of(match.path)) if match.wallet == SINGLE else match.wallet
+
+
+def owner_text(owner):
+    return owner if isinstance(owner, str) else "single-sig " + owner[1]
 
 
 def _plain(rest):

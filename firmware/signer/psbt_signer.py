@@ -1,15 +1,17 @@
 """Sign the reviewed inputs of a PSBT, streaming from one file to another.
 
-sign_psbt_stream(src, dst, keystore, plan) signs the inputs the review's Plan
-lists (review_psbt of the same, unchanged file), re-checking in this pass
-that each is still the device's, and writes the whole signed PSBT to dst:
+sign_psbt_stream(src, dst, keystore, plan, registry) signs the inputs that the
+review of the same, unchanged file found ours: it finds them again by the
+same rules (ownership.py), as Trezor's signer re-checks in its signing pass
+what its approver saw, so that the review keeps no list that grows with the
+transaction, only its Plan. It writes the whole signed PSBT to dst:
 
 - ECDSA (p2wpkh, p2sh-p2wpkh, p2pkh): RFC6979 with low-R grinding, SIGHASH_ALL,
   into PSBT_IN_PARTIAL_SIG (0x02).
 - Taproot key path (BIP86): BIP340 with fresh auxiliary randomness, into
   PSBT_IN_TAP_KEY_SIG (0x13) as BIP371 asks. embit's own taproot signing puts
   the signature in the final witness instead, so it is not used.
-- A registered wallet's input (the plan gives its change and index, the
+- A registered wallet's input (its change and index found again, the plan's
   Wallet and our cosigners in it): ECDSA as above with each of our keys over
   the multisig script (BIP143 for wsh and sh-wsh, legacy for sh); for tr,
   BIP340 script-path signatures over the multi_a leaf (BIP342, codesep
@@ -29,55 +31,57 @@ from embit import script
 from embit.util import secp256k1
 
 from .errors import Refused
-from .ownership import KeyCache, match_input
+from .ownership import KeyCache, Wallets, classify_input, owner_of
 from .psbt_view import (PSBT_IN_PARTIAL_SIG, PSBT_IN_TAP_KEY_SIG, PSBT_IN_TAP_SCRIPT_SIG, Additions, check_utxo,
                         open_view)
 from .review import SIGHASH_ALL, SIGHASH_DEFAULT
 from .wallets import LEAF_VERSION
 
 
-def sign_psbt_stream(src, dst, keystore, plan, progress=None, sig_stream=None):
-    """Sign plan.ours from src into dst; return the number of signatures.
+def sign_psbt_stream(src, dst, keystore, plan, registry=None, progress=None, sig_stream=None):
+    """Sign the inputs the plan's review found ours, from src into dst; return
+    the number of signatures.
 
-    sig_stream: a writable and readable temporary stream (a flash file on the
-    device), io.BytesIO if None. progress(done, total) is called after each
-    input so that the caller can answer pings.
+    Each input is classified again by the review's own rules (ownership.py),
+    with the registered wallets of `registry` as the review had them: an
+    input is signed only if it belongs to plan.owner, and the PSBT is refused
+    unless exactly plan.signing inputs do. sig_stream: a writable and
+    readable temporary stream (a flash file on the device), io.BytesIO if
+    None. progress(done, total) is called after each input so that the
+    caller can answer pings.
     """
     view = open_view(src)
     if view.num_inputs != plan.num_inputs or view.num_outputs != plan.num_outputs:
         raise Refused("the PSBT is not the one reviewed")
-    view.use_review(plan.locktime, plan.sha_amounts, plan.sha_scriptpubkeys)
+    view.use_review(plan.locktime, plan.digests)
     added = Additions(sig_stream if sig_stream is not None else io.BytesIO())
     keys = KeyCache(keystore.root, private=True)
-    ours = plan.ours
+    wallets = Wallets(registry, []) if registry is not None else None
     n = view.num_inputs
     placeholders = [0] * n  # taproot sighash wants n values; the hashes are cached
     count = 0
-    k = 0
+    signed = 0
     pos = view.first_scope
     try:
         for i in range(n):
-            if k < len(ours) and ours[k] == i:
-                at = plan.at[k] if k < len(plan.at) else None
-                k += 1
-                vin, inp, pos = view.read_input(i, pos)
-                utxo = check_utxo(i, inp, vin)
-                if at is not None:
-                    count += _sign_wallet_input(view, i, inp, utxo, plan, at, keys, added, placeholders)
+            vin, inp, pos = view.read_input(i, pos)
+            utxo = check_utxo(i, inp, vin)
+            mine = classify_input(i, inp, utxo.script_pubkey, keys, keystore.fingerprint, wallets)
+            if mine is not None:
+                if owner_of(mine) != plan.owner:
+                    raise Refused("the PSBT is not the one reviewed")
+                signed += 1
+                if mine[0] == "wallet":
+                    count += _sign_wallet_input(view, i, inp, utxo, plan, mine[1], keys, added, placeholders)
                 else:
-                    mine = match_input(i, inp, utxo.script_pubkey, keys, keystore.fingerprint)
-                    if mine is None:
-                        raise Refused("input %d: no longer belongs to this device" % i)
-                    _sign_input(view, i, inp, utxo, mine, added, placeholders)
+                    _sign_input(view, i, inp, utxo, mine[1], added, placeholders)
                     count += 1
-            else:
-                pos = view.skip_scope(pos)
             added.end_scope()
             if progress is not None:
                 progress(i + 1, n)
     finally:
         keys.clear()
-    if k != len(ours):
+    if signed != plan.signing:
         raise Refused("the PSBT is not the one reviewed")
     added.rewind()
     view.write_signed(dst, added)
@@ -113,12 +117,13 @@ def _taproot_sighash(i, inp):
 
 
 def _sign_wallet_input(view, i, inp, utxo, plan, at, keys, added, placeholders):
-    """Signatures of our keys in the wallet on input i; their number."""
+    """Signatures of our keys in the wallet on input i (at: the WalletInput
+    classify_input found); their number."""
     w = plan.wallet
-    change, index = at
+    change, index = at.change, at.index
     d = w.derive(change, index)
     if d.script_pubkey.data != utxo.script_pubkey.data:
-        raise Refused("input %d: no longer belongs to wallet %s" % (i, plan.wallet_name))
+        raise Refused("input %d: no longer belongs to wallet %s" % (i, plan.owner))
     if w.kind == "tr":
         sh = _taproot_sighash(i, inp)
         h = view.sighash_taproot(i, script_pubkeys=placeholders, values=placeholders, sighash=sh,
@@ -135,7 +140,7 @@ def _sign_wallet_input(view, i, inp, utxo, plan, at, keys, added, placeholders):
         pub = hd.get_public_key()
         # our key must be the one the wallet's script was built from
         if pub.sec() != cos.pubkey(change, index).sec():
-            raise Refused("input %d: cosigner %d of wallet %s is not this device's key" % (i, c + 1, plan.wallet_name))
+            raise Refused("input %d: cosigner %d of wallet %s is not this device's key" % (i, c + 1, plan.owner))
         if w.kind == "tr":
             sig = secp256k1.schnorrsig_sign(h, hd.key.secret, None, os.urandom(32))
             if sh != SIGHASH_DEFAULT:

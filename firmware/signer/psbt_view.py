@@ -7,13 +7,15 @@ keys matched exactly (embit matches by prefix), duplicate keys refused, v0/v2
 fields kept apart, previous transactions hashed as they stream past.
 """
 
+import hashlib
 from binascii import hexlify
 
 from embit import compact
 from embit.base import EmbitError
 from embit.psbt import CompressMode, InputScope, OutputScope, read_string, ser_string, skip_string
 from embit.psbtview import PSBTView
-from embit.transaction import TransactionInput
+from embit.script import Script
+from embit.transaction import TransactionInput, TransactionOutput
 
 from .errors import BadPsbt, DeviceError, Refused
 
@@ -118,6 +120,55 @@ class StrictView(PSBTView):
                 return off
             off += skip_string(self.stream)
 
+    _cursor = None  # (scope number, offset): where the last scope walk ended
+    _tx_cursor = None  # (output number, offset) in a v0 unsigned transaction
+
+    def _scope_at(self, n):
+        """Offset of scope n (the inputs', then the outputs'), walking on from
+        the last one asked for: a pass in order costs one step per scope."""
+        c = self._cursor
+        if c is None or c[0] > n:
+            c = (0, self.first_scope)
+        k, pos = c
+        while k < n:
+            pos = self.skip_scope(pos)
+            k += 1
+        self._cursor = (n, pos)
+        return pos
+
+    def vin(self, i, compress=None):
+        # embit walks every scope before i again for each call: quadratic
+        # time over a v2 PSBT's inputs.
+        if i < 0 or i >= self.num_inputs:
+            raise BadPsbt("no input %d" % i)
+        if self.tx is not None:
+            return self.tx.vin(i)
+        found = _scan_scope(_at(self.stream, self._scope_at(i)), _V2_INPUT_KEYS, "input %d" % i, INPUT_RULES)
+        return _v2_vin(i, found)
+
+    def vout(self, j, compress=None):
+        if j < 0 or j >= self.num_outputs:
+            raise BadPsbt("no output %d" % j)
+        s = self.stream
+        if self.tx is None:
+            found = _scan_scope(_at(s, self._scope_at(self.num_inputs + j)), _V2_OUTPUT_KEYS, "output %d" % j,
+                                OUTPUT_RULES)
+            amount, script = found.get(_AMOUNT), found.get(_SCRIPT)
+            if amount is None or script is None:
+                raise BadPsbt("output %d: amount or script missing" % j)
+            return TransactionOutput(int.from_bytes(amount, "little"), Script(script))
+        c = self._tx_cursor
+        if c is None or c[0] > j:
+            c = (0, self.tx.vout0_offset)
+        k, pos = c
+        s.seek(pos)
+        while k < j:
+            s.seek(8, 1)
+            s.seek(compact.read_from(s), 1)
+            k += 1
+        self._tx_cursor = (j, s.tell())
+        return TransactionOutput.read_from(s)
+
     def read_input(self, i, pos):
         """(vin, scope, offset of the next scope) of input i, whose scope is at pos."""
         return _read_input(self, i, pos)
@@ -154,15 +205,15 @@ class StrictView(PSBTView):
                 out.append(key[1:])
             skip_string(s)
 
-    def use_review(self, locktime, sha_amounts, sha_scriptpubkeys):
-        """Sighashes from here on use the review's locktime and BIP341 hashes.
-
-        embit's view knows only the v2 fallback locktime (the review applied
-        BIP370's per-input requirements), and would read every input again
-        for each taproot sighash to hash all amounts and scripts."""
+    def use_review(self, locktime, digests):
+        """Sighashes from here on use the review's locktime and the
+        transaction's hashes (TxHashes.digests(), taken in the review's one
+        pass): embit's view knows only the v2 fallback locktime (the review
+        applied BIP370's per-input requirements), and would read every input
+        or output again to hash them."""
         self._locktime = locktime
-        self._hash_amounts = sha_amounts
-        self._hash_script_pubkeys = sha_scriptpubkeys
+        (self._hash_prevouts, self._hash_sequence, self._hash_outputs, self._hash_amounts,
+         self._hash_script_pubkeys) = digests
 
     def write_signed(self, dst, added):
         """Copy the PSBT to dst byte for byte with the fields of `added` (an
@@ -173,7 +224,8 @@ class StrictView(PSBTView):
         src = self.stream
         buf = bytearray(256)
         src.seek(self.offset)
-        _copy(src, dst, self.first_scope - self.offset, buf)
+        _copy(src, dst, len(self.MAGIC), buf)
+        _copy_globals(src, dst, buf)
         for _ in range(self.num_inputs):
             pairs = added.next_scope()
             _copy_scope(src, dst, [p[0] for p in pairs], buf)
@@ -214,6 +266,51 @@ class Additions:
                 return pairs
             key = s.read(n)
             pairs.append((key, s.read(compact.read_from(s))))
+
+
+class TxHashes:
+    """The hashes a transaction's sighashes share (BIP143 hashPrevouts,
+    hashSequence and hashOutputs as single SHA256, BIP341's sha_amounts and
+    sha_scriptpubkeys), taken as the review reads each input and output."""
+
+    def __init__(self):
+        self.h = [hashlib.sha256() for _ in range(5)]
+
+    def add_input(self, vin, utxo):
+        h = self.h
+        h[0].update(bytes(reversed(vin.txid)))
+        h[0].update(vin.vout.to_bytes(4, "little"))
+        h[1].update(vin.sequence.to_bytes(4, "little"))
+        h[3].update(utxo.value.to_bytes(8, "little"))
+        h[4].update(utxo.script_pubkey.serialize())
+
+    def add_output(self, out):
+        self.h[2].update(out.value.to_bytes(8, "little"))
+        self.h[2].update(out.script_pubkey.serialize())
+
+    def digests(self):
+        return tuple([h.digest() for h in self.h])
+
+
+_MODIFIABLE = bytes([PSBT_GLOBAL_TX_MODIFIABLE])
+
+
+def _copy_globals(src, dst, buf):
+    """Copy the global scope with its separator; BIP370: a signer signing
+    with SIGHASH_ALL clears the Inputs and Outputs Modifiable flags."""
+    while True:
+        n = compact.read_from(src)
+        dst.write(compact.to_bytes(n))
+        if n == 0:
+            return
+        key = src.read(n)
+        size = compact.read_from(src)
+        dst.write(key)
+        dst.write(compact.to_bytes(size))
+        if key == _MODIFIABLE and size == 1:
+            dst.write(bytes([src.read(1)[0] & ~0x03]))
+        else:
+            _copy(src, dst, size, buf)
 
 
 def _copy_scope(src, dst, replaced, buf):
@@ -434,6 +531,22 @@ def _scan_scope(s, want, where, rules):
 
 _TXID, _VOUT, _SEQ = bytes([PSBT_IN_PREVIOUS_TXID]), bytes([PSBT_IN_OUTPUT_INDEX]), bytes([PSBT_IN_SEQUENCE])
 _V2_INPUT_KEYS = (_TXID, _VOUT, _SEQ)
+_AMOUNT, _SCRIPT = bytes([PSBT_OUT_AMOUNT]), bytes([PSBT_OUT_SCRIPT])
+_V2_OUTPUT_KEYS = (_AMOUNT, _SCRIPT)
+
+
+def _at(s, pos):
+    s.seek(pos)
+    return s
+
+
+def _v2_vin(i, found):
+    txid = found.get(_TXID)
+    vout = found.get(_VOUT)
+    seq = found.get(_SEQ, b"\xff\xff\xff\xff")
+    if txid is None or len(txid) != 32 or vout is None or len(vout) != 4 or len(seq) != 4:
+        raise BadPsbt("input %d: previous txid or output index missing or malformed" % i)
+    return TransactionInput(bytes(reversed(txid)), int.from_bytes(vout, "little"), sequence=int.from_bytes(seq, "little"))
 
 
 def _read_input(view, i, pos):
@@ -443,17 +556,7 @@ def _read_input(view, i, pos):
         s.seek(pos)
         found = _scan_scope(s, _V2_INPUT_KEYS, where, INPUT_RULES)
         end = s.tell()
-        if view.tx is not None:
-            vin = view.tx.vin(i)
-        else:
-            txid = found.get(_TXID)
-            vout = found.get(_VOUT)
-            seq = found.get(_SEQ, b"\xff\xff\xff\xff")
-            if txid is None or len(txid) != 32 or vout is None or len(vout) != 4 or len(seq) != 4:
-                raise BadPsbt("%s: previous txid or output index missing or malformed" % where)
-            vin = TransactionInput(
-                bytes(reversed(txid)), int.from_bytes(vout, "little"), sequence=int.from_bytes(seq, "little")
-            )
+        vin = view.tx.vin(i) if view.tx is not None else _v2_vin(i, found)
         s.seek(pos)
         # compressed: the previous transaction is hashed as it is read, only
         # the spent output is kept
@@ -478,7 +581,7 @@ def _read_output(view, j, pos):
         s.seek(pos)
         _scan_scope(s, (), where, OUTPUT_RULES)
         end = s.tell()
-        vout = view.tx.vout(j) if view.tx is not None else None
+        vout = view.vout(j) if view.tx is not None else None
         s.seek(pos)
         out = OutputScope.read_from(s, vout=vout)
     except DeviceError:

@@ -74,7 +74,6 @@ wallet's threshold of signatures over its own scripts; foreign p2wsh and bare
 p2sh inputs as 2-of-3 multisig; unknown scripts as p2wpkh.
 """
 
-import hashlib
 from binascii import hexlify
 
 from embit import compact
@@ -92,15 +91,20 @@ from .ownership import (
     classify_input,
     match_output,
     our_cosigners,
+    output_owner,
+    owner_of,
+    owner_text,
 )
-from .psbt_view import (LOCKTIME_THRESHOLD, MAX_MONEY, PARSE_ERRORS, Locktime, check_utxo, has_previous_tx,
-                        open_view)
+from .psbt_view import (LOCKTIME_THRESHOLD, MAX_MONEY, PARSE_ERRORS, Locktime, TxHashes, check_utxo,
+                        has_previous_tx, open_view)
 from .scripts import coin_type
 from .storage import DEFAULT_LIMITS
 
 FEE_ABSURD_SAT = 1000000
 SIGHASH_DEFAULT = 0
 SIGHASH_ALL = 1
+PAGE = 10  # outputs on one review screen; more are paged through, re-read from flash
+LISTED = 8  # input numbers listed in a warning before "and N more"
 
 # Weight units of one signed input (outpoint, sequence, scriptSig, witness).
 INPUT_WEIGHT = {
@@ -112,6 +116,7 @@ INPUT_WEIGHT = {
     "p2sh": 1188,  # 2-of-3: (36 + 4 + 3 + 254) * 4
 }
 SEGWIT_TYPES = ("p2sh-p2wpkh", "p2wpkh", "p2tr", "p2wsh")
+
 
 def address_of(spk, network):
     try:
@@ -135,197 +140,309 @@ def _input_weight(kind, inp, spk):
     return w, kind in SEGWIT_TYPES or kind not in INPUT_WEIGHT
 
 
-def _input_list(idx):
-    return ", ".join(["%d" % i for i in idx])
-
-
 class Summary:
     """What the officer is shown and the host is told: plain data, integers
-    only (the fee rate in tenths of sat/vB)."""
+    only (the fee rate in tenths of sat/vB), the same size whatever the
+    transaction's: totals, the first PAGE outputs (all of them when there are
+    no more; else `truncated`, and the officer pages through them all), and
+    at most PAGE warnings about outputs (each output's own is shown with it)."""
 
     def __init__(self):
         self.version = 0
         self.inputs = 0
         self.outputs = 0
         self.locktime = 0
+        self.wallet = None  # registered wallet the signed inputs belong to (None: single-sig)
+        self.account = None  # the single-sig account they belong to
+        self.signing = 0  # inputs signed
         self.spends = []
         self.change = []
+        self.spends_count = 0
+        self.change_count = 0
+        self.sent_sat = 0
+        self.change_sat = 0
         self.fee_sat = 0
         self.vsize = 0
         self.fee_rate_tenths = 0
         self.warnings = []
-        self.ours = []
-        self.wallet = None  # registered wallet the signed inputs belong to (None: single-sig)
 
     def to_dict(self):
-        return {
+        out = {
             "version": self.version,
             "inputs": self.inputs,
             "outputs": self.outputs,
             "locktime": self.locktime,
+            "wallet": self.wallet,
+            "account": self.account,
+            "signing": self.signing,
             "spends": self.spends,
             "change": self.change,
+            "spends_count": self.spends_count,
+            "change_count": self.change_count,
+            "sent_sat": self.sent_sat,
+            "change_sat": self.change_sat,
             "fee_sat": self.fee_sat,
             "vsize": self.vsize,
             "fee_rate_tenths": self.fee_rate_tenths,
             "warnings": self.warnings,
-            "ours": self.ours,
-            "wallet": self.wallet,
         }
+        if self.outputs > PAGE:
+            out["truncated"] = True
+        return out
 
 
 class Plan:
-    """What the signer needs: the inputs to sign (`ours`) and, per entry,
-    None (single-sig) or the wallet address's (change, index); the wallet
-    (Wallet, its name and our cosigners in it, or None); the transaction's
-    locktime and the BIP341 sha_amounts and sha_scriptpubkeys."""
+    """What the signer needs, the same size whatever the transaction's: how
+    many inputs it signs and whose they are (`owner`: a registered wallet's
+    name, or (SINGLE, account) for a single-sig account; `wallet` and our
+    `cosigners` in it), the locktime and the transaction's hashes
+    (psbt_view.TxHashes). The signer finds the inputs again by the same
+    rules, and refuses a PSBT in which it does not find these."""
 
     def __init__(self, num_inputs, num_outputs):
         self.num_inputs = num_inputs
         self.num_outputs = num_outputs
-        self.ours = []
-        self.at = []
+        self.signing = 0
+        self.owner = None
         self.wallet = None
-        self.wallet_name = None
         self.cosigners = []
         self.locktime = 0
-        self.sha_amounts = None
-        self.sha_scriptpubkeys = None
+        self.digests = None
 
 
-def _nothing():
+def _nothing(*a):
     pass
 
 
 def review_psbt(stream, keystore, registry=None, limits=None, progress=None):
-    """(Summary, Plan) of the PSBT in `stream` (seekable, binary) for
-    `keystore`, with the registered wallets of `registry` (None: none) and
-    the fee `limits` (DEFAULT_LIMITS if None). `progress()` is called after
-    every input and output, so that the device keeps answering pings on a
-    long PSBT."""
-    progress = progress or _nothing
-    view = open_view(stream)
-    check_counts(view.num_inputs, view.num_outputs)
-    net = keystore.network
-    coin = coin_type(net)
-    fp = keystore.fingerprint
-    keys = KeyCache(keystore.root)
-    r = Summary()
-    r.version = view.version or 0
-    r.inputs = view.num_inputs
-    r.outputs = view.num_outputs
-    plan = Plan(r.inputs, r.outputs)
-    r.ours = plan.ours
-    if r.outputs == 0:
-        raise Refused("the transaction has no outputs")
-    check_global_xpubs(view, net)
-    wallets = Wallets(registry, r.warnings) if registry is not None else None
+    """(Summary, Plan) of the PSBT in `stream`: Reviewer(...).run()."""
+    return Reviewer(stream, keystore, registry, limits, progress).run()
 
-    sha_amounts = hashlib.sha256()
-    sha_spks = hashlib.sha256()
-    locks = Locktime()
-    seen = {}  # 30-bit tag of a prevout -> indices of inputs with that tag
-    foreign = []
-    unproven = []  # foreign non-taproot inputs without their previous transaction
-    signs_taproot = False
-    owner = None  # (first input we sign, its wallet name or SINGLE)
-    total_in = 0
-    weight = 0
-    segwit = 0
-    any_final_seq = True
-    pos = view.first_scope
-    for i in range(view.num_inputs):
-        progress()
-        vin, inp, pos = view.read_input(i, pos)
-        _check_duplicate(view, seen, i, vin)
-        utxo = check_utxo(i, inp, vin)
-        spk = utxo.script_pubkey
-        total_in += utxo.value
-        sha_amounts.update(utxo.value.to_bytes(8, "little"))
-        sha_spks.update(spk.serialize())
-        if vin.sequence != 0xFFFFFFFF:
-            any_final_seq = False
-        if r.version == 2:
-            locks.add(i, inp)
-        check_coins("input %d" % i, inp, coin)
-        mine = classify_input(i, inp, spk, keys, fp, wallets)
-        if mine is None:
-            foreign.append(i)
-            if spk.script_type() != "p2tr" and not has_previous_tx(inp):
-                unproven.append(i)
-            w, sw = _input_weight(None, inp, spk)
-        else:
-            name = SINGLE if mine[0] == "single" else mine[1].name
-            if owner is None:
-                owner = (i, name)
-            elif owner[1] != name:
-                raise Refused("inputs %d and %d belong to different wallets (%s, %s)" % (owner[0], i, owner[1], name))
-            kind = mine[1][0] if mine[0] == "single" else wallets.get(name).kind
-            _check_signable(i, inp, kind)
-            signs_taproot = signs_taproot or kind in ("p2tr", "tr")
-            plan.ours.append(i)
-            if mine[0] == "single":
-                plan.at.append(None)
-                w, sw = _input_weight(kind, inp, spk)
+
+class Reviewer:
+    """The review of the PSBT in `stream` (seekable, binary) for `keystore`,
+    with the registered wallets of `registry` (None: none) and the fee
+    `limits` (DEFAULT_LIMITS if None). `progress(done, total)` is called
+    after every input and output, so that the device keeps answering pings
+    on a long PSBT. run() reads it once for the Summary and the Plan;
+    outputs() reads the outputs again for the pages the officer sees."""
+
+    def __init__(self, stream, keystore, registry=None, limits=None, progress=None):
+        self.progress = progress or _nothing
+        self.view = view = open_view(stream)
+        check_counts(view.num_inputs, view.num_outputs)
+        self.net = keystore.network
+        self.coin = coin_type(self.net)
+        self.fp = keystore.fingerprint
+        self.keys = KeyCache(keystore.root)
+        self.limits = limits or DEFAULT_LIMITS
+        self.summary = Summary()
+        self.wallets = Wallets(registry, self.summary.warnings) if registry is not None else None
+        self.owner = None
+        self.first_output = None  # offset of the first output scope
+
+    def run(self):
+        view = self.view
+        r = self.summary
+        r.version = view.version or 0
+        r.inputs = view.num_inputs
+        r.outputs = view.num_outputs
+        plan = Plan(r.inputs, r.outputs)
+        if r.outputs == 0:
+            raise Refused("the transaction has no outputs")
+        check_global_xpubs(view, self.net)
+        steps = r.inputs + r.outputs
+        hashes = TxHashes()
+        locks = Locktime()
+        seen = Prevouts()
+        foreign = Listed()
+        unproven = None  # the first foreign non-taproot input without its previous transaction
+        signs_taproot = False
+        first = None  # the first input we sign
+        total_in = 0
+        weight = 0
+        segwit = 0
+        any_final_seq = True
+        pos = view.first_scope
+        for i in range(r.inputs):
+            self.progress(i, steps)
+            vin, inp, pos = view.read_input(i, pos)
+            seen.check(view, i, vin)
+            utxo = check_utxo(i, inp, vin)
+            spk = utxo.script_pubkey
+            total_in += utxo.value
+            hashes.add_input(vin, utxo)
+            if vin.sequence != 0xFFFFFFFF:
+                any_final_seq = False
+            if r.version == 2:
+                locks.add(i, inp)
+            check_coins("input %d" % i, inp, self.coin)
+            mine = classify_input(i, inp, spk, self.keys, self.fp, self.wallets)
+            if mine is None:
+                foreign.add(i)
+                if unproven is None and spk.script_type() != "p2tr" and not has_previous_tx(inp):
+                    unproven = i
+                w, sw = _input_weight(None, inp, spk)
             else:
-                plan.at.append((mine[1].change, mine[1].index))
-                w, sw = mine[1].weight, mine[1].segwit
-        weight += w
-        segwit += sw
-    if not plan.ours:
-        raise Refused("no input of this PSBT belongs to this device")
-    if unproven and not signs_taproot:
-        # Its amount comes from a bare witness_utxo: in another PSBT of the
-        # same transaction one of our inputs could be the unproven one, and
-        # two approvals of small fees make one transaction with a large fee.
-        # (A taproot signature commits to every amount, so then a lie here
-        # only invalidates our own signature.)
-        raise Refused("input %d: not this device's, and without its previous transaction (non_witness_utxo) "
-                      "its amount, so the fee, cannot be verified" % unproven[0])
-    if owner[1] != SINGLE:
-        r.wallet = plan.wallet_name = owner[1]
-        plan.wallet = wallets.get(r.wallet)
-        plan.cosigners = our_cosigners(plan.wallet)
-    r.locktime = plan.locktime = locks.result(view.locktime) if r.version == 2 else view.locktime
-    plan.sha_amounts = sha_amounts.digest()
-    plan.sha_scriptpubkeys = sha_spks.digest()
+                owner = owner_of(mine)
+                if self.owner is None:
+                    self.owner, first = owner, i
+                elif owner != self.owner:
+                    raise Refused("inputs %d and %d belong to different wallets (%s, %s)"
+                                  % (first, i, owner_text(self.owner), owner_text(owner)))
+                kind = mine[1][0] if mine[0] == "single" else self.wallets.get(owner).kind
+                _check_signable(i, inp, kind)
+                signs_taproot = signs_taproot or kind in ("p2tr", "tr")
+                plan.signing += 1
+                if mine[0] == "single":
+                    w, sw = _input_weight(kind, inp, spk)
+                else:
+                    w, sw = mine[1].weight, mine[1].segwit
+            weight += w
+            segwit += sw
+        if total_in > MAX_MONEY:
+            raise Refused("the inputs add up to %d sat, more than 21 million BTC" % total_in)
+        if not plan.signing:
+            raise Refused("no input of this PSBT belongs to this device")
+        if unproven is not None and not signs_taproot:
+            # Its amount comes from a bare witness_utxo: in another PSBT of the
+            # same transaction one of our inputs could be the unproven one, and
+            # two approvals of small fees make one transaction with a large fee.
+            # (A taproot signature commits to every amount, so then a lie here
+            # only invalidates our own signature.)
+            raise Refused("input %d: not this device's, and without its previous transaction (non_witness_utxo) "
+                          "its amount, so the fee, cannot be verified" % unproven)
+        plan.owner = self.owner
+        r.signing = plan.signing
+        if isinstance(self.owner, str):
+            r.wallet = self.owner
+            plan.wallet = self.wallets.get(r.wallet)
+            plan.cosigners = our_cosigners(plan.wallet)
+        else:
+            r.account = self.owner[1]
+        r.locktime = plan.locktime = locks.result(view.locktime) if r.version == 2 else view.locktime
 
-    total_out = 0
-    sent = 0
-    for j in range(r.outputs):
-        progress()
-        out, pos = view.read_output(j, pos)
-        spk = out.script_pubkey
-        if out.value < 0 or out.value > MAX_MONEY:
-            raise Refused("output %d: amount out of range" % j)
-        total_out += out.value
-        weight += 4 * (8 + len(compact.to_bytes(len(spk.data))) + len(spk.data))
-        address = address_of(spk, net)
-        mine = match_output(j, out, keys, fp, coin, wallets)
-        if _is_change(mine, owner[1]):
-            entry = {"address": address, "amount_sat": out.value, "path": format_path(mine.path)}
+        self.first_output = pos
+        total_out = 0
+        listed_warnings = 0
+        for j in range(r.outputs):
+            self.progress(r.inputs + j, steps)
+            out, pos = view.read_output(j, pos)
+            hashes.add_output(out)
+            spk = out.script_pubkey
+            total_out += out.value
+            if total_out > MAX_MONEY:
+                raise Refused("outputs 0 to %d add up to more than 21 million BTC" % j)
+            weight += 4 * (8 + len(compact.to_bytes(len(spk.data))) + len(spk.data))
+            entry, change, warning = self._output(j, out)
+            if change:
+                r.change_count += 1
+                r.change_sat += out.value
+                listed = r.change
+            else:
+                r.spends_count += 1
+                r.sent_sat += out.value
+                listed = r.spends
+            if len(r.spends) + len(r.change) < PAGE:
+                listed.append(entry)
+            if warning is not None:
+                listed_warnings += 1
+                if listed_warnings <= PAGE:
+                    r.warnings.append(warning)
+        view.check_end(pos)
+        self.keys.clear()
+        plan.digests = hashes.digests()
+        if listed_warnings > PAGE:
+            r.warnings.append("%d more outputs have warnings, each shown with its output" % (listed_warnings - PAGE))
+
+        if total_out > total_in:
+            raise Refused("outputs (%d sat) exceed inputs (%d sat)" % (total_out, total_in))
+        r.fee_sat = total_in - total_out
+        _check_limits(r.fee_sat, r.sent_sat, total_in, self.limits)
+        weight += 4 * (8 + len(compact.to_bytes(r.inputs)) + len(compact.to_bytes(r.outputs)))
+        if segwit:
+            # marker and flag, and an empty witness for each non-segwit input
+            weight += 2 + (r.inputs - segwit)
+        r.vsize = (weight + 3) // 4
+        r.fee_rate_tenths = (r.fee_sat * 20 + r.vsize) // (2 * r.vsize)  # rounded
+        _warn(r, foreign, total_in, any_final_seq)
+        return r, plan
+
+    def _output(self, j, out):
+        """(entry, is change, warning or None) of output j, for the totals and
+        for the pages alike."""
+        entry = {"address": address_of(out.script_pubkey, self.net), "amount_sat": out.value}
+        mine = match_output(j, out, self.keys, self.fp, self.coin, self.wallets)
+        if isinstance(mine, OutputMatch) and mine.std and output_owner(mine) == self.owner:
+            # change only back to the wallet (or account) every signed input comes from
+            entry["path"] = format_path(mine.path)
             if mine.wallet != SINGLE:
                 entry["wallet"] = mine.wallet
-            r.change.append(entry)
-            continue
-        sent += out.value
-        r.spends.append({"address": address, "amount_sat": out.value})
-        _warn_spend(r, j, out, mine, owner[1])
-    view.check_end(pos)
-    keys.clear()
+            return entry, True, None
+        return entry, False, _spend_warning(j, out, mine, self.owner)
 
-    if total_out > total_in:
-        raise Refused("outputs (%d sat) exceed inputs (%d sat)" % (total_out, total_in))
-    r.fee_sat = total_in - total_out
-    _check_limits(r.fee_sat, sent, total_in, limits or DEFAULT_LIMITS)
-    weight += 4 * (8 + len(compact.to_bytes(r.inputs)) + len(compact.to_bytes(r.outputs)))
-    if segwit:
-        # marker and flag, and an empty witness for each non-segwit input
-        weight += 2 + (r.inputs - segwit)
-    r.vsize = (weight + 3) // 4
-    r.fee_rate_tenths = (r.fee_sat * 20 + r.vsize) // (2 * r.vsize)  # rounded
-    _warn(r, foreign, sent, total_in, any_final_seq)
-    return r, plan
+    def outputs(self):
+        """Every output again, re-read from flash after run(): dicts with "n",
+        "change" (bool), "address", "amount_sat", "path" and "wallet" (change),
+        "warning" (if any)."""
+        view = self.view
+        pos = self.first_output
+        n = self.summary.outputs
+        for j in range(n):
+            self.progress(j, n)
+            out, pos = view.read_output(j, pos)
+            entry, change, warning = self._output(j, out)
+            entry["n"] = j
+            entry["change"] = change
+            if warning is not None:
+                entry["warning"] = warning
+            yield entry
+        self.keys.clear()
+
+
+class Prevouts:
+    """Which prevouts the inputs so far spend, in a fixed 4 KiB (a Bloom
+    filter): a possible repeat is checked against the earlier inputs
+    themselves, so the answer is exact and the memory does not grow."""
+
+    BITS = 4096 * 8
+
+    def __init__(self):
+        self.bits = bytearray(self.BITS // 8)
+
+    def check(self, view, i, vin):
+        t, v = vin.txid, vin.vout
+        hit = True
+        for k in (0, 4, 8):  # txids are hashes: their bytes are already spread
+            b = (int.from_bytes(t[k : k + 4], "little") ^ (v * 0x9E3779B1)) % self.BITS
+            if not self.bits[b >> 3] & (1 << (b & 7)):
+                hit = False
+                self.bits[b >> 3] |= 1 << (b & 7)
+        if not hit:
+            return
+        for j in range(i):
+            other = view.prevout(j)
+            if other.txid == t and other.vout == v:
+                raise Refused("input %d spends the same coin as input %d" % (i, j))
+
+
+class Listed:
+    """Input numbers for a warning: how many, and the first LISTED."""
+
+    def __init__(self):
+        self.count = 0
+        self.first = []
+
+    def add(self, i):
+        self.count += 1
+        if len(self.first) < LISTED:
+            self.first.append(i)
+
+    def text(self):
+        shown = ", ".join(["%d" % i for i in self.first])
+        if self.count > len(self.first):
+            shown += " and %d more" % (self.count - len(self.first))
+        return shown
 
 
 def _check_signable(i, inp, kind):
@@ -341,32 +458,30 @@ def _check_signable(i, inp, kind):
         )
 
 
-def _is_change(mine, owner):
-    # change only back to the wallet every signed input comes from
-    return isinstance(mine, OutputMatch) and mine.std and mine.wallet == owner
-
-
-def _warn_spend(r, j, out, mine, owner):
-    w = r.warnings
+def _spend_warning(j, out, mine, owner):
+    """Why an output shown as a spend deserves a second look, or None."""
     spk = out.script_pubkey
     if isinstance(mine, str):
-        w.append(mine)
-    elif mine is None:
+        return mine
+    if mine is None:
         if spk.data[:1] == b"\x6a":
             if out.value:
-                w.append("output %d is an OP_RETURN output: its %d sat are burnt" % (j, out.value))
+                return "output %d is an OP_RETURN output: its %d sat are burnt" % (j, out.value)
         elif spk.script_type() is None:
-            w.append("output %d pays to a script with no address" % j)
-    elif not mine.std:
+            return "output %d pays to a script with no address" % j
+        return None
+    if not mine.std:
         text = "output %d pays to this device at an unusual path %s" % (j, format_path(mine.path))
         if mine.wallet != SINGLE:
             text += " of wallet %s" % mine.wallet
-        w.append(text)
-    elif mine.wallet == SINGLE:
-        w.append("output %d pays to this device's single-sig key at %s, not to wallet %s"
-                 % (j, format_path(mine.path), owner))
-    else:
-        w.append("output %d pays to wallet %s, not the wallet the inputs come from" % (j, mine.wallet))
+        return text
+    if mine.wallet == SINGLE:
+        if isinstance(owner, str):
+            return "output %d pays to this device's single-sig key at %s, not to wallet %s" % (
+                j, format_path(mine.path), owner)
+        return "output %d pays to this device's %s, not to %s the inputs come from" % (
+            j, output_owner(mine)[1], owner[1])
+    return "output %d pays to wallet %s, not the wallet the inputs come from" % (j, mine.wallet)
 
 
 def _pct(tenths):
@@ -384,30 +499,13 @@ def _check_limits(fee, sent, total_in, limits):
         raise Refused("fee %d sat is above the device's limit of %d sat" % (fee, most))
 
 
-def _check_duplicate(view, seen, i, vin):
-    # A small-int tag per prevout keeps the check in a few bytes per input;
-    # equal tags are compared in full.
-    tag = (int.from_bytes(vin.txid[:4], "little") ^ vin.vout) & 0x3FFFFFFF
-    prev = seen.get(tag)
-    if prev is None:
-        seen[tag] = i
-        return
-    if not isinstance(prev, list):
-        prev = [prev]
-        seen[tag] = prev
-    for j in prev:
-        other = view.prevout(j)
-        if other.txid == vin.txid and other.vout == vin.vout:
-            raise Refused("input %d spends the same coin as input %d" % (i, j))
-    prev.append(i)
-
-
-def _warn(r, foreign, sent, total_in, any_final_seq):
+def _warn(r, foreign, total_in, any_final_seq):
     w = r.warnings
-    if len(foreign) == 1:
-        w.insert(0, "input %d is not signed by this device" % foreign[0])
-    elif foreign:
-        w.insert(0, "inputs %s are not signed by this device" % _input_list(foreign))
+    if foreign.count == 1:
+        w.insert(0, "input %s is not signed by this device" % foreign.text())
+    elif foreign.count:
+        w.insert(0, "inputs %s are not signed by this device" % foreign.text())
+    sent = r.sent_sat
     if r.fee_sat > FEE_ABSURD_SAT:
         w.append("fee of %d sat is above 0.01 BTC" % r.fee_sat)
     base = sent or total_in

@@ -81,20 +81,47 @@ def sign_message(path, address, shown):
 
 
 def review_tx(r):
-    """The transaction review, from the review's summary (Summary.to_dict())."""
+    """The transaction review, from the review's summary (Summary.to_dict()):
+    every output when they fit on one screen, else the totals (the outputs
+    were paged through first, review_outputs)."""
     lines = []
     if r.get("wallet"):
         lines.append("From wallet " + r["wallet"])
-    for s in r["spends"]:
-        lines.append("Send %s to %s" % (btc(s["amount_sat"]), s["address"]))
-    for c in r["change"]:
-        lines.append("Change %s to %s" % (btc(c["amount_sat"]), c["address"]))
+    elif r.get("account"):
+        lines.append("From this device's " + r["account"])
+    if r.get("truncated"):
+        lines.append("Send %s in %d outputs" % (btc(r["sent_sat"]), r["spends_count"]))
+        if r["change_count"]:
+            lines.append("Change %s in %d outputs" % (btc(r["change_sat"]), r["change_count"]))
+    else:
+        for s in r["spends"]:
+            lines.append("Send %s to %s" % (btc(s["amount_sat"]), s["address"]))
+        for c in r["change"]:
+            lines.append("Change %s to %s" % (btc(c["amount_sat"]), c["address"]))
     lines.append("Fee %s (%s sat/vB)" % (btc(r["fee_sat"]), tenths(r["fee_rate_tenths"])))
     for w in r["warnings"]:
         lines.append("Warning: " + w)
-    return {"screen": "review_tx", "title": "Send bitcoin?", "wallet": r.get("wallet"), "spends": r["spends"],
-            "change": r["change"], "fee_sat": r["fee_sat"], "fee_rate_tenths": r["fee_rate_tenths"],
-            "warnings": r["warnings"], "lines": lines}
+    screen = {"screen": "review_tx", "title": "Send bitcoin?", "lines": lines}
+    for k in ("wallet", "account", "spends", "change", "spends_count", "change_count", "sent_sat", "change_sat",
+              "fee_sat", "fee_rate_tenths", "warnings"):
+        screen[k] = r[k]
+    if r.get("truncated"):
+        screen["truncated"] = True
+    return screen
+
+
+def review_outputs(entries, total):
+    """One page of a long transaction's outputs (Reviewer.outputs() entries),
+    shown before its totals: approve goes on, reject refuses the transaction."""
+    lines = []
+    for e in entries:
+        what = "Change" if e["change"] else "Send"
+        lines.append("%d: %s %s to %s" % (e["n"], what, btc(e["amount_sat"]), e["address"]))
+        if e.get("warning"):
+            lines.append("Warning: " + e["warning"])
+    first, last = entries[0]["n"], entries[-1]["n"]
+    return {"screen": "review_outputs", "title": "Outputs %d-%d of %d" % (first, last, total), "first": first,
+            "last": last, "total": total, "outputs": entries, "lines": lines}
 
 
 def policy_text(kind, threshold, n, is_sorted):

@@ -142,7 +142,7 @@ def test_a_bug_is_internal_logged_and_not_the_psbts_fault(app, monkeypatch):
     def bug(*a, **kw):
         raise KeyError("a bug of ours")
 
-    monkeypatch.setattr(review, "review_psbt", bug)
+    monkeypatch.setattr(review.Reviewer, "run", bug)
     res = call(app, "sign_psbt", sha256=upload(app, a_psbt()))
     assert res["error"] == {"code": 12, "message": "internal error: KeyError"}
     assert any("KeyError" in line for line in app.board.logged)
@@ -155,6 +155,6 @@ def test_a_flash_failure_is_storage(app, monkeypatch):
     def broken(*a, **kw):
         raise OSError(28, "no space left")
 
-    monkeypatch.setattr(review, "review_psbt", broken)
+    monkeypatch.setattr(review.Reviewer, "run", broken)
     res = call(app, "sign_psbt", sha256=upload(app, a_psbt()))
     assert res["error"]["code"] == 11 and "flash failed" in res["error"]["message"]

@@ -82,7 +82,7 @@ def test_mixed_inputs_with_foreign_input(accounts, foreign, version):
     built = txbuild.build_spend(coins, payee(), 60_000, 1_000, change=(accounts["p2wpkh"], 2), version=version)
     out = inprocess.sign_with_review(built.psbt.serialize(), MNEMONIC, network=NETWORK)
     assert out["count"] == 4
-    assert out["review"]["ours"] == [0, 1, 2, 3]
+    assert out["review"]["signing"] == 4
     assert out["progress"] == [[i, 5] for i in range(1, 6)]
     psbt = PSBT.parse(out["psbt"])
     assert (psbt.version or 0) == version

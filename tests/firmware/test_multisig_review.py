@@ -87,7 +87,7 @@ def test_sign_2_of_3(kind, sorted_):
     raw = built.psbt.serialize()
     out = inprocess.sign_with_review(raw, MNEMONIC, network=NETWORK, wallets=registered(w))
     r = out["review"]
-    assert out["count"] == 2 and r["ours"] == [0, 1]
+    assert out["count"] == 2 and r["signing"] == 2
     assert r["wallet"] == "Vault"
     assert r["spends"] == [{"address": payee().address(NET), "amount_sat": 80_000}]
     assert r["change"] == [{"address": w.address(1, 2, NETWORK), "amount_sat": 28_500,
@@ -133,7 +133,7 @@ def test_many_inputs_with_change_v2():
     built = spend(w, coins=coins, pay=100_000, fee=2_000, change=7, version=2)
     raw = built.psbt.serialize()
     out = inprocess.sign_with_review(raw, MNEMONIC, network=NETWORK, wallets=registered(w))
-    assert out["count"] == 8 and out["review"]["ours"] == list(range(8))
+    assert out["count"] == 8 and out["review"]["signing"] == 8
     assert out["progress"] == [[i, 8] for i in range(1, 9)]
     [change] = out["review"]["change"]
     assert change["wallet"] == "Vault" and change["path"] == "m/48h/1h/0h/2h/1/7"
@@ -158,7 +158,7 @@ def test_foreign_input_left_alone():
     inp = built.psbt.inputs[1]
     inp.bip32_derivations = {k: v for k, v in inp.bip32_derivations.items() if v.fingerprint != OURS.my_fingerprint}
     out = inprocess.sign_with_review(built.psbt.serialize(), MNEMONIC, network=NETWORK, wallets=registered(w))
-    assert out["count"] == 1 and out["review"]["ours"] == [0]
+    assert out["count"] == 1 and out["review"]["signing"] == 1
     assert out["review"]["warnings"] == ["input 1 is not signed by this device"]
 
 
@@ -399,7 +399,7 @@ def test_single_sig_and_wallet_inputs():
     with pytest.raises(inprocess.DeviceCodeError) as e:
         review(built.psbt.serialize(), registered(VAULT["wsh"]))
     assert (e.value.name, e.value.message) == (
-        "REFUSED", "inputs 0 and 1 belong to different wallets (single-sig, Vault)")
+        "REFUSED", "inputs 0 and 1 belong to different wallets (single-sig account 0, Vault)")
 
 
 def test_unregistered_wallet_input():

@@ -78,7 +78,9 @@ def test_review_numbers(version):
         }
     ]
     assert r["fee_sat"] == 3_210
-    assert r["ours"] == [0, 1, 2, 3]
+    assert r["signing"] == 4 and r["account"] == "account 0" and r["wallet"] is None
+    assert (r["spends_count"], r["sent_sat"]) == (1, 250_000) and (r["change_count"], r["change_sat"]) == (1, change_amount)
+    assert "truncated" not in r
     assert r["warnings"] == ["input 4 is not signed by this device"]
     assert r["locktime"] == 0
     real = real_vsize(built)
