@@ -6,9 +6,6 @@ from . import framing, rpc
 from .errors import BadFrame, InternalError
 
 
-MAX_QUEUE = 16
-
-
 class Link:
     def __init__(self, channel, board):
         self.channel = channel
@@ -19,7 +16,9 @@ class Link:
     def next(self):
         """The next request payload, or None. Requests are taken one at a
         time, so that those arriving in the same read as a long request are
-        served (or turned away BUSY) while it runs, in order."""
+        served (or turned away BUSY) while it runs, in order. The queue holds
+        at most what one read of the channel brings (a bounded buffer); the
+        rest waits in the line."""
         if not self.queue:
             self.queue = self._receive()
         return self.queue.pop(0) if self.queue else None
@@ -41,7 +40,7 @@ class Link:
             self.send(rpc.error(None, InternalError("out of memory while receiving a frame")))
             return []
         out = []
-        for item in items[:MAX_QUEUE]:
+        for item in items:
             if isinstance(item, framing.FrameError):
                 if str(item) == "frame timed out":
                     continue

@@ -35,6 +35,9 @@ def register_wallet(app, p):
     ks = app.keystore
     w = wallets.parse_wallet(name, text, ks.network)
     ours = wallets.check_policy(w, ks)
+    if len(ours) > 1:
+        raise BadParams("this device holds %d of the keys (cosigners %s): one device, one vote"
+                        % (len(ours), ", ".join(["%d" % (i + 1) for i in ours])))
     if len(ours) >= w.threshold:
         raise BadParams("this device holds %d of the keys and could spend alone; a custody wallet needs "
                         "its other cosigners" % len(ours))

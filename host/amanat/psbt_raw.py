@@ -21,6 +21,8 @@ MAGIC = b"psbt\xff"
 # Key types (a key's first byte) the host reads or writes.
 PSBT_GLOBAL_UNSIGNED_TX = 0x00
 PSBT_GLOBAL_TX_VERSION = 0x02
+PSBT_GLOBAL_TX_MODIFIABLE = 0x06
+MODIFIABLE_INPUTS_OUTPUTS = 0x03  # its Inputs and Outputs Modifiable flags (BIP370)
 PSBT_IN_PARTIAL_SIG = 0x02
 PSBT_IN_SIGHASH_TYPE = 0x03
 PSBT_IN_REDEEM_SCRIPT = 0x04

@@ -21,6 +21,7 @@ from .psbt_raw import (
     CLEARED_ON_FINALIZE,
     PSBT_IN_FINAL_SCRIPTSIG,
     PSBT_IN_FINAL_SCRIPTWITNESS,
+    PSBT_GLOBAL_TX_MODIFIABLE,
     is_signature_key,
     parse,
     spent_output,
@@ -41,6 +42,9 @@ def _unsigned(psbt: PSBT, what: str) -> bytes:
     return bytes([psbt.version or 0]) + _tx(psbt, what).serialize()
 
 
+MODIFIABLE = bytes([PSBT_GLOBAL_TX_MODIFIABLE])
+
+
 def combine(raws: list[bytes]) -> bytes:
     """Merge the fields (signatures) of PSBTs of one unsigned transaction.
 
@@ -59,6 +63,10 @@ def combine(raws: list[bytes]) -> bytes:
         sections += [(f"output {i}", a, b) for i, (a, b) in enumerate(zip(merged.outputs, maps.outputs))]
         for where, into, extra in sections:
             for k, v in extra.items():
+                if into is merged.glob and k == MODIFIABLE and k in into and len(v) == len(into[k]) == 1:
+                    # BIP370: a signer clears flags, never sets them; what one cleared stays cleared
+                    into[k] = bytes([into[k][0] & v[0]])
+                    continue
                 if k in into and into[k] != v:
                     raise PsbtError(f"PSBT {n}: {where} field {k.hex()} differs from the earlier PSBTs")
                 into[k] = v

@@ -86,9 +86,19 @@ def _check_same_transaction(old: PSBT, new: PSBT) -> None:
         raise SignatureError("the device changed the transaction version or locktime")
 
 
+def _signed_globals(glob: dict) -> dict:
+    """The global fields as a signer leaves them: BIP370 has one signing with
+    SIGHASH_ALL clear the Inputs and Outputs Modifiable flags."""
+    key = bytes([psbt_raw.PSBT_GLOBAL_TX_MODIFIABLE])
+    if len(glob.get(key, b"")) != 1:
+        return glob
+    cleared = bytes([glob[key][0] & ~psbt_raw.MODIFIABLE_INPUTS_OUTPUTS])
+    return {k: cleared if k == key else v for k, v in glob.items()}
+
+
 def _only_signatures_added(old: psbt_raw.Maps, new: psbt_raw.Maps) -> dict[int, list[bytes]]:
     """{input index: [keys of new signature records]}; raise on any other change."""
-    if old.glob != new.glob:
+    if _signed_globals(old.glob) != new.glob:
         raise SignatureError("the device changed the global fields of the PSBT")
     for j, (x, y) in enumerate(zip(old.outputs, new.outputs)):
         if x != y:

@@ -301,11 +301,13 @@ def build_spend(
     change: tuple[object, int] | None = None,
     tag: int = 1,
     version: int = 0,
+    more: list[tuple[Script, int]] = (),
 ) -> Built:
     """Spend one coin of `amount` per (account or Multisig, index, amount) in `coins`.
 
-    Each coin gets its own funding transaction. What is left after the payment
-    and the fee goes to `change` = (account or Multisig, index) on the change
+    Each coin gets its own funding transaction. The outputs are the payment,
+    then the payments `more` [(script, amount)], then what is left after them
+    and the fee, to `change` = (account or Multisig, index) on the change
     chain. `version` is the PSBT version: 0 (BIP174) or 2 (BIP370).
     """
     if version not in (0, 2):
@@ -316,8 +318,8 @@ def build_spend(
     ]
     vin = [TransactionInput(f.txid(), 0, sequence=0xFFFFFFFD) for f in funding]
     total = sum(amount for _, _, amount in coins)
-    vout = [TransactionOutput(pay_amount, pay_to)]
-    rest = total - pay_amount - fee
+    vout = [TransactionOutput(pay_amount, pay_to)] + [TransactionOutput(a, spk) for spk, a in more]
+    rest = total - pay_amount - sum(a for _, a in more) - fee
     if rest < 0:
         raise ValueError("coins do not cover the payment and the fee")
     if change and rest:
@@ -336,5 +338,5 @@ def build_spend(
     for out in psbt.outputs:
         out.unknown = {}
     if change and rest:
-        change[0].describe_output(psbt.outputs[1], 1, change[1])
+        change[0].describe_output(psbt.outputs[-1], 1, change[1])
     return Built(psbt, spent)

@@ -79,11 +79,13 @@ def test_wallet_addresses(dev, change):
     ((ALICE, BOB), 2, "none of the keys"),
     ((OURS, ALICE, BOB), 0, "threshold"),
     ((OURS, ALICE, ALICE), 2, "duplicate"),
-    ((OURS, OURS, ALICE), 2, "could spend alone"),
+    ((OURS, ALICE), 1, "could spend alone"),
+    ((OURS, OURS, ALICE), 2, "one device, one vote"),
+    ((OURS, OURS, ALICE, BOB), 3, "one device, one vote"),  # two votes of four, below the threshold still
 ])
 def test_registration_refusals(dev, roots, threshold, words):
-    # the same path for every key, except for two keys of this device
-    paths = ["m/48h/1h/0h/2h", "m/48h/1h/1h/2h" if roots[1] is OURS else "m/48h/1h/0h/2h", "m/48h/1h/0h/2h"]
+    # the same path for every key, except for a second key of this device
+    paths = ["m/48h/1h/0h/2h", "m/48h/1h/1h/2h" if roots[1] is OURS else "m/48h/1h/0h/2h"] + ["m/48h/1h/0h/2h"] * 2
     cos = [txbuild.cosigner(r, p) for r, p in zip(roots, paths)]
     w = txbuild.Multisig("wsh", max(threshold, 1), True, cos)
     desc = w.descriptor().split("#")[0]

@@ -216,3 +216,16 @@ def test_a_dead_request_takes_its_screen_down(manual_emu):
             assert dl.screen() is None
     finally:
         t.close()
+
+
+def test_a_burst_of_requests_gets_every_answer(line):
+    """200 small requests in one write: each gets its answer, none is lost
+    (the device takes what one read brings, the rest waits in the line)."""
+    ids = list(range(1, 201))
+    # the smallest requests there are: ~30 bytes, 17 or more of them in one read of the line
+    burst = b"".join(_frame(cbor2.dumps({"id": rid, "method": "ping"})) for rid in ids)
+    line.ser.write(burst)
+    got = _answers(line, 200, timeout=60)
+    assert sorted(m["id"] for m in got) == ids
+    assert all("result" in m for m in got)
+    _still_up(line)

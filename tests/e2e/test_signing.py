@@ -171,3 +171,18 @@ def test_no_secret_crosses_the_line(auto_emu):
                ROOT.derive("m/84h/1h/0h/0/0").secret, b"tprv", b"xprv", MNEMONIC.split()[1].encode()]
     for s in secrets:
         assert bytes(s) not in heard
+
+
+def test_two_thousand_outputs_sign_at_the_default_heap(auto_emu):
+    """Found by an attack review: 2,000 small outputs (a 64 KB PSBT) ran the
+    review out of memory. The review keeps totals and pages the outputs from
+    flash, so the size of the transaction does not matter."""
+    more = [(script.Script(b"\x00\x14" + n.to_bytes(20, "big")), 1_000) for n in range(1, 2_000)]
+    coins = [(account("p2wpkh"), 7, 2_200_000)]
+    built = txbuild.build_spend(coins, PAYEE, 1_000, 70_000, change=(account("p2wpkh"), 9), tag=77, more=more)
+    psbt, review = sign_checked(auto_emu, built)
+    kernel.verify_transaction(finalize.finalize(psbt), built.spent)
+    assert review["outputs"] == 2_001 and review["spends_count"] == 2_000 and review["truncated"]
+    screens = auto_emu.screens()
+    pages = [s for s in screens if s["screen"] == "review_outputs" and s["total"] == 2_001]
+    assert len(pages) == 201 and pages[-1]["last"] == 2_000

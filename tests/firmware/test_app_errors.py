@@ -1,119 +1,20 @@
 """Whose fault an error is: the request loop (signer.app) on CPython, driven
-through a board of the test's own (a BoardBase with in-memory channels).
+through a board of the test's own (tests/firmware/device_loop.py).
 
 A PSBT that does not parse is BAD_PSBT; a flash failure is STORAGE; a bug of
 the firmware's is INTERNAL, logged on the board, and never reported to the
 officer as their malformed PSBT. The device answers the next request.
 """
 
-import hashlib
-import io
-import json
-import sys
-
 import pytest
-from embit import bip32, bip39, script
-from embit.networks import NETWORKS
 
-from amanat import paths, txbuild
-from conftest import firmware_on_cpython
-
-firmware_on_cpython()
-sys.path.insert(0, str(paths.boards_dir()))
-
-from board_base import BoardBase  # noqa: E402
-from signer import cbor, framing, review  # noqa: E402
-from signer.app import App  # noqa: E402
-from signer.keystore import Keystore  # noqa: E402
-
-NETWORK = "regtest"
-MNEMONIC = "all all all all all all all all all all all all"
-
-
-class Line:
-    """A channel: what the host sent waits in `inbox`, what the device wrote
-    collects in `outbox`."""
-
-    def __init__(self):
-        self.inbox = b""
-        self.outbox = bytearray()
-
-    def read_available(self):
-        data, self.inbox = self.inbox, b""
-        return data
-
-    def write(self, data):
-        self.outbox += data
-        return True
-
-
-class MemoryBoard(BoardBase):
-    name = "test"
-    auto_confirm = True
-
-    def __init__(self, root):
-        self.flash_root = str(root)
-        self.serial = Line()
-        self.logged = []
-        self.screens = []
-
-    def mount_flash(self):
-        pass
-
-    def record_screen(self, record, wrap=None):
-        sink = io.BytesIO()
-        (wrap(sink) if wrap else sink).write(json.dumps(record).encode())  # hashed as written
-        self.screens.append(json.loads(sink.getvalue()))
-
-    def audit_files(self):
-        return []
-
-    def log(self, text):
-        self.logged.append(text)
-
-    def log_exception(self, e):
-        self.logged.append("%s: %s" % (type(e).__name__, e))
-
-    def ticks_ms(self):
-        return 0
-
-    def wait(self, timeout_ms):
-        pass
+from device_loop import a_psbt, call, make_app, upload
+from signer import review
 
 
 @pytest.fixture
 def app(tmp_path):
-    a = App(MemoryBoard(tmp_path))
-    ks = Keystore(NETWORK)
-    ks.load_mnemonic(MNEMONIC)
-    a.keystore = ks
-    return a
-
-
-def call(app, method, **params):
-    """One request through the loop's own entry; the answer map."""
-    app._serve(app.serial, cbor.dumps({"id": 7, "method": method, "params": params}), None)
-    out = bytes(app.board.serial.outbox)
-    app.board.serial.outbox.clear()
-    [payload] = framing.FrameReader().feed(out, 0)
-    return cbor.loads(payload)
-
-
-def upload(app, raw):
-    assert call(app, "psbt_begin", length=len(raw))["result"]["chunk_size"] > 0
-    call(app, "psbt_chunk", offset=0, data=raw)
-    digest = call(app, "psbt_end")["result"]["sha256"]
-    assert digest == hashlib.sha256(raw).digest()
-    return digest
-
-
-def a_psbt():
-    net = NETWORKS[NETWORK]
-    root = bip32.HDKey.from_seed(bip39.mnemonic_to_seed(MNEMONIC), version=net["xprv"])
-    path = txbuild.account_path("p2wpkh", NETWORK)
-    acct = txbuild.Account("p2wpkh", root.derive(path).to_public(), root.my_fingerprint, path)
-    payee = script.p2wpkh(bip32.HDKey.from_seed(bytes(32)).key.get_public_key())
-    return txbuild.build_spend([(acct, 0, 100_000)], payee, 50_000, 1_000, change=(acct, 1)).psbt.serialize()
+    return make_app(tmp_path)
 
 
 def test_a_good_psbt_signs(app):

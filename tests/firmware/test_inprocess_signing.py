@@ -258,3 +258,27 @@ def test_sequence_zero_and_a_locktime(accounts, version):
     final = Transaction.parse(tx)
     assert final.vin[0].sequence == 0 and final.locktime == 700_000
     kernel.verify_transaction(tx, built.spent)
+
+
+def test_a_v2_signer_clears_the_modifiable_flags(accounts):
+    """BIP370: signing with SIGHASH_ALL clears the Inputs and Outputs
+    Modifiable flags (bits 0 and 1); the host accepts exactly that change, and
+    a combiner keeps what a signer cleared."""
+    from amanat import psbt_tools, psbt_verify
+    from amanat.errors import SignatureError
+
+    acct = accounts["p2wpkh"]
+    built = txbuild.build_spend([(acct, 2, 70_000)], payee(), 50_000, 600, change=(acct, 1), version=2)
+    scopes = split_scopes(built.psbt.serialize())
+    scopes[0].append((b"\x06", b"\x07"))  # inputs and outputs modifiable, has SIGHASH_SINGLE
+    raw = join_scopes(scopes)
+    signed, count, _ = sign_and_check(built, raw)
+    assert dict(split_scopes(signed)[0])[b"\x06"] == b"\x04"
+    assert psbt_verify.verify_new_signatures(raw, signed) == count == 1
+    for wrong in (b"\x07", b"\x00", b"\x05"):  # left set, SIGHASH_SINGLE dropped, one flag kept
+        forged = split_scopes(signed)
+        forged[0] = [(k, wrong if k == b"\x06" else v) for k, v in forged[0]]
+        with pytest.raises(SignatureError, match="global fields"):
+            psbt_verify.verify_new_signatures(raw, join_scopes(forged))
+    merged = psbt_tools.combine([raw, signed])
+    assert dict(split_scopes(merged)[0])[b"\x06"] == b"\x04"
