@@ -46,3 +46,65 @@ def sign_checked(emu, built):
         signed = c.sign_psbt(built.psbt.serialize())
     assert signed.signatures >= 1
     return psbt_raw.parse_psbt(signed.psbt), signed.review
+
+
+class LossyLine:
+    """A relay between a host and an emulator's serial pty that damages the
+    line: each byte, in either direction, is dropped or has a bit flipped with
+    probability `rate` (seeded). The host opens `port`, as it would a USB
+    serial port."""
+
+    def __init__(self, device_port, rate, seed=1):
+        import os
+        import random
+        import threading
+        import tty
+
+        self.rng = random.Random(seed)
+        self.rate = rate
+        self.master, slave = os.openpty()
+        tty.setraw(slave)
+        self.port = os.ttyname(slave)
+        self._slave = slave
+        self.dev = os.open(device_port, os.O_RDWR | os.O_NOCTTY)
+        tty.setraw(self.dev)
+        self.damaged = 0
+        self.running = True
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _damage(self, data):
+        out = bytearray()
+        for b in data:
+            r = self.rng.random()
+            if r < self.rate / 2:
+                self.damaged += 1
+                continue  # dropped
+            if r < self.rate:
+                self.damaged += 1
+                b ^= 1 << self.rng.randrange(8)
+            out.append(b)
+        return bytes(out)
+
+    def _run(self):
+        import os
+        import select
+
+        pair = {self.master: self.dev, self.dev: self.master}
+        while self.running:
+            ready, _, _ = select.select(list(pair), [], [], 0.1)
+            for fd in ready:
+                try:
+                    data = os.read(fd, 4096)
+                except OSError:
+                    continue
+                if data:
+                    os.write(pair[fd], self._damage(data))
+
+    def close(self):
+        import os
+
+        self.running = False
+        self.thread.join()
+        for fd in (self.master, self._slave, self.dev):
+            os.close(fd)

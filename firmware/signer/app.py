@@ -37,6 +37,7 @@ class App:
         self.keystore = None
         self._registry = None
         self.busy = None
+        self.progress = None  # (done, total) of the request under way
         self.upload = Upload(root + "/upload.psbt")
         self.signed_path = root + "/signed.psbt"
         self.signed_length = None
@@ -54,16 +55,19 @@ class App:
                     continue
                 self.board.wait(1000)
                 self.pump(None)
+                self.upload.expire(self.board.ticks_ms())
             except Exception as e:  # the device stays up, whatever happened
                 self.board.log_exception(e)
                 gc.collect()
 
-    def pump(self, busy):
+    def pump(self, busy, done=None, total=None):
         """Handle what arrived on the serial line and DebugLink. With `busy`
         set (a screen waiting, a signature in progress) only ping and info are
-        served; anything else is answered BUSY (or NOT_READY before unlock)."""
+        served; anything else is answered BUSY (or NOT_READY before unlock).
+        `done` of `total` is the progress ping reports."""
         if busy is not None:
             self.heap.sample()
+            self.progress = None if done is None else (done, total)
         while not self.ui.answered():
             payload = self.serial.next()
             if payload is None:
@@ -80,36 +84,62 @@ class App:
         try:
             rid, method, params = rpc.parse_request(payload)
             if method == "ping":
-                res = {"busy": busy}
+                answer = rpc.result(rid, {"busy": busy, "progress": self._progress(busy)})
             elif method == "info":
-                res = self.info()
+                answer = rpc.result(rid, self.info())
             elif busy is not None:
                 if self.keystore is None:
                     raise NotReady("the device is not set up or not unlocked (%s)" % busy)
                 raise Busy("the device is busy: %s" % busy)
             else:
-                entry = handlers.METHODS.get(method)
-                if entry is None:
-                    raise UnknownMethod("unknown method %r" % rpc.clip(method))
-                if self.keystore is None:
-                    raise NotReady("the device is not set up or not unlocked")
-                fn, allowed = entry
-                gc.collect()  # a clean heap before the real work: fragmentation, not size, fails first
-                self.busy = method
-                try:
-                    res = fn(self, rpc.Params(params, allowed))
-                finally:
-                    self.busy = None
-            link.send(rpc.result(rid, res))
+                # A request sent again (its answer was lost on the line) gets
+                # the same answer, without a second prompt or a second effect.
+                answer = link.replay(rid, payload)
+                if answer is None:
+                    answer = self._run(rid, method, params)
+                    link.remember(rid, payload, answer)
+            link.send(answer)
         except DeviceError as e:
             link.send(rpc.error(getattr(e, "request_id", rid), e))
         except MemoryError as e:
             gc.collect()
             self.board.log_exception(e)
             link.send(rpc.error(rid, InternalError("out of memory")))
+
+    def _run(self, rid, method, params):
+        """The answer (a message) of one request to a handler; whatever the
+        handler raises becomes a typed error, the device carries on."""
+        try:
+            entry = handlers.METHODS.get(method)
+            if entry is None:
+                raise UnknownMethod("unknown method %r" % rpc.clip(method))
+            if self.keystore is None:
+                raise NotReady("the device is not set up or not unlocked")
+            fn, allowed = entry
+            gc.collect()  # a clean heap before the real work: fragmentation, not size, fails first
+            self.busy = method
+            self.progress = None
+            try:
+                return rpc.result(rid, fn(self, rpc.Params(params, allowed)))
+            finally:
+                self.busy = None
+                self.progress = None
+        except DeviceError as e:
+            return rpc.error(rid, e)
+        except MemoryError as e:
+            gc.collect()
+            self.board.log_exception(e)
+            return rpc.error(rid, InternalError("out of memory"))
         except Exception as e:
             self.board.log_exception(e)
-            link.send(rpc.error(rid, InternalError("internal error: %s" % e.__class__.__name__)))
+            return rpc.error(rid, InternalError("internal error: %s" % e.__class__.__name__))
+
+    def _progress(self, busy):
+        """[done, total] of the work under way: inputs and outputs reviewed,
+        inputs signed, or (idle) the bytes of an upload received."""
+        if busy is None and self.upload.length and self.upload.sha256 is None and self.upload.active():
+            return [self.upload.received, self.upload.length]
+        return list(self.progress) if busy is not None and self.progress is not None else None
 
     def record(self, record):
         """Append an answered screen to the audit trail, chained to the last."""

@@ -15,10 +15,10 @@ FRAME_TIMEOUT_MS = 2000
 _MAX_FRAME = HEADER_SIZE + MAX_PAYLOAD + 4
 
 try:
-    _ticks_diff = time.ticks_diff  # MicroPython ticks wrap around
+    ticks_diff = time.ticks_diff  # MicroPython ticks wrap around
 except AttributeError:
 
-    def _ticks_diff(a, b):
+    def ticks_diff(a, b):
         return a - b
 
 
@@ -66,7 +66,7 @@ class FrameReader:
         return out
 
     def expire(self, now_ms):
-        if self._buf and _ticks_diff(now_ms, self._last) > FRAME_TIMEOUT_MS:
+        if self._buf and ticks_diff(now_ms, self._last) > FRAME_TIMEOUT_MS:
             partial = self._buf[:2] == MAGIC
             self._buf = bytearray()
             if partial:

@@ -119,12 +119,12 @@ def psbt_begin(app, p):
     if not 1 <= length <= capacity.MAX_PSBT_BYTES:
         raise BadParams("PSBT length must be 1..%d bytes" % capacity.MAX_PSBT_BYTES)
     capacity.check_upload(app.board.flash_root, length)
-    app.upload.begin(length)
+    app.upload.begin(length, app.board.ticks_ms())
     return {"chunk_size": CHUNK}
 
 
 def psbt_chunk(app, p):
-    received = app.upload.chunk(p.uint("offset"), p.data("data", limit=CHUNK))
+    received = app.upload.chunk(p.uint("offset"), p.data("data", limit=CHUNK), app.board.ticks_ms())
     return {"received": received}
 
 
@@ -142,7 +142,7 @@ def sign_psbt(app, p):
     digest = p.data("sha256", size=32)
 
     def busy(what):
-        return lambda *a: app.pump(what)
+        return lambda *a: app.pump(what, *a)
 
     app.upload.check(digest, busy("checking"))
     ks = app.keystore
@@ -155,7 +155,7 @@ def sign_psbt(app, p):
     sig_path = app.signed_path + ".sigs"
 
     def progress(i, n):
-        app.pump("signing")
+        app.pump("signing", i, n)
 
     with open(app.upload.path, "rb") as src:
         with open(app.signed_path, "wb") as dst:

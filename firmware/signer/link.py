@@ -1,6 +1,7 @@
 """Frames over one board channel (serial line or DebugLink)."""
 
 import gc
+import hashlib
 
 from . import framing, rpc
 from .errors import BadFrame, InternalError
@@ -12,6 +13,7 @@ class Link:
         self.board = board
         self.reader = framing.FrameReader()
         self.queue = []
+        self._last = None  # (request id, SHA-256 of the request, answer) of the last request served
 
     def next(self):
         """The next request payload, or None. Requests are taken one at a
@@ -48,6 +50,17 @@ class Link:
             else:
                 out.append(item)
         return out
+
+    def replay(self, rid, request):
+        """The answer already given to this very request (same id, same
+        bytes: the host sent it again), or None."""
+        last = self._last
+        if last is not None and last[0] == rid and last[1] == hashlib.sha256(request).digest():
+            return last[2]
+        return None
+
+    def remember(self, rid, request, answer):
+        self._last = (rid, hashlib.sha256(request).digest(), answer)
 
     def send(self, payload):
         try:

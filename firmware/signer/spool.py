@@ -7,10 +7,13 @@ reviewed.
 """
 
 import hashlib
+import os
 
 from .errors import StorageError, UploadError
+from .framing import ticks_diff
 
 CHUNK = 4096
+IDLE_MS = 10000  # an upload with no chunk for this long: its host has gone
 _READ = 1024
 
 
@@ -41,11 +44,13 @@ class Upload:
         self.length = 0
         self.received = 0
         self.sha256 = None  # set when complete
+        self.touched = 0  # ticks of the last chunk
 
-    def begin(self, length):
+    def begin(self, length, now):
         """Start an upload of `length` bytes (checked by the caller against
-        the device's capacity), discarding any earlier one."""
+        the device's capacity), discarding any earlier one; `now` in ticks."""
         self.abort()
+        self.touched = now
         try:
             self._f = open(self.path, "wb")
         except OSError as e:
@@ -55,9 +60,10 @@ class Upload:
         self.received = 0
         self.sha256 = None
 
-    def chunk(self, offset, data):
+    def chunk(self, offset, data, now):
         if self._f is None:
             raise UploadError("no upload in progress")
+        self.touched = now
         if offset != self.received:
             raise UploadError("chunk at offset %d, expected %d" % (offset, self.received))
         if not data or len(data) > CHUNK or self.received + len(data) > self.length:
@@ -95,3 +101,16 @@ class Upload:
         self._f = None
         self._h = None
         self.sha256 = None
+
+    def active(self):
+        return self._f is not None
+
+    def expire(self, now):
+        """Drop an upload in progress whose host stopped sending, and its
+        partial spool (the device stays idle, the flash stays free)."""
+        if self._f is not None and ticks_diff(now, self.touched) > IDLE_MS:
+            self.abort()
+            try:
+                os.remove(self.path)
+            except OSError:
+                pass

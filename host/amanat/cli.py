@@ -442,7 +442,11 @@ def sign(psbt_file, output, as_b64, port, as_json):
 
         def progress(stage, done, total):
             if stage == "device":
-                bar.update(task, description=f"device: {done or 'working'} (approve on the device)", total=None)
+                what = f"device: {done or 'working'}" + (" (approve on the device)" if done == "review_tx" else "")
+                if total:  # the device's [done, total] of its work
+                    bar.update(task, description=what, completed=total[0], total=total[1])
+                else:
+                    bar.update(task, description=what, total=None)
             else:
                 bar.update(task, description=stage, completed=done, total=total)
 

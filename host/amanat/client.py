@@ -17,12 +17,13 @@ from .transport import Transport
 PROTOCOL = 1
 PING_EVERY = 1.0
 PING_GRACE = 20.0
+RESENDS = 3  # times a request is sent again when its answer does not come
 
 # What each answer must hold (docs/protocol.md), so that a device answering
 # something else is a ProtocolError, not a crash further on.
 _OPT = type(None)
 RESULTS = {
-    "ping": {"busy": (str, _OPT)},
+    "ping": {"busy": (str, _OPT), "progress": (list, _OPT)},
     "info": {"protocol": int, "initialized": bool, "locked": bool, "firmware": str, "model": str,
              "network": (str, _OPT), "fingerprint": (bytes, _OPT), "target": str, "heap": dict, "limits": dict},
     "get_xpub": {"xpub": str},
@@ -161,8 +162,9 @@ class Client:
         if one of them does not verify: no caller sees an unchecked PSBT.
 
         progress(stage, done, total): stage is "upload", "device" (done is
-        what the device is doing: "review_tx", "signing"), "download" or
-        "verify" (done and total None)."""
+        what the device is doing: "reviewing", "review_tx", "signing"; total
+        the device's [done, total] of it, or None), "download" or "verify"
+        (done and total None)."""
         progress = progress or (lambda *a: None)
         digest = hashlib.sha256(raw).digest()
         chunk = self._call("psbt_begin", {"length": len(raw)})["chunk_size"]
@@ -172,7 +174,7 @@ class Client:
         got = self._call("psbt_end")["sha256"]
         if got != digest:
             raise ProtocolError("the device received a different PSBT than was sent (hash differs)")
-        res = self._long("sign_psbt", {"sha256": digest}, lambda busy: progress("device", busy, None))
+        res = self._long("sign_psbt", {"sha256": digest}, lambda busy, of: progress("device", busy, of))
         out = bytearray()
         while len(out) < res["length"]:
             data = self._call("psbt_read", {"offset": len(out), "size": 4096})["data"]
@@ -191,27 +193,36 @@ class Client:
 
     def _long(self, method: str, params: dict, status=None):
         """A request that waits for the officer: no overall timeout, but a
-        ping every second; any frame from the device shows it is alive."""
-        state = {"sent": 0.0, "pings": [], "idle": 0}
+        ping every second; any frame from the device shows it is alive.
+        status(busy, progress) reports what the device says it is doing. A
+        device found idle while we wait never got the request, or its answer
+        was lost: the request is sent again (the device answers a request it
+        already served with the same answer) before we give up."""
+        state = {"sent": 0.0, "pings": [], "idle": 0, "again": 0}
 
         def on_idle():
             now = time.monotonic()
-            for rid in list(state["pings"]):
-                msg = self.t.take_stray(rid)
+            for pid in list(state["pings"]):
+                msg = self.t.take_stray(pid)
                 if msg is None:
                     continue
-                state["pings"].remove(rid)
-                busy = msg.get("result", {}).get("busy") if isinstance(msg.get("result"), dict) else None
-                # The device is idle while we wait: our request never reached it.
+                state["pings"].remove(pid)
+                res = msg.get("result") if isinstance(msg.get("result"), dict) else {}
+                busy = res.get("busy")
                 state["idle"] = state["idle"] + 1 if busy is None else 0
                 if state["idle"] >= 3:
-                    raise TransportError(f"the device on {self.port} is not working on the {method} request")
+                    if state["again"] >= RESENDS:
+                        raise TransportError(f"the device on {self.port} is not working on the {method} request")
+                    state["again"] += 1
+                    state["idle"] = 0
+                    self.t.resend(state["rid"])
                 if status is not None and busy is not None:
-                    status(busy)
+                    status(busy, res.get("progress"))
             if now - self.t.last_rx > PING_GRACE:
                 raise TransportError(f"the device on {self.port} stopped answering")
             if now - state["sent"] >= PING_EVERY:
-                state["pings"] = state["pings"][-4:] + [self.t.send("ping")]
+                state["pings"] = state["pings"][-4:] + [self.t.send("ping", keep=False)]
                 state["sent"] = now
 
-        return checked(method, self.t.wait(self.t.send(method, params), None, on_idle, strict=False))
+        state["rid"] = self.t.send(method, params)
+        return checked(method, self.t.wait(state["rid"], None, on_idle, strict=False))

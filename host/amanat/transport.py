@@ -12,7 +12,10 @@ import serial
 from . import framing
 from .errors import DeviceError, ProtocolError, TransportError
 
+BAD_FRAME = 1  # docs/protocol.md, "Error codes"
+
 BAUDRATE = 115200
+RETRIES = 3  # a request whose answer does not come, or comes damaged, is sent again
 
 
 class Transport:
@@ -36,6 +39,7 @@ class Transport:
         self.next_id = random.randrange(1, 1 << 30)
         self.stray: list[dict] = []
         self.last_rx = time.monotonic()  # when the device was last heard
+        self.sent: dict[int, bytes] = {}  # the last requests' frames, to send again
 
     def close(self):
         try:
@@ -43,19 +47,33 @@ class Transport:
         except (serial.SerialException, OSError):
             pass
 
-    def send(self, method: str, params: dict | None = None) -> int:
+    def send(self, method: str, params: dict | None = None, keep: bool = True) -> int:
+        """Send a request; its id. With `keep`, its frame is kept until its
+        answer is taken with wait(), to be sent again if the line loses it."""
         rid = self.next_id
         self.next_id = self.next_id % ((1 << 32) - 1) + 1
         try:
             frame = framing.encode_request(rid, method, params or {})
         except ValueError as e:
             raise ProtocolError(f"request {method} is too large to send: {e}") from None
+        if keep:
+            self.sent[rid] = frame
+            while len(self.sent) > 16:  # requests whose answers nobody waited for
+                del self.sent[next(iter(self.sent))]
+        self._write(frame)
+        return rid
+
+    def resend(self, rid: int) -> None:
+        """Send request `rid` again, byte for byte: the device answers a
+        request it already served with the answer it gave."""
+        self._write(self.sent[rid])
+
+    def _write(self, frame: bytes) -> None:
         try:
             self.ser.write(frame)
             self.ser.flush()
         except (serial.SerialException, OSError) as e:
             raise TransportError(f"serial line to {self.port} broke: {e}") from None
-        return rid
 
     def receive(self) -> list[dict]:
         """Messages that arrived within the read timeout (maybe none)."""
@@ -82,7 +100,14 @@ class Transport:
         called between reads (to ping, show progress); it may raise. With
         strict=False a BAD_FRAME without id (line noise, maybe a lost ping)
         does not end the wait: the caller checks liveness itself."""
+        try:
+            return self._wait(rid, timeout, on_idle, strict)
+        finally:
+            self.sent.pop(rid, None)
+
+    def _wait(self, rid, timeout, on_idle, strict):
         deadline = None if timeout is None else time.monotonic() + timeout
+        tries = 0
         while True:
             for msg in self.receive():
                 if msg.get("id") == rid:
@@ -91,12 +116,21 @@ class Transport:
                         raise DeviceError(err["code"], err["message"])
                     return msg["result"]
                 if msg.get("id") is None and "error" in msg and strict:
+                    # a frame the device could not read: maybe ours, damaged on the line
                     err = msg["error"]
-                    raise DeviceError(err["code"], err["message"])
+                    if err.get("code") != BAD_FRAME or tries >= RETRIES:
+                        raise DeviceError(err["code"], err["message"])
+                    tries += 1
+                    self.resend(rid)
+                    continue
                 self.stray.append(msg)
                 del self.stray[:-16]
             if deadline is not None and time.monotonic() > deadline:
-                raise TransportError(f"no answer from the device on {self.port} within {timeout:g} s")
+                if tries >= RETRIES:
+                    raise TransportError(f"no answer from the device on {self.port} within {timeout:g} s")
+                tries += 1  # the request or its answer was lost on the line
+                self.resend(rid)
+                deadline = time.monotonic() + timeout
             if on_idle is not None:
                 on_idle()
 

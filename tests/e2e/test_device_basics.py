@@ -125,7 +125,7 @@ def test_officer_rejects_and_ping_while_busy(manual_emu):
         rid = c.t.send("display_address", {"descriptor": desc})
         screen = dl.wait_screen("display_address")
         assert screen["address"].startswith("bcrt1")
-        assert c.t.call("ping") == {"busy": "display_address"}
+        assert c.t.call("ping") == {"busy": "display_address", "progress": None}
         with pytest.raises(DeviceError) as e:
             c.get_xpub("m/0")
         assert e.value.name == "BUSY"
@@ -133,7 +133,7 @@ def test_officer_rejects_and_ping_while_busy(manual_emu):
         with pytest.raises(DeviceError) as e:
             c.t.wait(rid, 10)
         assert e.value.name == "REJECTED"
-        assert c.t.call("ping") == {"busy": None}
+        assert c.t.call("ping") == {"busy": None, "progress": None}
     assert manual_emu.screens()[-1]["answer"] == "reject"
 
 
@@ -170,7 +170,7 @@ def test_uninitialized_device(tmp_path):
             dl.type_text("abandon abandon abandon")
             screen = dl.wait_screen("setup_mnemonic")
             assert "Invalid" in screen["error"]
-            assert c.t.call("ping") == {"busy": "setup_mnemonic"}
+            assert c.t.call("ping") == {"busy": "setup_mnemonic", "progress": None}
     finally:
         e.stop()
 

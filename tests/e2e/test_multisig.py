@@ -110,7 +110,7 @@ def _refused(emu, built, words):
         with pytest.raises(DeviceError) as e:
             c.sign_psbt(built.psbt.serialize())
         assert e.value.name == "REFUSED" and words in e.value.message, e.value
-        assert c.t.call("ping") == {"busy": None}
+        assert c.t.call("ping") == {"busy": None, "progress": None}
 
 
 def test_inputs_from_two_wallets(dev):

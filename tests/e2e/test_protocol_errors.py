@@ -36,7 +36,7 @@ def _answers(t: Transport, count: int, timeout=20.0) -> list[dict]:
 
 
 def _still_up(t: Transport):
-    assert t.call("ping") == {"busy": None}
+    assert t.call("ping")["busy"] is None
 
 
 def _error_of(msg: dict) -> str:
@@ -159,7 +159,7 @@ def test_fuzz_line_noise(line, pieces):
     fill it (its CRC then fails, a BAD_FRAME) so that no timing is involved."""
     line.ser.write(b"".join(pieces) + bytes(8192 + 12))
     rid = line.send("ping")
-    assert line.wait(rid, 20, strict=False) == {"busy": None}
+    assert line.wait(rid, 20, strict=False)["busy"] is None
 
 
 def test_requests_in_one_read_are_served_in_order_while_busy(manual_emu):
@@ -178,7 +178,7 @@ def test_requests_in_one_read_are_served_in_order_while_busy(manual_emu):
         t.ser.write(b"".join(frames))
         got = _answers(t, 2)
         assert [m["id"] for m in got] == [12, 13]
-        assert got[0]["result"] == {"busy": "display_address"}
+        assert got[0]["result"] == {"busy": "display_address", "progress": None}
         assert _error_of(got[1]) == "BUSY"
         with manual_emu.debuglink() as dl:
             dl.wait_screen("display_address")
@@ -229,3 +229,37 @@ def test_a_burst_of_requests_gets_every_answer(line):
     assert sorted(m["id"] for m in got) == ids
     assert all("result" in m for m in got)
     _still_up(line)
+
+
+def test_an_answer_lost_on_the_line_is_given_again(auto_emu):
+    """A request sent again (same id, same bytes) gets the answer it got the
+    first time, without a second prompt on the device."""
+    before = len([s for s in auto_emu.screens() if s["screen"] == "sign_message"])
+    t = Transport(auto_emu.port, timeout=10)
+    try:
+        rid = t.send("sign_message", {"message": b"once", "path": "m/84h/1h/0h/0/0"})
+        frame = t.sent[rid]
+        first = t.wait(rid, 20)
+        t.sent[rid] = frame  # as if the answer had been lost: the same frame again
+        t.resend(rid)
+        again = t.wait(rid, 20)
+    finally:
+        t.close()
+    assert first == again and first["signature"]
+    assert len([s for s in auto_emu.screens() if s["screen"] == "sign_message"]) == before + 1
+
+
+def test_a_host_that_leaves_mid_upload_leaves_the_device_idle(auto_emu):
+    t = Transport(auto_emu.port, timeout=5)
+    t.call("psbt_begin", {"length": 10_000})
+    t.call("psbt_chunk", {"offset": 0, "data": bytes(4096)})
+    t.close()  # the host goes away
+    time.sleep(12)  # more than the device's 10 s without a chunk
+    t = Transport(auto_emu.port, timeout=5)
+    try:
+        assert t.call("ping") == {"busy": None, "progress": None}  # no upload in progress any more
+        with pytest.raises(DeviceError) as e:
+            t.call("psbt_chunk", {"offset": 4096, "data": bytes(10)})
+        assert e.value.name == "UPLOAD" and "no upload in progress" in e.value.message
+    finally:
+        t.close()

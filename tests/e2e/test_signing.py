@@ -116,7 +116,7 @@ def test_officer_rejects_the_transaction(manual_emu):
         rid = c.t.send("sign_psbt", {"sha256": digest})
         screen = dl.wait_screen("review_tx")
         assert screen["fee_sat"] == 800 and screen["spends"][0]["address"] == PAYEE.address(NET)
-        assert c.t.call("ping") == {"busy": "review_tx"}
+        assert c.t.call("ping") == {"busy": "review_tx", "progress": None}
         dl.reject()
         with pytest.raises(DeviceError) as e:
             c.t.wait(rid, 10)
@@ -186,3 +186,31 @@ def test_two_thousand_outputs_sign_at_the_default_heap(auto_emu):
     screens = auto_emu.screens()
     pages = [s for s in screens if s["screen"] == "review_outputs" and s["total"] == 2_001]
     assert len(pages) == 201 and pages[-1]["last"] == 2_000
+
+
+def test_signing_over_a_line_that_damages_bytes(auto_emu):
+    """Bytes dropped or flipped both ways: CRCs catch every damaged frame, the
+    host sends the request again, the device answers a repeat with the answer
+    it gave; the result is a correct signed PSBT (checked by the kernel) or a
+    clear error, never a wrong signature."""
+    from e2e_support import LossyLine
+
+    from amanat.client import Client
+    from amanat.errors import AmanatError
+
+    built = build(["p2wpkh", "p2tr", "p2sh-p2wpkh"], tag=91)
+    line = LossyLine(auto_emu.port, rate=1 / 1500, seed=7)  # about one frame in two is damaged
+    ok = 0
+    try:
+        for n in range(6):
+            try:
+                with Client(line.port, timeout=1) as c:
+                    signed = c.sign_psbt(built.psbt.serialize())
+            except AmanatError as e:
+                assert str(e) and "Traceback" not in str(e)
+                continue
+            kernel.verify_transaction(finalize.finalize(PSBT.parse(signed.psbt)), built.spent)
+            ok += 1
+    finally:
+        line.close()
+    assert line.damaged > 0 and ok >= 3, (line.damaged, ok)

@@ -146,6 +146,39 @@ def test_outputs_of_ours_at_unusual_paths_are_spends():
     ]
 
 
+def test_change_returns_only_to_the_inputs_account():
+    """Every script type of account 0 is one wallet; an output to account 1 of
+    this device is a spend, with a warning naming the account; inputs from two
+    accounts are refused like inputs from two wallets."""
+    other = account("p2wpkh", path="m/84h/1h/1h")
+    coins = [(ACCOUNTS["p2wpkh"], 0, 300_000), (ACCOUNTS["p2tr"], 1, 200_000)]
+    built = txbuild.build_spend(coins, payee(), 100_000, 1_000, change=(ACCOUNTS["p2tr"], 2))
+    psbt = built.psbt
+    psbt.outputs[1].value -= 10_000
+    out = OutputScope({}, vout=txbuild.TransactionOutput(10_000, other.output(1, 3)))
+    other.describe_output(out, 1, 3)
+    psbt.outputs.append(out)
+    r = review(psbt.serialize())
+    assert r["account"] == "account 0" and [c["path"] for c in r["change"]] == ["m/86h/1h/0h/1/2"]
+    assert r["spends_count"] == 2
+    assert r["warnings"] == ["output 2 pays to this device's account 1, not to account 0 the inputs come from"]
+    mixed = txbuild.build_spend([(ACCOUNTS["p2wpkh"], 0, 300_000), (other, 1, 200_000)], payee(), 100_000, 1_000)
+    with pytest.raises(inprocess.DeviceCodeError) as e:
+        review(mixed.psbt.serialize())
+    assert e.value.message == "inputs 0 and 1 belong to different wallets (single-sig account 0, single-sig account 1)"
+
+
+def test_totals_above_21_million_btc_are_refused():
+    """Each amount in range is not enough: their sum must be too."""
+    built = txbuild.build_spend([(ACCOUNTS["p2tr"], 0, 100_000)], payee(), 50_000, 1_000)
+    psbt = built.psbt
+    for _ in range(2):
+        psbt.outputs.append(OutputScope({}, vout=txbuild.TransactionOutput(2_000_000_000_000_000, payee())))
+    with pytest.raises(inprocess.DeviceCodeError) as e:
+        review(psbt.serialize())
+    assert (e.value.name, e.value.message) == ("REFUSED", "outputs 0 to 2 add up to more than 21 million BTC")
+
+
 def test_outputs_without_address():
     built = txbuild.build_spend([(ACCOUNTS["p2wpkh"], 0, 500_000)], payee(), 100_000, 1_000,
                                 change=(ACCOUNTS["p2wpkh"], 1))
