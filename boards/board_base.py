@@ -13,6 +13,8 @@ A channel (`serial`, `debug`) is a byte line with two methods:
   a bounded time (a host that stopped reading must not hang the device).
 """
 
+import time
+
 
 class BoardBase:
     name = "base"  # "unix", "esp32", ...
@@ -76,3 +78,46 @@ class BoardBase:
     def show_input(self, lines):
         """Redraw the text prompt's typed-text rows: [text so far, the choice
         under the cursor] (masked for PINs and passphrases)."""
+
+
+class Pacer:
+    """A UART's pace on a faster line (the emulators' ptys): at `baud`, 8N1,
+    a byte takes 10 bits. A channel takes input no faster than the line
+    would have carried it since it began to arrive, and sends no faster."""
+
+    def __init__(self, baud):
+        self.baud = baud
+        self._in = time.ticks_us()  # input: carried at the line's pace from here
+        self._out = self._in  # output: the line is busy until then
+
+    def _us(self, n):
+        return n * 10_000_000 // self.baud
+
+    def arrived(self):
+        """Input has just begun to arrive on an idle line."""
+        self._in = time.ticks_us()
+
+    def incoming(self, n):
+        """How many of up to n waiting bytes the line has carried by now."""
+        elapsed = time.ticks_diff(time.ticks_us(), self._in)
+        if elapsed < 0:  # not looked at for half the clock's period
+            self.arrived()
+            return 0
+        return min(n, elapsed * self.baud // 10_000_000)
+
+    def received(self, k):
+        """k bytes were taken in; 0: none were waiting (the line is idle)."""
+        if k:
+            self._in = time.ticks_add(self._in, self._us(k))
+        else:
+            self.arrived()
+
+    def send(self, n):
+        """Wait until the line is free, then count it busy for n bytes."""
+        now = time.ticks_us()
+        ahead = time.ticks_diff(self._out, now)
+        if ahead > 0:
+            time.sleep_us(ahead)
+        else:
+            self._out = now
+        self._out = time.ticks_add(self._out, self._us(n))

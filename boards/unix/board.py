@@ -11,7 +11,8 @@
 - Screens: every screen with its answer is appended to STATE/screens.jsonl.
 
 Settings come from the environment the launcher sets: AMANAT_STATE,
-AMANAT_NETWORK (used at setup only), AMANAT_AUTO_CONFIRM.
+AMANAT_NETWORK (used at setup only), AMANAT_AUTO_CONFIRM, AMANAT_MEASURE_HEAP,
+AMANAT_BAUD (the serial line paced like a UART at that rate).
 """
 
 import json
@@ -21,7 +22,7 @@ import sys
 import time
 import vfs
 
-from board_base import BoardBase
+from board_base import BoardBase, Pacer
 
 FLASH_BLOCK = 4096
 FLASH_BLOCKS = 1024  # 4 MiB, like the ESP32's data partition
@@ -64,26 +65,32 @@ class FileBlockDevice:
 class Channel:
     """One side of a framed byte line over a non-blocking file descriptor."""
 
-    def __init__(self, stream):
+    def __init__(self, stream, baud=0):
         self.stream = stream
         self._out = select.poll()
         self._out.register(stream, select.POLLOUT)
         self._buf = bytearray(512)
+        self.pacer = Pacer(baud) if baud else None
 
     def read_available(self):
-        try:
-            n = self.stream.readinto(self._buf)
-        except OSError:
-            return b""
+        n = self.pacer.incoming(len(self._buf)) if self.pacer else len(self._buf)
         if not n:
             return b""
-        return bytes(self._buf[:n])
+        try:
+            got = self.stream.readinto(memoryview(self._buf)[:n]) or 0
+        except OSError:
+            got = 0
+        if self.pacer:
+            self.pacer.received(got)
+        return bytes(self._buf[:got])
 
     def write(self, data):
         mv = memoryview(data)
         while len(mv):
+            if self.pacer:
+                self.pacer.send(min(len(mv), 64))
             try:
-                n = self.stream.write(mv)
+                n = self.stream.write(mv[:64] if self.pacer else mv)
             except OSError:
                 n = 0
             if n:
@@ -106,7 +113,7 @@ class Board(BoardBase):
         self.default_network = os.getenv("AMANAT_NETWORK") or "regtest"
         self.auto_confirm = os.getenv("AMANAT_AUTO_CONFIRM") == "1"
         self.measure_heap = os.getenv("AMANAT_MEASURE_HEAP") == "1"
-        self.serial = Channel(sys.stdin.buffer)
+        self.serial = Channel(sys.stdin.buffer, int(os.getenv("AMANAT_BAUD") or 0))
         self.debug = Channel(sys.stderr.buffer)
         self._poll = select.poll()
         self._poll.register(sys.stdin.buffer, select.POLLIN)
@@ -128,7 +135,9 @@ class Board(BoardBase):
 
     def wait(self, timeout_ms):
         """Block until a channel has input or timeout_ms passes."""
-        self._poll.poll(timeout_ms)
+        ready = self._poll.poll(timeout_ms)
+        if self.serial.pacer and any(obj is sys.stdin.buffer for obj, _ in ready):
+            self.serial.pacer.arrived()
 
     def ticks_ms(self):
         return time.ticks_ms()

@@ -173,16 +173,22 @@ def emulator():
 
 @emulator.command("start")
 @click.option("--state", required=True, type=click.Path(file_okay=False), help="Folder for the flash image and logs.")
+@click.option("--target", type=click.Choice(["unix", "qemu"]), default="unix", show_default=True,
+              help="unix: the MicroPython unix port; qemu: the frozen Cortex-M3 image under QEMU (make qemu).")
 @click.option("--mnemonic", help="BIP39 words typed in on first start.")
 @click.option("--passphrase", default="", help="BIP39 passphrase typed in at setup and unlock.")
 @click.option("--network", type=click.Choice(["main", "test", "signet", "regtest"]), default="regtest", show_default=True,
               help="Network chosen at setup (a set-up device keeps its own).")
 @click.option("--pin", default=None, help="PIN typed in at setup and unlock (default: the emulator PIN 123456).")
 @click.option("--auto-confirm", is_flag=True, help="Approve every prompt (tests and scripts).")
-@click.option("--heap", type=int, default=None, help="Cap the MicroPython heap, in bytes.")
+@click.option("--heap", type=click.IntRange(1), default=None,
+              help="Cap the MicroPython heap, in bytes (qemu: at most its 131072).")
+@click.option("--baud", type=click.IntRange(10), default=None,
+              help="Pace the serial line like a UART at this rate (baud/10 bytes a second each way).")
+@click.option("--measure-heap", is_flag=True, help="Sample the heap in use while signing (info's heap.peak).")
 @click.option("--detach", is_flag=True, help="Return once the device answers and leave it running.")
-def emulator_start(state, mnemonic, passphrase, network, pin, auto_confirm, heap, detach):
-    """Start an emulator; prints {"port", "pid", "state"} once it answers."""
+def emulator_start(state, target, mnemonic, passphrase, network, pin, auto_confirm, heap, baud, measure_heap, detach):
+    """Start an emulator; prints {"port", "debug_port", "pid", "state", "target"} once it answers."""
     from . import emulator as emu
 
     if pin is not None and not (pin.isdigit() and 4 <= len(pin) <= 12):
@@ -190,13 +196,13 @@ def emulator_start(state, mnemonic, passphrase, network, pin, auto_confirm, heap
 
     try:
         rec = emu.start(state, mnemonic=mnemonic, passphrase=passphrase, network=network,
-                        auto_confirm=auto_confirm, heap=heap, pin=pin or emu.DEFAULT_PIN)
+                        auto_confirm=auto_confirm, heap=heap, pin=pin or emu.DEFAULT_PIN, target=target,
+                        baud=baud, measure_heap=measure_heap)
     except AmanatError as e:
         raise CliError(e.message) from None
     except OSError as e:  # e.g. the micropython binary is missing
         raise CliError(f"cannot start the emulator: {e}") from None
-    click.echo(json.dumps({"port": rec["port"], "pid": rec["pid"], "state": rec["state"],
-                           "debug_port": rec["debug_port"]}))
+    click.echo(json.dumps({k: rec[k] for k in ("port", "debug_port", "pid", "state", "target")}))
     sys.stdout.flush()
     if detach:
         return

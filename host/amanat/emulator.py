@@ -1,16 +1,23 @@
-"""Start and stop emulated devices: the firmware under the MicroPython unix
-port, its serial line and DebugLink on pseudo-terminals, its flash a file in
-the state folder (docs/architecture.md, "Emulator").
+"""Start and stop emulated devices (docs/architecture.md, "Emulator";
+docs/qemu.md). Two targets, driven the same way once started:
 
-The device process gets the master side of each pty as stdin/stdout
-(serial) and stderr (DebugLink), non-blocking, and also inherits the slave
-sides, which it never uses: holding them open keeps the ptys alive while no
-host is connected.
+- "unix": the firmware under the MicroPython unix port. The device process
+  gets the master side of each pty as stdin/stdout (serial) and stderr
+  (DebugLink), non-blocking; its flash is STATE/flash.img, a file.
+- "qemu": the firmware frozen into a Cortex-M3 image under QEMU
+  (boards/qemu). QEMU gets the masters as its first two UARTs; a third pty
+  is its monitor, through which `stop` saves the flash region to
+  STATE/flash.img before QEMU quits. The firmware is started through the
+  port's raw REPL.
+
+Either way the device process also inherits the slave sides, which it never
+uses: holding them open keeps the ptys alive while no host is connected.
 """
 
 import fcntl
 import json
 import os
+import select
 import signal
 import subprocess
 import time
@@ -23,9 +30,15 @@ from .debuglink import DebugLink
 from .errors import AmanatError, TransportError
 
 NETWORKS = ("main", "test", "signet", "regtest")
+TARGETS = ("unix", "qemu")
 # The emulator's PIN when none is given. The emulator is never for real keys.
 DEFAULT_PIN = "123456"
 START_TIMEOUT = 30.0
+# boards/qemu: the flash region (board.py) and the random seed's address (hal.c).
+QEMU_FLASH_ADDR = 0x21000000
+QEMU_FLASH_SIZE = 4 * 1024 * 1024
+QEMU_SEED_ADDR = 0x21400000
+QEMU_HEAP = 131072
 
 
 class EmulatorError(AmanatError):
@@ -55,14 +68,26 @@ def _pty():
 
 
 def start(state, mnemonic=None, passphrase="", network="regtest", auto_confirm=False,
-          heap=None, pin=DEFAULT_PIN) -> dict:
-    """Start an emulator on `state`; return {"port", "debug_port", "pid", "state"}
-    once it answers (set up with `mnemonic` on first start, unlocked with `pin`)."""
+          heap=None, pin=DEFAULT_PIN, target="unix", baud=None, measure_heap=False) -> dict:
+    """Start an emulator on `state`; return {"port", "debug_port", "pid", "state",
+    "target"} once it answers (set up with `mnemonic` on first start, unlocked
+    with `pin`). `baud` paces its serial line like a UART; `measure_heap` has
+    `info` report the heap's peak during signing."""
     state = Path(state).resolve()
     if not (pin.isdigit() and 4 <= len(pin) <= 12):
         raise EmulatorError("a PIN is 4 to 12 digits")  # checked before anything starts
     if network not in NETWORKS:
         raise EmulatorError(f"network must be one of {', '.join(NETWORKS)}")
+    if target not in TARGETS:
+        raise EmulatorError(f"target must be one of {', '.join(TARGETS)}")
+    if baud is not None and baud < 10:
+        raise EmulatorError("baud must be at least 10")
+    settings = {"network": network, "auto_confirm": bool(auto_confirm), "measure_heap": bool(measure_heap),
+                "baud": int(baud or 0)}
+    try:
+        spawn = _spawn_qemu(heap) if target == "qemu" else _spawn_unix(heap)
+    except FileNotFoundError as e:
+        raise EmulatorError(str(e)) from None
     state.mkdir(parents=True, exist_ok=True)
     # The device process inherits this locked descriptor: the lock lives
     # exactly as long as the emulator, whatever happens to pids and records.
@@ -72,43 +97,200 @@ def start(state, mnemonic=None, passphrase="", network="regtest", auto_confirm=F
     except BlockingIOError:
         os.close(lock)
         raise EmulatorError(f"an emulator is already running on {state}") from None
-    m1, s1, port = _pty()
-    m2, s2, debug_port = _pty()
-    env = dict(
-        os.environ,
-        MICROPYPATH=mpy.import_path([paths.board_dir("unix")]),
-        AMANAT_STATE=str(state),
-        AMANAT_NETWORK=network,
-        AMANAT_AUTO_CONFIRM="1" if auto_confirm else "0",
-    )
-    cmd = [paths.micropython_bin()]
-    if heap:
-        cmd += ["-X", f"heapsize={int(heap)}"]
-    cmd.append(str(paths.firmware_dir() / "main.py"))
+    ptys = [_pty() for _ in range(3 if target == "qemu" else 2)]
     try:
-        proc = subprocess.Popen(cmd, stdin=m1, stdout=m1, stderr=m2, pass_fds=(s1, s2, lock),
-                                cwd=state, env=env, start_new_session=True)
+        # (the process, what starts the firmware in it or None, what to do once it answers or None)
+        proc, boot, started = spawn(state, ptys, lock, settings)
     finally:
-        for fd in (m1, m2, s1, s2, lock):
-            os.close(fd)
-    record = {"port": port, "debug_port": debug_port, "pid": proc.pid, "state": str(state)}
+        for m, s, _ in ptys:
+            os.close(m)
+            os.close(s)
+        os.close(lock)
+    record = {"port": ptys[0][2], "debug_port": ptys[1][2], "pid": proc.pid, "state": str(state),
+              "target": target}
+    if target == "qemu":
+        record["monitor"] = ptys[2][2]
     _record_path(state).write_text(json.dumps(record))
     reg = discovery.registry_dir()
     reg.mkdir(parents=True, exist_ok=True)
     (reg / f"{proc.pid}.json").write_text(json.dumps(record))
     try:
+        if boot:
+            boot(proc, record)
         _bring_up(proc, record, mnemonic, passphrase, pin)
+        if started:
+            started()
     except BaseException:
         stop(state)
         raise
     return record
 
 
-def _device_log(state) -> str:
+def _spawn_unix(heap):
+    cmd = [paths.micropython_bin()]
+    if heap:
+        cmd += ["-X", f"heapsize={int(heap)}"]
+    cmd.append(str(paths.firmware_dir() / "main.py"))
+
+    def spawn(state, ptys, lock, settings):
+        (m1, s1, _), (m2, s2, _) = ptys
+        env = dict(
+            os.environ,
+            MICROPYPATH=mpy.import_path([paths.board_dir("unix")]),
+            AMANAT_STATE=str(state),
+            AMANAT_NETWORK=settings["network"],
+            AMANAT_AUTO_CONFIRM="1" if settings["auto_confirm"] else "0",
+            AMANAT_MEASURE_HEAP="1" if settings["measure_heap"] else "0",
+            AMANAT_BAUD=str(settings["baud"]),
+        )
+        proc = subprocess.Popen(cmd, stdin=m1, stdout=m1, stderr=m2, pass_fds=(s1, s2, lock),
+                                cwd=state, env=env, start_new_session=True)
+        return proc, None, None
+
+    return spawn
+
+
+def _spawn_qemu(heap):
+    if heap is not None and not 0 < heap <= QEMU_HEAP:
+        raise EmulatorError(f"the QEMU target's heap is at most {QEMU_HEAP} bytes")
+    qemu, image = paths.qemu_bin(), paths.qemu_image()  # FileNotFoundError says what to do
+
+    def spawn(state, ptys, lock, settings):
+        flash = state / "flash.img"
+        cmd = _qemu_command(qemu, image, ptys) + [
+            "-serial", "chardev:pty0", "-serial", "chardev:pty1",
+            # The board sends its whole trail at boot: screens.jsonl starts empty.
+            "-chardev", "file,id=audit,path=screens.jsonl", "-serial", "chardev:audit",
+            "-chardev", "file,id=log,path=device.log,append=on", "-serial", "chardev:log",
+            "-monitor", "chardev:pty2"]
+        if flash.exists():
+            if flash.stat().st_size != QEMU_FLASH_SIZE:
+                raise EmulatorError(f"{flash} is not a {QEMU_FLASH_SIZE}-byte flash image")
+            cmd += ["-device", f"loader,file={flash.name},addr={QEMU_FLASH_ADDR:#x},force-raw=on"]
+        seed = os.urandom(32)
+        for i in range(4):  # os.urandom's seed on the device (boards/qemu/hal.c)
+            cmd += ["-device", f"loader,addr={QEMU_SEED_ADDR + 8 * i:#x},"
+                               f"data={int.from_bytes(seed[8 * i:8 * i + 8], 'little'):#x},data-len=8"]
+        trail = _read(state / "screens.jsonl")
+        fds = [fd for m, s, _ in ptys for fd in (m, s)] + [lock]
+        with open(state / "qemu.log", "wb") as log:  # QEMU's own messages (its NIC has no network)
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=fds,
+                                    cwd=state, start_new_session=True)
+        code = f"import board\nboard.boot(**{dict(settings, heap=int(heap or 0))!r})\n"
+
+        def boot(proc, record):
+            repl = _RawRepl(proc, record["port"], lambda: _device_log(state))
+            try:
+                repl.send(code)  # the firmware has the line from here on
+            finally:
+                repl.close()
+
+        def started():
+            _keep_lost_records(state, trail)
+
+        return proc, boot, started
+
+    return spawn
+
+
+def _qemu_command(qemu, image, ptys):
+    """QEMU on the image, each pty master (inherited) as chardev ptyN."""
+    cmd = [qemu, "-machine", "mps2-an385", "-nodefaults", "-display", "none", "-semihosting", "-kernel", str(image)]
+    for i, (m, _, _) in enumerate(ptys):
+        cmd += ["-add-fd", f"fd={m},set={i + 1}", "-chardev", f"serial,id=pty{i},path=/dev/fdset/{i + 1}"]
+    return cmd
+
+
+class _RawRepl:
+    """MicroPython's raw REPL on a pty: Ctrl-A, then code and Ctrl-D for
+    each run, as mpremote does."""
+
+    def __init__(self, proc, port, log):
+        self.proc = proc
+        self.log = log  # what to say when QEMU has gone
+        self.buf = b""
+        self.fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        os.write(self.fd, b"\r\x01")
+        self.expect(b"raw REPL; CTRL-B to exit\r\n>")
+
+    def send(self, code):
+        """Hand `code` to the device; return once it took it ("OK")."""
+        os.write(self.fd, code.encode() + b"\x04")
+        self.expect(b"OK")
+
+    def expect(self, token, timeout=START_TIMEOUT) -> bytes:
+        """What comes before `token` (which is consumed)."""
+        deadline = time.monotonic() + timeout
+        while token not in self.buf:
+            if self.proc.poll() is not None:
+                raise EmulatorError(f"QEMU exited ({self.proc.returncode}): {self.log()}")
+            if time.monotonic() > deadline:
+                raise EmulatorError(f"the QEMU image did not say {token!r} (it said {self.buf[-200:]!r})")
+            if select.select([self.fd], [], [], 0.1)[0]:
+                self.buf += os.read(self.fd, 65536)
+        before, self.buf = self.buf.split(token, 1)
+        return before
+
+    def close(self):
+        os.close(self.fd)
+
+
+class QemuRepl:
+    """The QEMU image with no firmware started: code run on the target
+    itself (the QEMU tests' import checks and crypto vectors)."""
+
+    def __init__(self):
+        pty = _pty()
+        cmd = _qemu_command(paths.qemu_bin(), paths.qemu_image(), [pty]) + ["-serial", "chardev:pty0"]
+        try:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.PIPE, pass_fds=pty[:2], start_new_session=True)
+        finally:
+            os.close(pty[0])
+            os.close(pty[1])
+        self.repl = _RawRepl(self.proc, pty[2], lambda: self.proc.stderr.read().decode(errors="replace"))
+
+    def exec(self, code, timeout=300.0) -> str:
+        """Run `code`; what it printed, or EmulatorError with its traceback."""
+        self.repl.send(code)
+        out = self.repl.expect(b"\x04", timeout)
+        err = self.repl.expect(b"\x04>", timeout)
+        if err:
+            raise EmulatorError("on the QEMU image: " + err.decode(errors="replace"))
+        return out.decode().replace("\r\n", "\n")
+
+    def close(self):
+        self.repl.close()
+        self.proc.kill()
+        self.proc.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _read(path) -> bytes:
     try:
-        return (Path(state) / "device.log").read_text()[-2000:]
+        return path.read_bytes()
     except OSError:
-        return ""
+        return b""
+
+
+def _keep_lost_records(state, old):
+    """screens.jsonl is rewritten from the device's flash at each start. Records
+    the flash no longer holds (QEMU was killed, not stopped, so its flash was
+    not saved) are kept in screens.lost.jsonl."""
+    if old and not _read(state / "screens.jsonl").startswith(old):
+        with open(state / "screens.lost.jsonl", "ab") as f:
+            f.write(old)
+
+
+def _device_log(state) -> str:
+    """The tail of the device's log (and of QEMU's own, for that target)."""
+    return "".join(_read(Path(state) / name).decode(errors="replace")[-2000:]
+                   for name in ("device.log", "qemu.log"))
 
 
 def _bring_up(proc, record, mnemonic, passphrase, pin):
@@ -179,7 +361,10 @@ def stop(state) -> bool:
     pid = rec.get("pid", -1)
     running = discovery.state_locked(state)
     try:
-        if running and pid > 0:
+        if running and rec.get("monitor"):
+            _qemu_save_and_quit(state, rec["monitor"])
+            _reap(pid)
+        if discovery.state_locked(state) and pid > 0:
             _signal_group(pid, signal.SIGTERM)
             for _ in range(100):
                 _reap(pid)
@@ -195,6 +380,30 @@ def stop(state) -> bool:
         if pid > 0:
             (discovery.registry_dir() / f"{pid}.json").unlink(missing_ok=True)
     return running
+
+
+def _qemu_save_and_quit(state, monitor):
+    """Pause the device, save its flash region to STATE/flash.img (written
+    aside, then renamed) and quit QEMU, through its monitor."""
+    new = state / "flash.img.new"
+    new.unlink(missing_ok=True)
+    try:
+        fd = os.open(monitor, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    except OSError:
+        return
+    try:
+        os.write(fd, f"stop\npmemsave {QEMU_FLASH_ADDR:#x} {QEMU_FLASH_SIZE} {new.name}\nquit\n".encode())
+        deadline = time.monotonic() + 10
+        while discovery.state_locked(state) and time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.05)[0]:
+                try:
+                    os.read(fd, 4096)  # the monitor's echo, so that it never waits on us
+                except OSError:
+                    break  # QEMU has gone
+    finally:
+        os.close(fd)
+    if new.exists() and new.stat().st_size == QEMU_FLASH_SIZE:
+        os.replace(new, state / "flash.img")
 
 
 def _signal_group(pid: int, sig) -> None:

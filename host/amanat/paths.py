@@ -44,6 +44,30 @@ def _tool(name: str) -> str:
     return found
 
 
+def qemu_image() -> Path:
+    """The QEMU target's image: AMANAT_QEMU_IMAGE, else build/qemu/ of the
+    source checkout this package runs from (made by `make qemu`)."""
+    given = os.environ.get("AMANAT_QEMU_IMAGE")
+    if given:
+        if not Path(given).is_file():
+            raise FileNotFoundError(f"AMANAT_QEMU_IMAGE={given}: no such file")
+        return Path(given).resolve()
+    root = Path(__file__).resolve().parents[2]
+    image = root / "build" / "qemu" / "firmware.elf"
+    if (root / "boards" / "qemu").is_dir() and image.is_file():
+        return image
+    where = f"run `make qemu` in {root}" if (root / "boards" / "qemu").is_dir() else \
+        "run `make qemu` in a source checkout"
+    raise FileNotFoundError(f"no QEMU image: {where}, or set AMANAT_QEMU_IMAGE to a firmware.elf")
+
+
+def qemu_bin() -> str:
+    found = os.environ.get("AMANAT_QEMU") or shutil.which("qemu-system-arm")
+    if not found:
+        raise FileNotFoundError("qemu-system-arm not found: install it (Debian: apt install qemu-system-arm)")
+    return found
+
+
 def micropython_bin() -> str:
     return os.environ.get("AMANAT_MICROPYTHON") or _tool("micropython")
 
