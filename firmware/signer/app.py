@@ -42,6 +42,12 @@ class App:
         self.signed_path = root + "/signed.psbt"
         self.signed_length = None
         self.heap = capacity.Heap(board.measure_heap)
+        # The signing code, loaded now, before any request: module objects
+        # live as long as the device, and allocated first they sit together
+        # at the heap's start instead of splitting it between requests.
+        from . import psbt_signer, review, wallet_methods, wallets  # noqa: F401
+
+        self.heap.imported()
 
     # ---- main loop
     def run(self):

@@ -46,8 +46,8 @@ def limits(root):
 
 
 class Heap:
-    """The heap as `info` reports it: its size, what was free after boot and
-    once the signing code was imported, and (when the board measures) the
+    """The heap as `info` reports it: its size, what is free now, what was
+    free after boot and once the signing code was imported, and (when the board measures) the
     most in use at any progress point of the last signing."""
 
     def __init__(self, measure):
@@ -59,9 +59,8 @@ class Heap:
         self.peak = None
 
     def imported(self):
-        if self.free_after_imports is None:
-            gc.collect()
-            self.free_after_imports = gc.mem_free()
+        gc.collect()
+        self.free_after_imports = gc.mem_free()
 
     def start(self):
         self.peak = None
@@ -74,5 +73,6 @@ class Heap:
                 self.peak = used
 
     def to_dict(self):
-        return {"size": self.size, "free_after_boot": self.free_after_boot,
+        gc.collect()
+        return {"size": self.size, "free": gc.mem_free(), "free_after_boot": self.free_after_boot,
                 "free_after_imports": self.free_after_imports, "peak": self.peak}

@@ -133,11 +133,9 @@ def psbt_end(app, p):
 
 
 def sign_psbt(app, p):
-    # Loaded on first use: the idle device keeps its RAM free.
     from . import psbt_signer, review
     from .wallet_methods import limits
 
-    app.heap.imported()
     app.heap.start()
     digest = p.data("sha256", size=32)
 

@@ -438,7 +438,8 @@ class Registry:
         self.dir = root.rstrip("/") + "/wallets"
         self.keystore = keystore
         self.network = network
-        self._cache = None  # (name, descriptor, mac hex, Wallet): the last wallet loaded
+        # No wallet is kept between requests: objects that outlive a request
+        # split the heap (a review keeps the wallets it uses, ownership.py).
 
     def _file(self, name):
         return "%s/%s.json" % (self.dir, hexlify(name.encode()).decode())
@@ -476,9 +477,6 @@ class Registry:
         return desc, mac
 
     def _load(self, name, desc, mac_hex):
-        c = self._cache
-        if c is not None and c[0] == name and c[1] == desc and c[2] == mac_hex:
-            return c[3]
         key = registration_key(self.keystore)
         try:
             want = registration_mac(key, name, desc)
@@ -500,7 +498,6 @@ class Registry:
         mine = self.keystore.fingerprint
         for _, c in w.keys():
             c.ours = c.fingerprint == mine
-        self._cache = (name, desc, mac_hex, w)
         return w
 
     def get(self, name):
@@ -548,7 +545,6 @@ class Registry:
         return mac
 
     def delete(self, name):
-        self._cache = None
         try:
             os.remove(self._file(name))
         except OSError:

@@ -337,7 +337,7 @@ def info(port, as_json):
     for k in ("port", "model", "target", "firmware", "protocol", "network", "initialized", "locked", "fingerprint"):
         t.add_row(k, Text(str(i.get(k))))
     heap, lim = i["heap"], i["limits"]
-    t.add_row("heap", f"{heap['size']:,} bytes, {heap['free_after_boot']:,} free after boot")
+    t.add_row("heap", f"{heap['size']:,} bytes, {heap['free']:,} free ({heap['free_after_boot']:,} after boot)")
     t.add_row("limits", f"PSBT {lim['psbt_bytes']:,} bytes, {lim['inputs']:,} inputs, {lim['outputs']:,} outputs; "
                         f"{lim['flash_free']:,} bytes of flash free")
     console.print(t)

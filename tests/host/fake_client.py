@@ -140,7 +140,7 @@ class FakeClient:
             "locked": dev.locked or not dev.initialized,
             "fingerprint": dev.fingerprint if dev.initialized and not dev.locked else None,
             "target": "unix" if dev.emulator else "esp32",
-            "heap": {"size": 131072, "free_after_boot": 90000, "free_after_imports": None, "peak": None},
+            "heap": {"size": 131072, "free": 88000, "free_after_boot": 90000, "free_after_imports": None, "peak": None},
             "limits": {"psbt_bytes": 1 << 20, "inputs": 2500, "outputs": 10000, "flash_free": 1 << 21},
         }
 
