@@ -45,9 +45,9 @@ def _registry(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def auto_emu(tmp_path_factory):
+    """A set-up regtest emulator that approves every prompt."""
     from e2e_support import MNEMONIC, Emu
 
-    """A set-up regtest emulator that approves every prompt."""
     e = Emu(tmp_path_factory.mktemp("auto"), mnemonic=MNEMONIC, auto_confirm=True).start()
     yield e
     e.stop()
@@ -55,9 +55,47 @@ def auto_emu(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def manual_emu(tmp_path_factory):
+    """A set-up regtest emulator whose prompts are answered over DebugLink."""
     from e2e_support import MNEMONIC, Emu
 
-    """A set-up regtest emulator whose prompts are answered over DebugLink."""
     e = Emu(tmp_path_factory.mktemp("manual"), mnemonic=MNEMONIC).start()
+    yield e
+    e.stop()
+
+
+# --- the QEMU tier (tests/qemu): the firmware frozen into the Cortex-M3 image
+# (make qemu), driven through the same launcher, CLI and HWI as the unix
+# emulator. Skipped when the image or QEMU is missing, unless
+# AMANAT_REQUIRE_QEMU=1, when that is a failure naming what is missing. These
+# live here, not in tests/qemu/conftest.py: two modules named conftest would
+# shadow each other for the tests that import helpers from this one.
+
+
+def _qemu_missing():
+    from amanat import paths
+
+    try:
+        paths.qemu_bin()
+        paths.qemu_image()
+    except FileNotFoundError as e:
+        return str(e)
+    return None
+
+
+@pytest.fixture(scope="session")
+def qemu_ready():
+    why = _qemu_missing()
+    if why:
+        if os.environ.get("AMANAT_REQUIRE_QEMU") == "1":
+            pytest.fail(f"AMANAT_REQUIRE_QEMU=1, but {why}", pytrace=False)
+        pytest.skip(why)
+
+
+@pytest.fixture(scope="module")
+def qemu_emu(qemu_ready, tmp_path_factory):
+    """A set-up regtest device on the QEMU target that approves every prompt."""
+    from e2e_support import MNEMONIC, Emu
+
+    e = Emu(tmp_path_factory.mktemp("qemu"), target="qemu", mnemonic=MNEMONIC, auto_confirm=True).start()
     yield e
     e.stop()

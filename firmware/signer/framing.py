@@ -12,6 +12,7 @@ VERSION = 1
 HEADER_SIZE = 8
 MAX_PAYLOAD = 8192
 FRAME_TIMEOUT_MS = 2000
+LINE_BAUD = 115200  # the protocol's line rate: a frame's length buys it time at this rate
 _MAX_FRAME = HEADER_SIZE + MAX_PAYLOAD + 4
 
 try:
@@ -43,17 +44,25 @@ def encode(payload):
 
 
 class FrameReader:
+    """A frame must arrive whole within FRAME_TIMEOUT_MS of its first byte,
+    plus the time its length takes at LINE_BAUD; otherwise it is dropped.
+    Counting from the first byte, not the last, matters: a length damaged on
+    the line would otherwise swallow every later frame that keeps arriving
+    in time, up to 8 KB of them."""
+
     def __init__(self):
         self._buf = bytearray()
-        self._last = 0  # time of the last byte received
+        self._first = 0  # when the frame at the buffer's start began to arrive
+        self._now = 0
 
     def feed(self, data, now_ms):
-        # A gap longer than the timeout ends the partial frame even when
-        # expire() was not called in between.
+        # A frame past its time ends even when expire() was not called in between.
         out = self.expire(now_ms)
         if not data:
             return out
-        self._last = now_ms
+        self._now = now_ms
+        if not self._buf:
+            self._first = now_ms
         data = memoryview(data)
         pos = 0
         # Take only what fits so the buffer stays within one whole frame;
@@ -65,8 +74,13 @@ class FrameReader:
             self._parse(out)
         return out
 
+    def _allowed_ms(self):
+        buf = self._buf
+        n = int.from_bytes(buf[4:8], "big") if len(buf) >= HEADER_SIZE else 0
+        return FRAME_TIMEOUT_MS + (HEADER_SIZE + min(n, MAX_PAYLOAD) + 4) * 10_000 // LINE_BAUD
+
     def expire(self, now_ms):
-        if self._buf and ticks_diff(now_ms, self._last) > FRAME_TIMEOUT_MS:
+        if self._buf and ticks_diff(now_ms, self._first) > self._allowed_ms():
             partial = self._buf[:2] == MAGIC
             self._buf = bytearray()
             if partial:
@@ -76,6 +90,7 @@ class FrameReader:
     def _drop(self, n):
         # MicroPython's bytearray has no slice deletion.
         self._buf = self._buf[n:]
+        self._first = self._now  # what is left begins a frame (at the latest) now
 
     def _parse(self, out):
         buf = self._buf

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .errors import AmanatError, DeviceError, SignatureError, TransportError
+from .errors import AmanatError, DeviceError, LimitError, SignatureError, TransportError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -45,6 +45,8 @@ def _fail(e: AmanatError):
         code = EXIT_DEVICE_MISSING
     elif isinstance(e, SignatureError):
         code = EXIT_BAD_SIGNATURE
+    elif isinstance(e, LimitError):
+        code = EXIT_REFUSED
     elif isinstance(e, DeviceError):
         code = {"REJECTED": EXIT_REJECTED, "REFUSED": EXIT_REFUSED, "BAD_PSBT": EXIT_REFUSED,
                 "BAD_PARAMS": EXIT_REFUSED, "NOT_READY": EXIT_NOT_READY, "BUSY": EXIT_NOT_READY}.get(e.name, 1)
@@ -110,17 +112,21 @@ def demo():
 @main.command()
 @click.option("--device-crypto", is_flag=True, help="Time the device crypto under MicroPython vs libsecp256k1.")
 @click.option("--emulator", "emu", is_flag=True, help="Time signing through an emulator and find the smallest heap.")
+@click.option("--memory", is_flag=True,
+              help="Heap peak, time per input and transfer for PSBTs of 10 to 1000 inputs, on QEMU and unix.")
 @click.option("--heap", type=int, default=None, help="Cap the MicroPython heap (bytes) for --device-crypto.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
-def bench(device_crypto, emu, heap, as_json):
+def bench(device_crypto, emu, memory, heap, as_json):
     """Print measured speed and memory figures."""
-    if not (device_crypto or emu):
-        raise CliError("choose what to measure: --device-crypto and/or --emulator", 2)
+    if not (device_crypto or emu or memory):
+        raise CliError("choose what to measure: --device-crypto, --emulator and/or --memory", 2)
     report = {}
     if device_crypto:
         report["device_crypto"] = _bench_crypto(heap, as_json)
     if emu:
         report["emulator"] = _bench_emulator(as_json)
+    if memory:
+        report["memory"] = _bench_memory(as_json)
     if as_json:
         click.echo(json.dumps(report, indent=1))
 
@@ -166,6 +172,37 @@ def _bench_emulator(quiet):
     return {"signing": rows, "smallest_heap_20_inputs": heap}
 
 
+def _bench_memory(quiet):
+    from . import bench_memory as bm
+
+    rep = bm.report(say=(lambda s: None) if quiet else (lambda s: console.print(Text(s), style="dim")))
+    if quiet:
+        return rep
+    for t in rep["targets"]:
+        console.print(f"{t['target']}: heap {t['heap_size']:,} bytes, {t['free_after_boot']:,} free after boot, "
+                      f"{t['free_after_imports']:,} after imports")
+        table = Table("case", "inputs", "outputs", "PSBT bytes", "peak heap", "upload s", "device s", "ms/input",
+                      "download s", "upload bytes / PSBT")
+        for r in t["cases"]:
+            table.add_row(r["case"], str(r["inputs"]), str(r["outputs"]), f"{r['bytes']:,}", f"{r['peak']:,}",
+                          str(r["upload_s"]), str(r["device_s"]), str(r["ms_per_input"]), str(r["download_s"]),
+                          str(r["wire_ratio"]))
+        console.print(table)
+        for name, c in t["checks"].items():
+            console.print(f"  {name}: {c['value']:,} (bound {c['bound']:,}) {'ok' if c['ok'] else 'NOT MET'}")
+    table = Table("target", "inputs", "PSBT bytes", "baud", "upload s", "download s", "device s")
+    for r in rep["transfer"]:
+        table.add_row(r["target"], str(r["inputs"]), f"{r['bytes']:,}", str(r["baud"]), str(r["upload_s"]),
+                      str(r["download_s"]), str(r["device_s"]))
+    console.print("Transfer over a paced line:")
+    console.print(table)
+    h = rep["unix_headroom"]
+    if h and h["smallest_10"]:
+        console.print(f"unix: smallest heap that signs 10 inputs {h['smallest_10']:,} bytes; "
+                      f"with {h['headroom']:,} more, 1000 inputs {'sign' if h['signs_1000'] else 'DO NOT sign'}")
+    return rep
+
+
 @main.group()
 def emulator():
     """Run emulated devices (the firmware under MicroPython, serial over a pty)."""
@@ -183,8 +220,9 @@ def emulator():
 @click.option("--auto-confirm", is_flag=True, help="Approve every prompt (tests and scripts).")
 @click.option("--heap", type=click.IntRange(1), default=None,
               help="Cap the MicroPython heap, in bytes (qemu: at most its 131072).")
-@click.option("--baud", type=click.IntRange(10), default=None,
-              help="Pace the serial line like a UART at this rate (baud/10 bytes a second each way).")
+@click.option("--baud", type=click.IntRange(115200), default=None,
+              help="Pace the serial line like a UART at this rate (baud/10 bytes a second each way; "
+                   "at least 115200, the protocol's line rate).")
 @click.option("--measure-heap", is_flag=True, help="Sample the heap in use while signing (info's heap.peak).")
 @click.option("--detach", is_flag=True, help="Return once the device answers and leave it running.")
 def emulator_start(state, target, mnemonic, passphrase, network, pin, auto_confirm, heap, baud, measure_heap, detach):

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 
 from .descriptors import normalize_path
-from .errors import ProtocolError, TransportError
+from .errors import LimitError, ProtocolError, TransportError
 from .psbt_verify import verify_new_signatures
 from .transport import Transport
 
@@ -67,6 +67,23 @@ def checked(method: str, res):
     return res
 
 
+def check_limits(raw: bytes, limits: dict) -> None:
+    """LimitError, before anything is sent, if the device's published limits
+    (info's `limits`) refuse `raw`. A PSBT the host cannot read is left to
+    the device, which says what is wrong with it."""
+    from . import psbt_raw
+
+    if len(raw) > limits["psbt_bytes"]:
+        raise LimitError(f"the PSBT has {len(raw):,} bytes; the device takes at most {limits['psbt_bytes']:,}")
+    try:
+        psbt = psbt_raw.parse_psbt(raw)
+    except Exception:
+        return
+    for what, n in (("inputs", len(psbt.inputs)), ("outputs", len(psbt.outputs))):
+        if n > limits[what]:
+            raise LimitError(f"the PSBT has {n:,} {what}; the device signs at most {limits[what]:,}")
+
+
 class Client:
     def __init__(self, port: str, timeout: float = 10.0):
         self.port = port
@@ -81,6 +98,7 @@ class Client:
             raise ProtocolError(
                 f"device on {port} speaks protocol {info.get('protocol')!r}; this host speaks {PROTOCOL}"
             )
+        self.limits = info["limits"]
 
     def __enter__(self):
         return self
@@ -166,6 +184,7 @@ class Client:
         the device's [done, total] of it, or None), "download" or "verify"
         (done and total None)."""
         progress = progress or (lambda *a: None)
+        check_limits(raw, self.limits)
         digest = hashlib.sha256(raw).digest()
         chunk = self._call("psbt_begin", {"length": len(raw)})["chunk_size"]
         for off in range(0, len(raw), chunk):
@@ -176,6 +195,7 @@ class Client:
             raise ProtocolError("the device received a different PSBT than was sent (hash differs)")
         res = self._long("sign_psbt", {"sha256": digest}, lambda busy, of: progress("device", busy, of))
         out = bytearray()
+        progress("download", 0, res["length"])
         while len(out) < res["length"]:
             data = self._call("psbt_read", {"offset": len(out), "size": 4096})["data"]
             if not data:

@@ -25,6 +25,7 @@ import tty
 from pathlib import Path
 
 from . import discovery, mpy, paths
+from .framing import LINE_BAUD
 from .client import Client
 from .debuglink import DebugLink
 from .errors import AmanatError, TransportError
@@ -80,8 +81,9 @@ def start(state, mnemonic=None, passphrase="", network="regtest", auto_confirm=F
         raise EmulatorError(f"network must be one of {', '.join(NETWORKS)}")
     if target not in TARGETS:
         raise EmulatorError(f"target must be one of {', '.join(TARGETS)}")
-    if baud is not None and baud < 10:
-        raise EmulatorError("baud must be at least 10")
+    if baud is not None and baud < LINE_BAUD:
+        # A frame is given the time its length takes at the protocol's rate.
+        raise EmulatorError(f"baud must be at least {LINE_BAUD}, the protocol's line rate")
     settings = {"network": network, "auto_confirm": bool(auto_confirm), "measure_heap": bool(measure_heap),
                 "baud": int(baud or 0)}
     try:

@@ -38,3 +38,7 @@ class SignatureError(AmanatError):
 
 class PsbtError(AmanatError):
     """A PSBT that is malformed, or cannot be combined, finalized or extracted (the message says why)."""
+
+
+class LimitError(PsbtError):
+    """A PSBT beyond what the device takes (the limits its `info` publishes): refused before it is sent."""

@@ -14,6 +14,7 @@ VERSION = 1
 HEADER_SIZE = 8
 MAX_PAYLOAD = 8192
 FRAME_TIMEOUT = 2.0  # seconds
+LINE_BAUD = 115200  # the protocol's line rate: a frame's length buys it time at this rate
 _HEADER = struct.Struct(">2sBBI")
 _MAX_FRAME = HEADER_SIZE + MAX_PAYLOAD + 4
 
@@ -34,14 +35,21 @@ def encode(payload: bytes) -> bytes:
 
 
 class FrameReader:
+    """A frame must arrive whole within FRAME_TIMEOUT of its first byte, plus
+    the time its length takes at LINE_BAUD; otherwise it is dropped (counted
+    from the first byte: a damaged length must not swallow the frames that
+    keep arriving after it)."""
+
     def __init__(self):
         self._buf = bytearray()
-        self._last = 0.0
+        self._first = 0.0  # when the frame at the buffer's start began to arrive
+        self._now = 0.0
 
     def feed(self, data: bytes, now: float) -> list:
-        out = self.expire(now)  # a long gap ends a partial frame
-        if data:
-            self._last = now
+        out = self.expire(now)  # a frame past its time ends here too
+        self._now = now
+        if data and not self._buf:
+            self._first = now
         view = memoryview(data)
         while view:
             # Take only what fits: the buffer never holds more than one frame.
@@ -51,8 +59,16 @@ class FrameReader:
             self._parse(out)
         return out
 
+    def reset(self) -> None:
+        """Forget a partial frame (its request is being sent again)."""
+        self._buf.clear()
+
+    def _allowed(self) -> float:
+        n = _HEADER.unpack_from(self._buf)[3] if len(self._buf) >= HEADER_SIZE else 0
+        return FRAME_TIMEOUT + (HEADER_SIZE + min(n, MAX_PAYLOAD) + 4) * 10 / LINE_BAUD
+
     def expire(self, now: float) -> list:
-        if self._buf and now - self._last > FRAME_TIMEOUT:
+        if self._buf and now - self._first > self._allowed():
             partial = self._buf.startswith(MAGIC)
             self._buf.clear()
             if partial:
@@ -66,8 +82,11 @@ class FrameReader:
             if i < 0:
                 # A trailing "A" may start the next magic.
                 del buf[: len(buf) - 1 if buf.endswith(MAGIC[:1]) else len(buf)]
+                self._first = self._now
                 return
-            del buf[:i]
+            if i:
+                del buf[:i]
+                self._first = self._now
             if len(buf) < HEADER_SIZE:
                 return
             _, version, flags, n = _HEADER.unpack_from(buf)
@@ -76,6 +95,7 @@ class FrameReader:
                           else "unsupported flags" if flags else "payload too long")
                 out.append(FrameError(reason))
                 del buf[: len(MAGIC)]  # resynchronise after this magic
+                self._first = self._now
                 continue
             end = HEADER_SIZE + n
             if len(buf) < end + 4:
@@ -85,6 +105,7 @@ class FrameReader:
             else:
                 out.append(bytes(buf[HEADER_SIZE:end]))
             del buf[: end + 4]
+            self._first = self._now  # what is left begins a frame (at the latest) now
 
 
 def encode_request(id: int, method: str, params: dict) -> bytes:

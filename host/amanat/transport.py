@@ -40,6 +40,7 @@ class Transport:
         self.stray: list[dict] = []
         self.last_rx = time.monotonic()  # when the device was last heard
         self.sent: dict[int, bytes] = {}  # the last requests' frames, to send again
+        self.bytes_out = 0  # bytes written to the line, resends included
 
     def close(self):
         try:
@@ -65,13 +66,16 @@ class Transport:
 
     def resend(self, rid: int) -> None:
         """Send request `rid` again, byte for byte: the device answers a
-        request it already served with the answer it gave."""
+        request it already served with the answer it gave. A partial frame
+        read so far is dropped: the answer comes again, whole."""
+        self.reader.reset()
         self._write(self.sent[rid])
 
     def _write(self, frame: bytes) -> None:
         try:
             self.ser.write(frame)
             self.ser.flush()
+            self.bytes_out += len(frame)
         except (serial.SerialException, OSError) as e:
             raise TransportError(f"serial line to {self.port} broke: {e}") from None
 

@@ -387,12 +387,30 @@ def test_truncated_frame_times_out(side):
     assert r.expire(9000) == []
     assert r.feed(frame, 9000) == [b"payload"]
     # Without an expire() call in between, the next feed notices the gap.
+    # (2 s, and 1 ms for this frame's 19 bytes at 115200 baud.)
     assert r.feed(frame[:-1], 10000) == []
-    assert r.feed(frame, 12001) == [("error", "frame timed out"), b"payload"]
+    assert r.feed(frame, 12002) == [("error", "frame timed out"), b"payload"]
     # Within the timeout the frame completes.
-    assert r.feed(frame[:3], 20000) + r.feed(frame[3:], 21999) == [b"payload"]
+    assert r.feed(frame[:3], 20000) + r.feed(frame[3:], 22001) == [b"payload"]
     # A stray "A" is not a frame: it goes silently.
     assert r.feed(b"zzA", 30000) == [] and r.expire(40000) == []
+
+
+@pytest.mark.parametrize("side", MODS)
+def test_a_damaged_length_does_not_swallow_the_frames_after_it(side):
+    """A length byte lost on the line makes a 7-byte frame claim 1,906 bytes;
+    requests sent again within the timeout keep the line busy, so a rule on
+    the gap between bytes would wait for all of them. Counted from the
+    frame's first byte (2 s, and 166 ms for 1,918 bytes at 115200 baud) it
+    ends, and the next request is read."""
+    s, r = MODS[side], Reader(side)
+    good = s.encode(b"request")
+    damaged = good[:4] + good[5:]  # a zero of the length dropped
+    assert int.from_bytes(damaged[4:8], "big") == 1906
+    assert r.feed(damaged[:8], 0) == []
+    for t in (0, 600, 1200, 1800, 2166):
+        assert r.feed(good, t) == []  # swallowed: part of the claimed frame
+    assert r.feed(good, 2167) == [("error", "frame timed out"), b"request"]
 
 
 # --- the real MicroPython -----------------------------------------------------

@@ -22,7 +22,7 @@ from embit.psbt import PSBT
 from embit.transaction import SIGHASH
 
 from amanat import descriptors, policy, txbuild
-from amanat.client import Signed
+from amanat.client import Signed, check_limits
 from amanat.psbt_raw import PSBT_IN_TAP_KEY_SIG
 from amanat.psbt_verify import verify_new_signatures
 from amanat.errors import DeviceError, TransportError
@@ -87,6 +87,8 @@ class FakeDevice:
     calls: list = field(default_factory=list)
     wallets: dict = field(default_factory=dict)  # name -> canonical descriptor (registered)
     limits: dict = field(default_factory=lambda: {"fee_percent_tenths": 100, "fee_max_sat": 1_000_000})
+    capacity: dict = field(default_factory=lambda: {"psbt_bytes": 1 << 20, "inputs": 2500, "outputs": 10000,
+                                                    "flash_free": 1 << 21})  # info's limits
 
     @property
     def root(self) -> bip32.HDKey:
@@ -141,7 +143,7 @@ class FakeClient:
             "fingerprint": dev.fingerprint if dev.initialized and not dev.locked else None,
             "target": "unix" if dev.emulator else "esp32",
             "heap": {"size": 131072, "free": 88000, "free_after_boot": 90000, "free_after_imports": None, "peak": None},
-            "limits": {"psbt_bytes": 1 << 20, "inputs": 2500, "outputs": 10000, "flash_free": 1 << 21},
+            "limits": dict(dev.capacity),
         }
 
     def get_xpub(self, path: str) -> str:
@@ -260,6 +262,7 @@ class FakeClient:
     def sign_psbt(self, raw: bytes, progress=None) -> Signed:
         """As the real client: what the device returns is verified here
         (SignatureError for a tampering device) before it is handed back."""
+        check_limits(raw, self.info()["limits"])
         signed = self._device_signs(raw)
         return Signed(signed, verify_new_signatures(raw, signed), self._review(PSBT.parse(raw)))
 

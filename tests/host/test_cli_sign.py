@@ -52,3 +52,17 @@ def test_a_device_answer_that_does_not_verify_is_exit_6(monkeypatch, tmp_path, t
     result = sign(monkeypatch, tmp_path, tamper=tamper)
     assert result.exit_code == 6 and words in result.output and "Traceback" not in result.output
     assert not (tmp_path / "out.psbt").exists()
+
+
+@pytest.mark.parametrize("capacity, words", [({"inputs": 1}, "the PSBT has 2 inputs; the device signs at most 1"),
+                                             ({"outputs": 1}, "the PSBT has 2 outputs; the device signs at most 1"),
+                                             ({"psbt_bytes": 100}, "bytes; the device takes at most 100")])
+def test_a_psbt_beyond_the_devices_limits_is_refused_before_it_is_sent(monkeypatch, tmp_path, capacity, words):
+    dev = fc.FakeDevice(PORT)
+    dev.capacity.update(capacity)
+    fc.install(monkeypatch, dev)
+    (tmp_path / "in.psbt").write_bytes(spend())
+    result = CliRunner().invoke(cli.main, ["sign", str(tmp_path / "in.psbt"), "-o", str(tmp_path / "out.psbt")])
+    assert result.exit_code == 5 and words in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out.psbt").exists()
+    assert {c[0] for c in dev.calls} == {"info", "close"}  # nothing else reached the device

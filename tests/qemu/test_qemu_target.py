@@ -154,3 +154,20 @@ def test_killed_qemu_loses_what_changed_since_start(qemu_ready, tmp_path):
             assert c.info()["fingerprint"].hex() == FP
     finally:
         emu.stop()
+
+
+def test_signing_memory_is_flat_on_128k(qemu_ready, tmp_path):
+    """The heap's high-water mark while signing does not grow with the
+    inputs (the 10 against 1000 inputs figures: `amanat bench --memory`)."""
+    from amanat import bench_memory
+
+    emu = Emu(tmp_path, target="qemu", mnemonic=MNEMONIC, auto_confirm=True, measure_heap=True).start()
+    try:
+        small = bench_memory.sign_timed(emu.port, bench_memory.p2wpkh_psbt(5))
+        large = bench_memory.sign_timed(emu.port, bench_memory.p2wpkh_psbt(40))
+    finally:
+        emu.stop()
+    assert small["signatures"] == 5 and large["signatures"] == 40
+    assert small["heap"]["size"] == 131072
+    assert large["heap"]["peak"] - small["heap"]["peak"] <= bench_memory.FLAT_BYTES
+    assert large["wire_ratio"] <= bench_memory.WIRE_RATIO

@@ -1,0 +1,219 @@
+"""`amanat bench --memory`: does signing fit a microcontroller, and does it
+stay flat as transactions grow?
+
+On each target (the QEMU image with its 128 KiB heap when it is built, and
+the unix port), one emulator started to measure its heap signs P2WPKH PSBTs
+of 10, 100 and 1000 inputs (full previous transactions), a 100-input 2-of-3
+wsh(sortedmulti) and a 100-input tr multi_a PSBT, and one with 2,000
+outputs. Per case: the heap's high-water mark during signing (info's
+heap.peak), the device's time and its time per input, and the bytes the host
+wrote to upload the PSBT against its size. Then the checks the design holds the firmware
+to (peak(1000) - peak(10) <= 4 KB, time(1000) / time(100) <= 12, upload bytes
+<= 1.05 x the PSBT), the transfer time of 100 and 1000 inputs over a line
+paced at 115200 baud, and on the unix port: the smallest heap that signs
+10 inputs, and whether 16 KB more signs 1000.
+"""
+
+import tempfile
+import time
+from pathlib import Path
+
+from embit import bip32, bip39, script
+from embit.networks import NETWORKS
+
+from . import emulator, paths, txbuild
+from .client import Client
+from .errors import AmanatError
+
+MNEMONIC = "usage scrap plug noble deny corn permit stage tennis ceiling ranch hockey"
+NETWORK = "regtest"
+NET = NETWORKS[NETWORK]
+ROOT = bip32.HDKey.from_seed(bip39.mnemonic_to_seed(MNEMONIC), version=NET["xprv"])
+PAYEE = script.p2wpkh(bip32.HDKey.from_seed(bytes(32)).key.get_public_key())
+FLAT_BYTES = 4096  # peak(1000 inputs) - peak(10 inputs)
+LINEAR_RATIO = 12  # time(1000 inputs) / time(100 inputs)
+WIRE_RATIO = 1.05  # host-to-device bytes / PSBT bytes
+BAUD = 115200
+HEADROOM = 16 * 1024  # unix: smallest heap for 10 inputs + this signs 1000
+
+
+def _account():
+    path = txbuild.account_path("p2wpkh", NETWORK)
+    return txbuild.Account("p2wpkh", ROOT.derive(path).to_public(), ROOT.my_fingerprint, path)
+
+
+def _wallet(kind):
+    others = [bip32.HDKey.from_seed(bytes(range(i, 64 + i)), version=NET["xprv"]) for i in (0, 1)]
+    return txbuild.Multisig(kind, 2, True, [txbuild.cosigner(r, "m/48h/1h/0h/2h") for r in (ROOT, *others)])
+
+
+def p2wpkh_psbt(inputs: int, outputs: int = 1) -> bytes:
+    """`inputs` coins of the P2WPKH account, paid to `outputs` payees plus change."""
+    acct = _account()
+    coins = [(acct, i, 50_000 + 2_000 * outputs + i) for i in range(inputs)]
+    more = [(PAYEE, 1_000)] * (outputs - 1)
+    pay = sum(c[2] for c in coins) // 2  # the fee stays within the device's limit (10% of what is sent)
+    return txbuild.build_spend(coins, PAYEE, pay - 1_000 * (outputs - 1), 150 * inputs + 40 * outputs, change=(acct, 1),
+                               more=more, tag=3000).psbt.serialize()
+
+
+def wallet_psbt(kind: str, inputs: int) -> bytes:
+    w = _wallet(kind)
+    coins = [(w, i, 50_000 + i) for i in range(inputs)]
+    return txbuild.build_spend(coins, PAYEE, sum(c[2] for c in coins) // 2, 300 * inputs, change=(w, 1), tag=4000).psbt.serialize()
+
+
+CASES = (  # (name, inputs, outputs, the PSBT)
+    ("p2wpkh", 10, 2, lambda: p2wpkh_psbt(10)),
+    ("p2wpkh", 100, 2, lambda: p2wpkh_psbt(100)),
+    ("p2wpkh", 1000, 2, lambda: p2wpkh_psbt(1000)),
+    ("2-of-3 wsh(sortedmulti)", 100, 2, lambda: wallet_psbt("wsh", 100)),
+    ("2-of-3 tr(multi_a)", 100, 2, lambda: wallet_psbt("tr", 100)),
+    ("p2wpkh, 2,000 outputs", 2, 2001, lambda: p2wpkh_psbt(2, 2000)),
+)
+
+
+def sign_timed(port: str, raw: bytes) -> dict:
+    """Sign `raw` through the device on `port`; times of each stage (s), the
+    host's bytes on the line, and the device's heap afterwards."""
+    marks = {}
+    with Client(port) as c:
+        def progress(stage, done, total):
+            marks.setdefault(stage, time.perf_counter())
+            if stage == "upload":  # the PSBT's bytes on the line: psbt_begin and every chunk
+                marks["uploaded"] = time.perf_counter()
+                marks["upload_bytes"] = c.t.bytes_out
+
+        t0 = time.perf_counter()
+        signed = c.sign_psbt(raw, progress)  # every new signature verified
+        sent = marks["upload_bytes"]
+        heap = c.info()["heap"]
+    return {"bytes": len(raw), "signatures": signed.signatures,
+            "upload_s": round(marks["uploaded"] - t0, 2),
+            "device_s": round(marks["download"] - marks["uploaded"], 2),
+            "download_s": round(marks["verify"] - marks["download"], 2),
+            "upload_bytes": sent, "wire_ratio": round(sent / len(raw), 3), "heap": heap}
+
+
+def _start(state, **kw):
+    rec = emulator.start(state, mnemonic=MNEMONIC, network=NETWORK, auto_confirm=True, **kw)
+    with Client(rec["port"]) as c:
+        for kind in ("wsh", "tr"):
+            c.register_wallet("bench-" + kind, _wallet(kind).descriptor())
+    return rec
+
+
+def target_report(target: str, tmp: Path, cases=CASES, say=print) -> dict:
+    """Every case on one emulator of `target` started to measure its heap."""
+    state = tmp / target
+    rec = _start(state, target=target, measure_heap=True)
+    rows = []
+    try:
+        with Client(rec["port"]) as c:
+            heap = c.info()["heap"]
+        for name, inputs, outputs, make in cases:
+            r = sign_timed(rec["port"], make())
+            r.update(case=name, inputs=inputs, outputs=outputs, peak=r.pop("heap")["peak"],
+                     ms_per_input=round(1000 * r["device_s"] / inputs, 1))
+            rows.append(r)
+            say(f"{target}: {name}, {inputs} inputs: device {r['device_s']} s, peak heap {r['peak']:,} bytes")
+    finally:
+        emulator.stop(state)
+    return {"target": target, "heap_size": heap["size"], "free_after_boot": heap["free_after_boot"],
+            "free_after_imports": heap["free_after_imports"], "cases": rows, "checks": checks(rows)}
+
+
+def checks(rows) -> dict:
+    """The flat-memory, linear-time and wire-size figures, each with its bound."""
+    by = {(r["case"], r["inputs"]): r for r in rows}
+    out = {}
+    small, mid, big = (by.get(("p2wpkh", n)) for n in (10, 100, 1000))
+    if small and big:
+        d = big["peak"] - small["peak"]
+        out["peak_1000_minus_10"] = {"value": d, "bound": FLAT_BYTES, "ok": d <= FLAT_BYTES}
+    if mid and big:
+        ratio = round(big["device_s"] / mid["device_s"], 2)
+        out["time_1000_over_100"] = {"value": ratio, "bound": LINEAR_RATIO, "ok": ratio <= LINEAR_RATIO}
+    worst = max(r["wire_ratio"] for r in rows)
+    out["upload_bytes_over_psbt"] = {"value": worst, "bound": WIRE_RATIO, "ok": worst <= WIRE_RATIO}
+    return out
+
+
+def transfer_report(tmp: Path, target="unix", sizes=(100, 1000), baud=BAUD) -> list[dict]:
+    """Upload and download times over a line paced like a UART at `baud`."""
+    state = tmp / f"{target}-{baud}"
+    rec = _start(state, target=target, baud=baud)
+    try:
+        rows = []
+        for n in sizes:
+            r = sign_timed(rec["port"], p2wpkh_psbt(n))
+            r.pop("heap")
+            rows.append(dict(r, inputs=n, baud=baud, target=target))
+        return rows
+    finally:
+        emulator.stop(state)
+
+
+def _signs(heap: int, raw: bytes, state: Path) -> bool:
+    try:
+        rec = emulator.start(state, mnemonic=MNEMONIC, network=NETWORK, auto_confirm=True, heap=heap)
+    except AmanatError:
+        return False
+    try:
+        sign_timed(rec["port"], raw)
+        return True
+    except AmanatError:
+        return False
+    finally:
+        emulator.stop(state)
+
+
+def headroom_report(tmp: Path, low=300_000, high=1_000_000, step=4096) -> dict:
+    """Unix port: the smallest heap (to `step`) that signs 10 inputs, found by
+    bisection, and whether that plus 16 KB signs 1000."""
+    small = p2wpkh_psbt(10)
+    n = 0
+
+    def signs(heap, raw):
+        nonlocal n
+        n += 1
+        return _signs(heap, raw, tmp / f"heap-{n}")
+
+    if not signs(high, small):
+        return {"smallest_10": None}
+    while high - low > step:
+        mid = (low + high) // 2
+        if signs(mid, small):
+            high = mid
+        else:
+            low = mid
+    ok = signs(high + HEADROOM, p2wpkh_psbt(1000))
+    return {"smallest_10": high, "headroom": HEADROOM, "signs_1000": ok}
+
+
+def qemu_available() -> str | None:
+    """None if the QEMU target can run here, else why not."""
+    try:
+        paths.qemu_bin()
+        paths.qemu_image()
+    except FileNotFoundError as e:
+        return str(e)
+    return None
+
+
+def report(say=print) -> dict:
+    out = {"targets": [], "transfer": [], "unix_headroom": None}
+    with tempfile.TemporaryDirectory(prefix="amanat-memory-") as tmp:
+        tmp = Path(tmp)
+        why = qemu_available()
+        if why:
+            say(f"qemu: not measured ({why})")
+            out["qemu_missing"] = why
+        else:
+            out["targets"].append(target_report("qemu", tmp, say=say))
+        out["targets"].append(target_report("unix", tmp, say=say))
+        say(f"transfer at {BAUD} baud (unix port)")
+        out["transfer"] = transfer_report(tmp)
+        say("unix: searching the smallest heap for 10 inputs")
+        out["unix_headroom"] = headroom_report(tmp)
+    return out
