@@ -58,7 +58,7 @@ def sign_psbt_stream(src, dst, keystore, plan, registry=None, progress=None, sig
     keys = KeyCache(keystore.root, private=True)
     wallets = Wallets(registry, []) if registry is not None else None
     n = view.num_inputs
-    placeholders = [0] * n  # taproot sighash wants n values; the hashes are cached
+    placeholders = _Unread(n)
     count = 0
     signed = 0
     pos = view.first_scope
@@ -86,6 +86,22 @@ def sign_psbt_stream(src, dst, keystore, plan, registry=None, progress=None, sig
     added.rewind()
     view.write_signed(dst, added)
     return count
+
+
+class _Unread:
+    """The n spent amounts and scripts that embit's taproot sighash asks for:
+    never read, the review took BIP341's hashes over them (psbt_view.TxHashes).
+    A list of n would grow with the PSBT; reading one (ANYONECANPAY, which
+    the review refuses) is an error, never a wrong sighash."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        raise Refused("input %d: a sighash type that needs the spent outputs again" % i)
 
 
 def _sign_input(view, i, inp, utxo, mine, added, placeholders):
