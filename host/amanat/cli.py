@@ -498,18 +498,24 @@ def sign(psbt_file, output, as_b64, port, as_json):
             signed = c.sign_psbt(raw, progress)
         except AmanatError as e:
             _fail(e)
-    body = base64.b64encode(signed.psbt) if as_b64 or out == "-" else signed.psbt
+    # With -o -, stdout carries the PSBT alone (or the JSON alone): anything
+    # for people goes to stderr, so a pipe gets a PSBT the officer approved.
     if out == "-":
-        sys.stdout.write(body.decode() + "\n")
-    else:
-        Path(out).write_bytes(body)
+        b64 = base64.b64encode(signed.psbt).decode()
+        if as_json:
+            _emit_json({"psbt": b64, "signatures": signed.signatures, "review": signed.review})
+            return
+        sys.stdout.write(b64 + "\n")
+        sys.stdout.flush()
+        err_console.print(_review_table(signed.review))
+        err_console.print(f"{signed.signatures} signature(s) verified; signed PSBT written to stdout")
+        return
+    Path(out).write_bytes(base64.b64encode(signed.psbt) if as_b64 else signed.psbt)
     if as_json:
-        if out != "-":
-            _emit_json({"output": out, "signatures": signed.signatures, "review": signed.review})
+        _emit_json({"output": out, "signatures": signed.signatures, "review": signed.review})
         return
     console.print(_review_table(signed.review))
-    if out != "-":
-        console.print(f"{signed.signatures} signature(s) verified; signed PSBT written to {out}")
+    console.print(f"{signed.signatures} signature(s) verified; signed PSBT written to {out}")
 
 
 

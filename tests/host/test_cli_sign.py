@@ -46,6 +46,24 @@ def test_sign_writes_the_verified_psbt_and_shows_the_review(monkeypatch, tmp_pat
     assert "(%d.%d sat/vB)" % (tenths // 10, tenths % 10) in table.stdout
 
 
+def test_sign_to_stdout_writes_only_the_psbt_there(monkeypatch, tmp_path):
+    """`-o -`: stdout is the signed PSBT alone (base64), or the JSON alone;
+    the review and the status go to stderr."""
+    import base64
+
+    fc.install(monkeypatch, fc.FakeDevice(PORT))
+    (tmp_path / "in.psbt").write_bytes(spend())
+    plain = CliRunner().invoke(cli.main, ["sign", str(tmp_path / "in.psbt"), "-o", "-"])
+    assert plain.exit_code == 0, plain.output
+    signed = PSBT.parse(base64.b64decode(plain.stdout.strip(), validate=True))
+    assert signed.inputs[0].partial_sigs
+    assert "2 signature(s) verified" in plain.stderr and "sat/vB" in plain.stderr
+    as_json = CliRunner().invoke(cli.main, ["sign", str(tmp_path / "in.psbt"), "-o", "-", "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    out = json.loads(as_json.stdout)
+    assert PSBT.parse(base64.b64decode(out["psbt"])).inputs[0].partial_sigs and out["signatures"] == 2
+
+
 @pytest.mark.parametrize("tamper, words", [("flip", "input 0: invalid"), ("output", "output 0"),
                                            ("drop", "the device removed field")])
 def test_a_device_answer_that_does_not_verify_is_exit_6(monkeypatch, tmp_path, tamper, words):
