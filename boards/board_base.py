@@ -89,18 +89,23 @@ class Pacer:
         self.baud = baud
         self._in = time.ticks_us()  # input: carried at the line's pace from here
         self._out = self._in  # output: the line is busy until then
+        self._idle = True  # no input under way: the next to arrive starts the clock
 
     def _us(self, n):
         return n * 10_000_000 // self.baud
 
     def arrived(self):
-        """Input has just begun to arrive on an idle line."""
-        self._in = time.ticks_us()
+        """Input has just begun to arrive (counted only on an idle line: bytes
+        still waiting keep the pace they had)."""
+        if self._idle:
+            self._in = time.ticks_us()
+            self._idle = False
 
     def incoming(self, n):
         """How many of up to n waiting bytes the line has carried by now."""
         elapsed = time.ticks_diff(time.ticks_us(), self._in)
         if elapsed < 0:  # not looked at for half the clock's period
+            self._idle = True
             self.arrived()
             return 0
         return min(n, elapsed * self.baud // 10_000_000)
@@ -110,7 +115,7 @@ class Pacer:
         if k:
             self._in = time.ticks_add(self._in, self._us(k))
         else:
-            self.arrived()
+            self._idle = True
 
     def send(self, n):
         """Wait until the line is free, then count it busy for n bytes."""
