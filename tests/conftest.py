@@ -71,20 +71,11 @@ def manual_emu(tmp_path_factory):
 # shadow each other for the tests that import helpers from this one.
 
 
-def _qemu_missing():
-    from amanat import paths
-
-    try:
-        paths.qemu_bin()
-        paths.qemu_image()
-    except FileNotFoundError as e:
-        return str(e)
-    return None
-
-
 @pytest.fixture(scope="session")
 def qemu_ready():
-    why = _qemu_missing()
+    from amanat import paths
+
+    why = paths.qemu_missing()
     if why:
         if os.environ.get("AMANAT_REQUIRE_QEMU") == "1":
             pytest.fail(f"AMANAT_REQUIRE_QEMU=1, but {why}", pytrace=False)

@@ -84,8 +84,10 @@ def signing_report(sizes=(1, 10, 50), multisig=(("wsh", 10), ("tr", 10))) -> lis
     return rows
 
 
-def _signs_with_heap(heap: int, raw: bytes, tmp: Path) -> bool:
-    state = tmp / f"heap-{heap}"
+def signs_with_heap(heap: int, raw: bytes, tmp: Path) -> bool:
+    """Whether a fresh emulator with this heap signs `raw` (its state in a new
+    folder under tmp)."""
+    state = Path(tempfile.mkdtemp(prefix=f"heap-{heap}-", dir=tmp))
     try:
         rec = emulator.start(state, mnemonic=MNEMONIC, network=NETWORK, auto_confirm=True, heap=heap)
     except AmanatError:
@@ -99,18 +101,18 @@ def _signs_with_heap(heap: int, raw: bytes, tmp: Path) -> bool:
         emulator.stop(state)
 
 
-def smallest_heap(n_inputs=20, low=200_000, high=1_000_000, step=8_192) -> int | None:
-    """Smallest heap (bytes, to `step`) with which the emulator signs a PSBT
-    of `n_inputs` inputs; None if even `high` is not enough."""
-    raw = _psbt(n_inputs)
+def smallest_heap(n_inputs=20, low=200_000, high=1_000_000, step=8_192, raw=None) -> int | None:
+    """Smallest heap (bytes, to `step`) with which the emulator signs `raw`
+    (default: a PSBT of `n_inputs` inputs); None if even `high` is not enough."""
+    raw = raw if raw is not None else _psbt(n_inputs)
     with tempfile.TemporaryDirectory(prefix="amanat-heap-") as tmp:
-        if not _signs_with_heap(high, raw, Path(tmp)):
+        if not signs_with_heap(high, raw, Path(tmp)):
             return None
         # Fragmentation makes success not quite monotonic in the heap size;
         # bisection gives a size that works, close to the smallest.
         while high - low > step:
             mid = (low + high) // 2
-            if _signs_with_heap(mid, raw, Path(tmp)):
+            if signs_with_heap(mid, raw, Path(tmp)):
                 high = mid
             else:
                 low = mid

@@ -23,7 +23,6 @@ from embit.networks import NETWORKS
 
 from . import emulator, paths, txbuild
 from .client import Client
-from .errors import AmanatError
 
 MNEMONIC = "usage scrap plug noble deny corn permit stage tennis ceiling ranch hockey"
 NETWORK = "regtest"
@@ -154,58 +153,23 @@ def transfer_report(tmp: Path, target="unix", sizes=(100, 1000), baud=BAUD) -> l
         emulator.stop(state)
 
 
-def _signs(heap: int, raw: bytes, state: Path) -> bool:
-    try:
-        rec = emulator.start(state, mnemonic=MNEMONIC, network=NETWORK, auto_confirm=True, heap=heap)
-    except AmanatError:
-        return False
-    try:
-        sign_timed(rec["port"], raw)
-        return True
-    except AmanatError:
-        return False
-    finally:
-        emulator.stop(state)
-
-
 def headroom_report(tmp: Path, low=300_000, high=1_000_000, step=4096) -> dict:
     """Unix port: the smallest heap (to `step`) that signs 10 inputs, found by
     bisection, and whether that plus 16 KB signs 1000."""
-    small = p2wpkh_psbt(10)
-    n = 0
+    from .bench_emulator import signs_with_heap, smallest_heap
 
-    def signs(heap, raw):
-        nonlocal n
-        n += 1
-        return _signs(heap, raw, tmp / f"heap-{n}")
-
-    if not signs(high, small):
+    small = smallest_heap(raw=p2wpkh_psbt(10), low=low, high=high, step=step)
+    if small is None:
         return {"smallest_10": None}
-    while high - low > step:
-        mid = (low + high) // 2
-        if signs(mid, small):
-            high = mid
-        else:
-            low = mid
-    ok = signs(high + HEADROOM, p2wpkh_psbt(1000))
-    return {"smallest_10": high, "headroom": HEADROOM, "signs_1000": ok}
-
-
-def qemu_available() -> str | None:
-    """None if the QEMU target can run here, else why not."""
-    try:
-        paths.qemu_bin()
-        paths.qemu_image()
-    except FileNotFoundError as e:
-        return str(e)
-    return None
+    ok = signs_with_heap(small + HEADROOM, p2wpkh_psbt(1000), tmp)
+    return {"smallest_10": small, "headroom": HEADROOM, "signs_1000": ok}
 
 
 def report(say=print) -> dict:
     out = {"targets": [], "transfer": [], "unix_headroom": None}
     with tempfile.TemporaryDirectory(prefix="amanat-memory-") as tmp:
         tmp = Path(tmp)
-        why = qemu_available()
+        why = paths.qemu_missing()
         if why:
             say(f"qemu: not measured ({why})")
             out["qemu_missing"] = why

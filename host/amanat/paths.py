@@ -61,6 +61,16 @@ def qemu_image() -> Path:
     raise FileNotFoundError(f"no QEMU image: {where}, or set AMANAT_QEMU_IMAGE to a firmware.elf")
 
 
+def qemu_missing() -> str | None:
+    """None if the QEMU target can run here (QEMU and the image), else why not."""
+    try:
+        qemu_bin()
+        qemu_image()
+    except FileNotFoundError as e:
+        return str(e)
+    return None
+
+
 def qemu_bin() -> str:
     found = os.environ.get("AMANAT_QEMU") or shutil.which("qemu-system-arm")
     if not found:
