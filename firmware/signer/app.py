@@ -93,10 +93,15 @@ class App:
                 answer = rpc.result(rid, {"busy": busy, "progress": self._progress(busy)})
             elif method == "info":
                 answer = rpc.result(rid, self.info())
+            elif method == "cancel" and busy is not None:
+                answer = rpc.result(rid, {"cancelled": self.ui.cancel("the host cancelled the request")})
             elif busy is not None:
                 if self.keystore is None:
                     raise NotReady("the device is not set up or not unlocked (%s)" % busy)
-                raise Busy("the device is busy: %s" % busy)
+                if self.ui.current is not None:
+                    raise Busy("the device is busy: %s waits for the officer: answer or reject it on the "
+                               "device (or stop the command that sent it)" % busy)
+                raise Busy("the device is busy: %s; try again when it is done" % busy)
             else:
                 # A request sent again (its answer was lost on the line) gets
                 # the same answer, without a second prompt or a second effect.

@@ -48,11 +48,18 @@ class FrameReader:
     plus the time its length takes at LINE_BAUD; otherwise it is dropped.
     Counting from the first byte, not the last, matters: a length damaged on
     the line would otherwise swallow every later frame that keeps arriving
-    in time, up to 8 KB of them."""
+    in time, up to 8 KB of them.
+
+    The buffer is one frame long and allocated once: a buffer grown and cut
+    per frame left holes in a small heap that a long upload (hundreds of
+    chunks) turned into an out-of-memory at a heap where short ones sign."""
 
     def __init__(self):
-        self._buf = bytearray()
-        self._first = 0  # when the frame at the buffer's start began to arrive
+        self._buf = bytearray(_MAX_FRAME)
+        self._mv = memoryview(self._buf)
+        self._start = 0  # the bytes not yet parsed are _buf[_start:_end]
+        self._end = 0
+        self._first = 0  # when the frame at _start began to arrive
         self._now = 0
 
     def feed(self, data, now_ms):
@@ -61,55 +68,70 @@ class FrameReader:
         if not data:
             return out
         self._now = now_ms
-        if not self._buf:
+        if self._start == self._end:
             self._first = now_ms
         data = memoryview(data)
         pos = 0
         # Take only what fits so the buffer stays within one whole frame;
         # a full buffer always holds a complete frame or skippable bytes.
         while pos < len(data):
-            take = min(_MAX_FRAME - len(self._buf), len(data) - pos)
-            self._buf.extend(data[pos : pos + take])
+            if self._end == _MAX_FRAME:
+                self._compact()
+            take = min(_MAX_FRAME - self._end, len(data) - pos)
+            self._mv[self._end : self._end + take] = data[pos : pos + take]
+            self._end += take
             pos += take
             self._parse(out)
         return out
 
+    def _compact(self):
+        # Move the unparsed bytes to the front in pieces that never overlap.
+        s, n = self._start, self._end - self._start
+        step = min(s, 512)
+        mv = self._mv
+        for i in range(0, n, step):
+            k = min(step, n - i)
+            mv[i : i + k] = mv[s + i : s + i + k]
+        self._start, self._end = 0, n
+
     def _allowed_ms(self):
-        buf = self._buf
-        n = int.from_bytes(buf[4:8], "big") if len(buf) >= HEADER_SIZE else 0
+        s = self._start
+        n = int.from_bytes(self._buf[s + 4 : s + 8], "big") if self._end - s >= HEADER_SIZE else 0
         return FRAME_TIMEOUT_MS + (HEADER_SIZE + min(n, MAX_PAYLOAD) + 4) * 10_000 // LINE_BAUD
 
     def expire(self, now_ms):
-        if self._buf and ticks_diff(now_ms, self._first) > self._allowed_ms():
-            partial = self._buf[:2] == MAGIC
-            self._buf = bytearray()
+        if self._end > self._start and ticks_diff(now_ms, self._first) > self._allowed_ms():
+            partial = self._buf[self._start : self._start + 2] == MAGIC
+            self._start = self._end = 0
             if partial:
                 return [FrameError("frame timed out")]
         return []
 
     def _drop(self, n):
-        # MicroPython's bytearray has no slice deletion.
-        self._buf = self._buf[n:]
+        self._start += n
+        if self._start == self._end:
+            self._start = self._end = 0
         self._first = self._now  # what is left begins a frame (at the latest) now
 
     def _parse(self, out):
         buf = self._buf
         while True:
-            i = buf.find(MAGIC)
+            s, e = self._start, self._end
+            i = buf.find(MAGIC, s, e)
             if i < 0:
                 # Keep a trailing "A": it may start the next magic.
-                self._drop(len(buf) - 1 if buf and buf[-1] == MAGIC[0] else len(buf))
+                self._drop(e - s - 1 if e > s and buf[e - 1] == MAGIC[0] else e - s)
                 return
-            if i:
-                self._drop(i)
-                buf = self._buf
-            if len(buf) < HEADER_SIZE:
+            if i > s:
+                self._drop(i - s)
+                continue
+            if e - s < HEADER_SIZE:
                 return
-            n = int.from_bytes(buf[4:8], "big")
+            n = int.from_bytes(buf[s + 4 : s + 8], "big")
             reason = None
-            if buf[2] != VERSION:
+            if buf[s + 2] != VERSION:
                 reason = "unsupported version"
-            elif buf[3] != 0:
+            elif buf[s + 3] != 0:
                 reason = "unsupported flags"
             elif n > MAX_PAYLOAD:
                 reason = "payload too long"
@@ -117,16 +139,12 @@ class FrameReader:
                 # Resynchronise on the next magic after this one.
                 out.append(FrameError(reason))
                 self._drop(len(MAGIC))
-                buf = self._buf
                 continue
-            end = HEADER_SIZE + n
-            if len(buf) < end + 4:
+            end = s + HEADER_SIZE + n
+            if e < end + 4:
                 return
-            mv = memoryview(buf)
-            if _crc(mv[:end]) != buf[end : end + 4]:
+            if _crc(self._mv[s:end]) != buf[end : end + 4]:
                 out.append(FrameError("bad crc"))
             else:
-                out.append(bytes(mv[HEADER_SIZE:end]))
-            del mv  # release the view before the buffer is replaced
-            self._drop(end + 4)
-            buf = self._buf
+                out.append(bytes(self._mv[s + HEADER_SIZE : end]))
+            self._drop(end + 4 - s)

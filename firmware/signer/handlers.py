@@ -27,6 +27,11 @@ def info(app, p):
     return app.info()
 
 
+def cancel(app, p):
+    # Served while busy by the request loop; idle, there is nothing to cancel.
+    return {"cancelled": False}
+
+
 def get_xpub(app, p):
     path = parse_path(p.text("path", limit=100))
     return {"xpub": app.keystore.xpub(format_path(path))}
@@ -263,6 +268,7 @@ def _all_methods():
 _METHODS = {
     "ping": (ping, ()),
     "info": (info, ()),
+    "cancel": (cancel, ()),
     "get_xpub": (get_xpub, ("path",)),
     "get_descriptors": (get_descriptors, ("account",)),
     "display_address": (display_address, ("descriptor",)),

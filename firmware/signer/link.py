@@ -14,6 +14,7 @@ class Link:
         self.reader = framing.FrameReader()
         self.queue = []
         self._last = None  # (request id, SHA-256 of the request, answer) of the last request served
+        self.heard = board.ticks_ms()  # when a byte last arrived: is the host still there?
 
     def next(self):
         """The next request payload, or None. Requests are taken one at a
@@ -31,6 +32,8 @@ class Link:
         stopped arriving is dropped silently (its sender has gone)."""
         data = self.channel.read_available()
         now = self.board.ticks_ms()
+        if data:
+            self.heard = now
         try:
             items = self.reader.feed(data, now) if data else self.reader.expire(now)
         except MemoryError:
@@ -50,6 +53,10 @@ class Link:
             else:
                 out.append(item)
         return out
+
+    def silent_ms(self):
+        """Milliseconds since the last byte arrived."""
+        return framing.ticks_diff(self.board.ticks_ms(), self.heard)
 
     def replay(self, rid, request):
         """The answer already given to this very request (same id, same

@@ -20,6 +20,10 @@ from .text_entry import TextEntry
 
 APPROVE = "approve"
 REJECT = "reject"
+CANCELLED = "cancelled"
+# A prompt for a host's request is taken down when the host has sent nothing
+# for this long: hosts ping every second while they wait (docs/protocol.md).
+HOST_GONE_MS = 15000
 
 
 class UI:
@@ -30,12 +34,14 @@ class UI:
         self._answer = None
         self._text = None
         self._entry = None
+        self._cancelled = None  # why the prompt was taken down without the officer
 
     def _show(self, screen, kind):
         screen["kind"] = kind
         self.current = screen
         self._answer = None
         self._text = None
+        self._cancelled = None
         self.board.show(screen)
 
     def _wait(self):
@@ -44,6 +50,8 @@ class UI:
             while self._answer is None:
                 board.wait(50)
                 self.app.pump(self.current["screen"])
+                if self.app.busy is not None and self.app.serial.silent_ms() > HOST_GONE_MS:
+                    self.cancel("the host stopped waiting (nothing heard for %d s)" % (HOST_GONE_MS // 1000))
                 if self._entry is not None:
                     k = board.key()
                     if k is not None and self._answer is None:
@@ -71,14 +79,28 @@ class UI:
             self._answer = APPROVE
         screen = self._wait()
         record = dict(screen)
-        record["answer"] = self._answer
+        record["answer"] = self._answer if self._cancelled is None else CANCELLED
+        if self._cancelled is not None:
+            record["cancelled"] = self._cancelled
         self.app.record(record)
         return self._answer == APPROVE
 
     def require(self, screen, refusal):
-        """Show a yes/no screen; Rejected(refusal) unless the officer approves."""
+        """Show a yes/no screen; Rejected(refusal) unless the officer approves
+        (Rejected naming why, when the prompt was cancelled)."""
         if not self.confirm(screen):
-            raise Rejected(refusal)
+            raise Rejected(refusal if self._cancelled is None else "cancelled: %s" % self._cancelled)
+
+    def cancel(self, why):
+        """Take down the yes/no prompt of a host's request, as rejected; True
+        if there was one. Setup and unlock prompts belong to the officer alone."""
+        if self.current is None or self.current["kind"] != "confirm" or self._answer is not None:
+            return False
+        if self.app.busy is None:
+            return False
+        self._cancelled = why
+        self._answer = REJECT
+        return True
 
     def ask_text(self, screen):
         """Show a text prompt (recovery words, PIN); the text typed, as a

@@ -83,9 +83,10 @@ def sign_timed(port: str, raw: bytes) -> dict:
                 marks["uploaded"] = time.perf_counter()
                 marks["upload_bytes"] = c.t.bytes_out
 
+        base = c.t.bytes_out  # the connection's own info request is no part of the transfer
         t0 = time.perf_counter()
         signed = c.sign_psbt(raw, progress)  # every new signature verified
-        sent = marks["upload_bytes"]
+        sent = marks["upload_bytes"] - base
         heap = c.info()["heap"]
     return {"bytes": len(raw), "signatures": signed.signatures,
             "upload_s": round(marks["uploaded"] - t0, 2),

@@ -10,6 +10,7 @@ import base64
 import binascii
 import json
 import os
+import signal
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .errors import AmanatError, DeviceError, LimitError, SignatureError, TransportError
+from .errors import AmanatError, DeviceBusyError, DeviceError, LimitError, SignatureError, TransportError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -41,7 +42,9 @@ class CliError(click.ClickException):
 
 def _fail(e: AmanatError):
     code = 1
-    if isinstance(e, TransportError):
+    if isinstance(e, DeviceBusyError):
+        code = EXIT_NOT_READY
+    elif isinstance(e, TransportError):
         code = EXIT_DEVICE_MISSING
     elif isinstance(e, SignatureError):
         code = EXIT_BAD_SIGNATURE
@@ -92,7 +95,29 @@ def _emit_json(obj):
     click.echo(json.dumps(obj, sort_keys=True))
 
 
-@click.group()
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is: any prompt is taken off the device first."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
+class _Main(click.Group):
+    """The command group; an interrupted command ends with one line saying what
+    became of it (the client has cancelled any prompt on the device)."""
+
+    def invoke(self, ctx):
+        signal.signal(signal.SIGTERM, _terminate)
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as e:
+            how, code = ("SIGTERM", 143) if isinstance(e, Terminated) else ("Ctrl-C", 130)
+            raise CliError(f"interrupted ({how}): any prompt of this command was taken off the device "
+                           "screen; nothing was signed or written", code) from None
+
+
+@click.group(cls=_Main)
 @click.version_option(package_name="amanat")
 def main():
     """Amanat: air-gapped Bitcoin signing device, host tools."""
@@ -338,10 +363,7 @@ def audit(last, output, verify, port, as_json):
     records = audit_mod.parse(lines)
     problems = audit_mod.check_chain(lines)
     if output:
-        try:
-            Path(output).write_bytes(b"".join(line + b"\n" for line in lines))
-        except OSError as e:
-            raise CliError(f"cannot write {output}: {e.strerror or e}") from None
+        _write_file(output, b"".join(line + b"\n" for line in lines))
     shown = records[-last:] if last else records
     first = len(records) - len(shown)
     if as_json:
@@ -510,7 +532,7 @@ def sign(psbt_file, output, as_b64, port, as_json):
         err_console.print(_review_table(signed.review))
         err_console.print(f"{signed.signatures} signature(s) verified; signed PSBT written to stdout")
         return
-    Path(out).write_bytes(base64.b64encode(signed.psbt) if as_b64 else signed.psbt)
+    _write_file(out, base64.b64encode(signed.psbt) if as_b64 else signed.psbt)
     if as_json:
         _emit_json({"output": out, "signatures": signed.signatures, "review": signed.review})
         return
@@ -710,8 +732,15 @@ def _write_psbt(out: str, data: bytes, as_b64: bool) -> None:
 
 
 def _write_file(out: str, data: bytes) -> None:
+    """Write `out` whole or not at all: a temporary file beside it, renamed."""
+    target = Path(out)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        Path(out).write_bytes(data)
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
     except OSError as e:  # a missing folder, no permission: one line, no traceback
         raise CliError(f"cannot write {out}: {e.strerror or e}") from None
 

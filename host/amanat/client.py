@@ -24,6 +24,7 @@ RESENDS = 3  # times a request is sent again when its answer does not come
 _OPT = type(None)
 RESULTS = {
     "ping": {"busy": (str, _OPT), "progress": (list, _OPT)},
+    "cancel": {"cancelled": bool},
     "info": {"protocol": int, "initialized": bool, "locked": bool, "firmware": str, "model": str,
              "network": (str, _OPT), "fingerprint": (bytes, _OPT), "target": str, "heap": dict, "limits": dict},
     "get_xpub": {"xpub": str},
@@ -99,6 +100,9 @@ class Client:
                 f"device on {port} speaks protocol {info.get('protocol')!r}; this host speaks {PROTOCOL}"
             )
         self.limits = info["limits"]
+        from .discovery import remember
+
+        remember(port, info)
 
     def __enter__(self):
         return self
@@ -245,4 +249,26 @@ class Client:
                 state["sent"] = now
 
         state["rid"] = self.t.send(method, params)
-        return checked(method, self.t.wait(state["rid"], None, on_idle, strict=False))
+        try:
+            return checked(method, self.t.wait(state["rid"], None, on_idle, strict=False))
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM turned into one by the CLIs
+            self.cancel(state["rid"])
+            raise
+
+    def cancel(self, rid: int, timeout: float = 5.0) -> bool:
+        """Have the device take down the prompt of request `rid` (the officer
+        interrupted the command): True once the request is answered (REJECTED
+        "cancelled: ..." or whatever it had come to). Never raises: the line
+        may be gone too."""
+        try:
+            self.t.send("cancel", keep=False)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if self.t.take_stray(rid) is not None:
+                    return True
+                for msg in self.t.receive():
+                    if msg.get("id") == rid:
+                        return True
+        except Exception:
+            pass
+        return False

@@ -70,17 +70,48 @@ def usb_candidates() -> list[str]:
     return ports
 
 
+def _known_path(port: str) -> Path:
+    return registry_dir() / "known" / (port.strip("/").replace("/", "_") + ".json")
+
+
+def remember(port: str, info: dict) -> None:
+    """Keep what a device on `port` said about itself (fingerprint, network,
+    model), so that it can be listed while another program holds it busy."""
+    fp = info.get("fingerprint")
+    entry = {"port": port, "fingerprint": bytes(fp).hex() if fp else None, "network": info.get("network"),
+             "model": info.get("model"), "initialized": bool(info.get("initialized"))}
+    path = _known_path(port)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(entry))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a cache: a read-only home costs only the busy listing
+
+
+def known(port: str) -> dict | None:
+    """What remember() last kept for `port`, or None."""
+    try:
+        return json.loads(_known_path(port).read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def find_devices(include_emulators: bool) -> list[str]:
-    """Serial ports of Amanat devices. USB candidates are asked `info`; only
-    those that answer in the protocol are listed."""
+    """Serial ports of Amanat devices. USB candidates are asked `info`; those
+    that answer in the protocol are listed, and those held busy by another
+    program (their port is locked) too."""
     from .client import Client
-    from .errors import AmanatError
+    from .errors import AmanatError, DeviceBusyError
 
     ports = []
     for port in usb_candidates():
         try:
             with Client(port, timeout=1.5):
                 ports.append(port)
+        except DeviceBusyError:
+            ports.append(port)
         except AmanatError:
             continue
     if include_emulators:

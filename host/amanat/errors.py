@@ -12,6 +12,10 @@ class TransportError(AmanatError):
     """The port is missing, the line broke, or the device did not answer in time."""
 
 
+class DeviceBusyError(TransportError):
+    """Another program holds the device's port (an `amanat sign` waiting for the officer, say)."""
+
+
 class ProtocolError(AmanatError):
     """The device answered something that is not the protocol."""
 

@@ -65,9 +65,14 @@ DEVICE_CODES = {
 
 DEVICE_TYPE = "amanat"
 CHAINS = ["main", "test", "regtest", "signet", "testnet4"]
-# --chain -> the network an Amanat device reports in `info`
-DEVICE_NETWORK = {"main": "main", "test": "test", "testnet4": "test", "signet": "signet", "regtest": "regtest"}
+# the device's network (`info`) -> the --chain values it answers. Testnet and
+# signet share keys (tpub, coin type 1) and addresses (tb1): a device set up
+# for either answers both. Regtest's bcrt1 and mainnet stay their own.
+DEVICE_CHAINS = {"main": ("main",), "test": ("test", "testnet4", "signet"), "signet": ("test", "testnet4", "signet"),
+                 "regtest": ("regtest",)}
 EMULATORS_ENV = "AMANAT_HWI_EMULATORS"
+FINGERPRINT_ENV = "AMANAT_HWI_FINGERPRINT"  # expose only this device (Bitcoin Core takes exactly one)
+STATE_ENV = "AMANAT_HWI_STATE"  # expose only the emulator running on this state folder
 PROBE_TIMEOUT = 2.0  # enumerate and the fingerprint search must stay quick
 
 EPILOG = f"""\
@@ -75,8 +80,15 @@ Device selection: --fingerprint, --device-path, or --device-type amanat when
 exactly one device is connected. Emulators are considered only with
 --emulators, or when the environment variable {EMULATORS_ENV}=1 is set
 (Bitcoin Core's -signer calls pass only --fingerprint and --chain).
+One device for Bitcoin Core (which refuses several): --only FINGERPRINT or
+{FINGERPRINT_ENV}=FINGERPRINT lists and uses that device alone; --state DIR
+or {STATE_ENV}=DIR the emulator running on DIR alone. A device busy with
+another program is listed with what is known of it, and its commands answer
+DEVICE_BUSY (-15).
 PIN and passphrase are entered on the device: -p/--password and --stdinpass
-are refused. Errors print {{"error": ..., "code": ...}} and exit 0, as HWI.
+take only an empty passphrase. Setup, restore, backup, wipe and PIN commands
+are done on the device and answer -9 (not available). Errors print
+{{"error": ..., "code": ...}} and exit 0, as HWI.
 """
 
 
@@ -115,7 +127,7 @@ def get_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device-path", "-d", help="serial port of the device (as listed by enumerate)")
     p.add_argument("--device-type", "-t", help=f"device type: only '{DEVICE_TYPE}'")
-    p.add_argument("--password", "-p", help="refused: the passphrase is entered on the device")
+    p.add_argument("--password", "-p", help="only empty: the passphrase is entered on the device")
     p.add_argument("--stdinpass", action="store_true", help="refused: the passphrase is entered on the device")
     p.add_argument("--chain", choices=CHAINS, default="main", help="chain to work with (default: main)")
     p.add_argument("--debug", action="store_true", help="print debug messages on stderr")
@@ -126,6 +138,10 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--expert", action="store_true", help="more detail from some commands (getxpub)")
     p.add_argument("--emulators", action="store_true", dest="allow_emulators",
                    help=f"also use running emulators (or set {EMULATORS_ENV}=1)")
+    p.add_argument("--only", metavar="FINGERPRINT",
+                   help=f"list and use only the device with this fingerprint (or set {FINGERPRINT_ENV})")
+    p.add_argument("--state", metavar="DIR",
+                   help=f"list and use only the emulator running on this state folder (or set {STATE_ENV})")
 
     sub = p.add_subparsers(dest="command", description="Commands")
     sub.required = True
@@ -134,59 +150,72 @@ def get_parser() -> argparse.ArgumentParser:
     sub.add_parser("enumerate", help="list connected devices")
 
     c = sub.add_parser("getmasterxpub", help="xpub of the BIP44/49/84/86 account")
-    c.add_argument("--addr-type", **addr_type)
-    c.add_argument("--account", type=int, default=0)
+    c.add_argument("--addr-type", **addr_type, help="account type: legacy (BIP44), sh_wit (49), wit (84), tap (86)")
+    c.add_argument("--account", type=int, default=0, help="account number (default 0)")
 
     c = sub.add_parser("signtx", help="sign a PSBT (base64)")
-    c.add_argument("psbt")
+    c.add_argument("psbt", help="the PSBT, base64; unchanged with signed false if no input is this device's")
     c.add_argument("--registration", help="what registerdescriptor returned, checked before signing")
 
     c = sub.add_parser("getxpub", help="xpub at a BIP32 path")
-    c.add_argument("path")
+    c.add_argument("path", help="BIP32 path, e.g. m/84h/1h/0h (h, H or ' for hardened)")
 
-    c = sub.add_parser("signmessage", help="sign a message (BIP137)")
-    c.add_argument("message")
-    c.add_argument("path")
+    c = sub.add_parser("signmessage", help="sign a message (BIP137; segwit headers at BIP49/84 paths)")
+    c.add_argument("message", help="the message, as text")
+    c.add_argument("path", help="BIP32 path of the signing key, e.g. m/84h/0h/0h/0/0")
 
     c = sub.add_parser("getkeypool", help="descriptors for Core's importdescriptors/importmulti")
     g = c.add_mutually_exclusive_group()
-    g.add_argument("--keypool", action="store_true", dest="keypool", default=True)
-    g.add_argument("--nokeypool", action="store_false", dest="keypool", default=False)
-    c.add_argument("--internal", action="store_true")
+    g.add_argument("--keypool", action="store_true", dest="keypool", default=True,
+                   help="mark the entries for the keypool (default)")
+    g.add_argument("--nokeypool", action="store_false", dest="keypool", default=False,
+                   help="do not mark the entries for the keypool")
+    c.add_argument("--internal", action="store_true", help="the change chain instead of receive")
     g = c.add_mutually_exclusive_group()
-    g.add_argument("--addr-type", **addr_type)
-    g.add_argument("--all", action="store_true")
-    c.add_argument("--account", type=int, default=0)
-    c.add_argument("--path", help="e.g. m/84h/1h/0h/1/*")
-    c.add_argument("start", type=int)
-    c.add_argument("end", type=int)
+    g.add_argument("--addr-type", **addr_type, help="account type: legacy, sh_wit, wit (default) or tap")
+    g.add_argument("--all", action="store_true", help="every account type, receive and change")
+    c.add_argument("--account", type=int, default=0, help="account number (default 0)")
+    c.add_argument("--path", help="a path ending /*, e.g. m/84h/1h/0h/1/*")
+    c.add_argument("start", type=int, help="first address index")
+    c.add_argument("end", type=int, help="last address index")
 
     c = sub.add_parser("getdescriptors", help="receive and change descriptors of an account")
-    c.add_argument("--account", type=int, default=0)
+    c.add_argument("--account", type=int, default=0, help="account number (default 0)")
 
     c = sub.add_parser("displayaddress", help="show an address on the device")
     g = c.add_mutually_exclusive_group(required=True)
-    g.add_argument("--desc")
-    g.add_argument("--path")
+    g.add_argument("--desc", help="descriptor of one address (single key, or a registered multisig)")
+    g.add_argument("--path", help="path of one address, e.g. m/84h/1h/0h/0/0 (with --addr-type)")
     g.add_argument("--registration", help="what registerdescriptor returned (a registered wallet)")
-    c.add_argument("--addr-type", **addr_type)
+    c.add_argument("--addr-type", **addr_type, help="address type with --path: legacy, sh_wit, wit or tap")
     c.add_argument("--index", type=int, help="address index (with --registration)")
     c.add_argument("--multipath-index", type=int, default=0, help="0 receive, 1 change (with --registration)")
     c.add_argument("--change", action="store_true", help="same as --multipath-index 1")
 
     c = sub.add_parser("registerdescriptor", help="register a multisig wallet descriptor on the device")
-    c.add_argument("name")
-    c.add_argument("desc")
+    c.add_argument("name", help="the wallet's name on the device (1 to 16 printable ASCII)")
+    c.add_argument("desc", help="the wallet's descriptor, e.g. wsh(sortedmulti(2,[fp/48h/1h/0h/2h]tpub.../<0;1>/*,...))")
     c = sub.add_parser("register", help="register a BIP388 wallet policy (template and keys)")
-    c.add_argument("--name", "--policy-name", dest="name", required=True)
+    c.add_argument("--name", "--policy-name", dest="name", required=True, help="the wallet's name on the device")
     c.add_argument("--desc", "--policy-desc", "--policy", dest="desc", required=True,
                    help="template, e.g. wsh(sortedmulti(2,@0/**,@1/**))")
     c.add_argument("--key", "--keys", dest="key", action="append", required=True,
                    help="[fingerprint/path]xpub for @0, @1, ... in order (repeat)")
 
-    for name in ("promptpin", "togglepassphrase", "setup", "wipe", "restore", "backup"):
-        sub.add_parser(name, help="not available: done on the device")
-    sub.add_parser("sendpin", help="not available: done on the device").add_argument("pin")
+    # Done on the device: HWI's flags are taken so that these answer -9, not a usage error.
+    na = "not available: done on the device"
+    for name in ("promptpin", "togglepassphrase", "wipe"):
+        sub.add_parser(name, help=na)
+    sub.add_parser("sendpin", help=na).add_argument("pin", help="ignored")
+    c = sub.add_parser("setup", help=na)
+    c.add_argument("--label", "-l", help="ignored")
+    c.add_argument("--backup_passphrase", "-b", help="ignored")
+    c = sub.add_parser("restore", help=na)
+    c.add_argument("--word_count", "-w", type=int, help="ignored")
+    c.add_argument("--label", "-l", help="ignored")
+    c = sub.add_parser("backup", help=na)
+    c.add_argument("--label", "-l", help="ignored")
+    c.add_argument("--backup_passphrase", "-b", help="ignored")
     return p
 
 
@@ -251,11 +280,40 @@ def _probe(port: str) -> dict:
         return c.info()
 
 
-def enumerate_devices(emulators: bool) -> list[dict]:
-    from .discovery import find_devices
+def _only_fingerprint(args) -> str | None:
+    """The one device to expose (--only or AMANAT_HWI_FINGERPRINT), or None."""
+    fp = (args.only or os.environ.get(FINGERPRINT_ENV) or "").strip().lower() or None
+    if fp is not None and (len(fp) != 8 or any(c not in "0123456789abcdef" for c in fp)):
+        raise HWIError(f"Fingerprint must be 8 hex digits: {fp}", BAD_ARGUMENT)
+    return fp
 
+
+def _state(args) -> str | None:
+    return args.state or os.environ.get(STATE_ENV) or None
+
+
+def _ports(args) -> list[str]:
+    """The ports to consider: the emulator of --state alone, or every device found."""
+    from pathlib import Path
+
+    state = _state(args)
+    if state is None:
+        from .discovery import find_devices
+
+        return find_devices(_emulators(args))
+    from .discovery import running_emulators
+
+    target = Path(state).resolve()
+    return [e["port"] for e in running_emulators() if Path(e["state"]).resolve() == target]
+
+
+def enumerate_devices(args) -> list[dict]:
+    from .discovery import known
+    from .errors import DeviceBusyError
+
+    only = _only_fingerprint(args)
     out = []
-    for port in find_devices(emulators):
+    for port in _ports(args):
         entry = {"type": DEVICE_TYPE, "model": "amanat", "label": None, "path": port,
                  "needs_pin_sent": False, "needs_passphrase_sent": False}
         try:
@@ -263,6 +321,14 @@ def enumerate_devices(emulators: bool) -> list[dict]:
             entry["model"] = _model(info)
             _check_ready(info, port)
             entry["fingerprint"] = _fingerprint(info)
+        except DeviceBusyError:
+            # Busy is not broken: listed with what it said about itself last
+            # time (no `error`: one would fail Bitcoin Core's enumeratesigners).
+            seen = known(port) or {}
+            entry["model"] = _model(seen)
+            if seen.get("fingerprint"):
+                entry["fingerprint"] = seen["fingerprint"]
+            entry["busy"] = True
         except HWIError as e:
             # HWI's wording for a device that has no seed yet
             entry["error"] = "Not initialized" if e.code == DEVICE_NOT_INITIALIZED else e.message
@@ -271,28 +337,39 @@ def enumerate_devices(emulators: bool) -> list[dict]:
             msg, code = error_of(e)
             entry["error"] = f"Could not open client or get fingerprint information: {msg}"
             entry["code"] = code
-        out.append(entry)
+        if only is None or entry.get("fingerprint") == only:
+            out.append(entry)
     return out
 
 
-def _select_port(args, emulators: bool) -> str:
-    from .discovery import find_devices
+def _select_port(args) -> str:
+    from .discovery import known
+    from .errors import DeviceBusyError
 
     fp = args.fingerprint.lower() if args.fingerprint else None
     if fp is not None and (len(fp) != 8 or any(c not in "0123456789abcdef" for c in fp)):
         raise HWIError(f"Fingerprint must be 8 hex digits: {args.fingerprint}", BAD_ARGUMENT)
+    only = _only_fingerprint(args)
+    if only is not None and fp not in (None, only):
+        raise HWIError(f"Could not find device with specified fingerprint: only {only} is exposed",
+                       DEVICE_CONN_ERROR)
+    fp = fp or only
     if args.device_path:
         return args.device_path
-    if not fp and not args.device_type:
+    if not fp and not args.device_type and not _state(args):
         raise HWIError("You must specify a device type or fingerprint for all commands except enumerate",
                        NO_DEVICE_TYPE)
-    ports = find_devices(emulators)
+    ports = _ports(args)
     if fp:
         matches = []
         for port in ports:
             try:
                 if _fingerprint(_probe(port)) == fp:
                     matches.append(port)
+            except DeviceBusyError:
+                if (known(port) or {}).get("fingerprint") == fp:
+                    raise HWIError(f"The device {fp} on {port} is busy: another program is using it; answer "
+                                   "or reject its prompt on the device, or stop that program", DEVICE_BUSY) from None
             except Exception as e:  # as HWI: a device that cannot answer is not the one
                 log.debug("skipping %s: %s", port, e)
         ports = matches
@@ -308,7 +385,7 @@ def _select_port(args, emulators: bool) -> str:
 def open_device(args) -> Device:
     from .client import Client
 
-    port = _select_port(args, _emulators(args))
+    port = _select_port(args)
     client = Client(port)
     try:
         info = client.info()
@@ -317,8 +394,9 @@ def open_device(args) -> Device:
             raise HWIError(f"The device on {port} has fingerprint {_fingerprint(info)}, not "
                            f"{args.fingerprint}", DEVICE_CONN_ERROR)
         network = info.get("network")
-        if DEVICE_NETWORK[args.chain] != network:
-            raise HWIError(f"--chain {args.chain} does not match the device's network ({network})", BAD_ARGUMENT)
+        if args.chain not in DEVICE_CHAINS.get(network, ()):
+            raise HWIError(f"--chain {args.chain} does not match the device's network ({network}); it answers "
+                           f"--chain {' or '.join(DEVICE_CHAINS.get(network, ()))}", BAD_ARGUMENT)
         return Device(client, info, args.chain)
     except BaseException:
         client.close()
@@ -326,7 +404,8 @@ def open_device(args) -> Device:
 
 
 def _emulators(args) -> bool:
-    return args.allow_emulators or os.environ.get(EMULATORS_ENV, "").lower() in ("1", "true", "yes")
+    return (args.allow_emulators or os.environ.get(EMULATORS_ENV, "").lower() in ("1", "true", "yes")
+            or _state(args) is not None)
 
 
 # ---------------------------------------------------------------- commands
@@ -589,12 +668,15 @@ def cmd_signtx(args, dev: Device) -> dict:
 
     if args.registration is not None:  # the device matches inputs to its wallets itself
         _registered_wallet(dev, args.registration)
-    text = args.psbt.strip().strip("\"'")  # Core v27 quoted the PSBT
+    text = "".join(args.psbt.strip().strip("\"'").split())  # Core v27 quoted the PSBT; mail wraps it
     try:
         raw = base64.b64decode(text, validate=True)
-        PSBT.parse(raw)
+        psbt = PSBT.parse(raw)
     except Exception as e:
         raise HWIError(f"Invalid PSBT: {e}" if str(e) else "Invalid PSBT", INVALID_TX) from None
+    if not _has_our_input(psbt, dev.fingerprint):
+        # As HWI: nothing for this device to sign is no error; the PSBT comes back as it was.
+        return {"psbt": text, "signed": False}
 
     def progress(stage, done, total):
         log.debug("signtx %s: %s/%s", stage, done, total)
@@ -602,6 +684,15 @@ def cmd_signtx(args, dev: Device) -> dict:
     signed = dev.client.sign_psbt(raw, progress=progress)
     log.debug("signtx: %d signature(s) added and verified", signed.signatures)
     return {"psbt": base64.b64encode(signed.psbt).decode(), "signed": signed.signatures > 0}
+
+
+def _has_our_input(psbt, fingerprint: bytes) -> bool:
+    for inp in psbt.inputs:
+        if any(d.fingerprint == fingerprint for d in inp.bip32_derivations.values()):
+            return True
+        if any(d.fingerprint == fingerprint for _, d in inp.taproot_bip32_derivations.values()):
+            return True
+    return False
 
 
 def cmd_signmessage(args, dev: Device) -> dict:
@@ -635,7 +726,7 @@ COMMANDS = {
 
 def error_of(e: BaseException) -> tuple[str, int]:
     """(message, HWI code) of any failure."""
-    from .errors import AmanatError, DeviceError, ProtocolError, TransportError
+    from .errors import AmanatError, DeviceBusyError, DeviceError, ProtocolError, TransportError
 
     if isinstance(e, HWIError):
         return e.message, e.code
@@ -647,6 +738,8 @@ def error_of(e: BaseException) -> tuple[str, int]:
         return e.message, BAD_ARGUMENT
     if isinstance(e, DeviceError):
         return str(e), DEVICE_CODES.get(e.name, UNKNOWN_ERROR)
+    if isinstance(e, DeviceBusyError):
+        return e.message, DEVICE_BUSY
     if isinstance(e, (TransportError, ProtocolError)):
         return e.message, DEVICE_CONN_ERROR
     if isinstance(e, AmanatError):  # SignatureError: the device's signature is bad
@@ -655,12 +748,13 @@ def error_of(e: BaseException) -> tuple[str, int]:
 
 
 def run(args):
-    if args.password is not None or args.stdinpass:
+    # -p "" is "no passphrase" (what tools pass by default); any other is refused.
+    if args.password or args.stdinpass:
         raise HWIError("Amanat takes no passphrase from the host: it is entered on the device", BAD_ARGUMENT)
     if args.device_type is not None and args.device_type.lower() not in (DEVICE_TYPE, "amanat_emulator"):
         raise HWIError("Unknown device type specified", UNKNOWN_DEVICE_TYPE)
     if args.command == "enumerate":
-        return enumerate_devices(_emulators(args))
+        return enumerate_devices(args)
     if args.command not in COMMANDS:
         raise HWIError(f"Amanat does not support {args.command} from the host: it is done on the device",
                        UNAVAILABLE_ACTION)
@@ -688,12 +782,28 @@ def process_commands(argv: list[str]):
         return {"error": msg, "code": code}
 
 
+class _Terminated(KeyboardInterrupt):
+    pass
+
+
+def _terminate(signum, frame):
+    raise _Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
+    import signal
+
     argv = list(sys.argv[1:] if argv is None else argv)
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         result = process_commands(argv)
     except SystemExit as e:  # usage error (2, JSON already printed), --help or --version (0)
         return e.code if isinstance(e.code, int) else 1
+    except KeyboardInterrupt as e:  # the client has taken any prompt off the device
+        how = "SIGTERM" if isinstance(e, _Terminated) else "Ctrl-C"
+        print(json.dumps({"error": f"Interrupted ({how}): the prompt was taken off the device; nothing was signed",
+                          "code": ACTION_CANCELED}), flush=True)
+        return 143 if isinstance(e, _Terminated) else 130
     print(json.dumps(result), flush=True)
     return 0
 

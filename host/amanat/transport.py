@@ -4,13 +4,14 @@ Opened with RTS and DTR held low and never toggled (they reset ESP32 boards).
 Every failure of the line becomes a TransportError with one clear sentence.
 """
 
+import errno
 import random
 import time
 
 import serial
 
 from . import framing
-from .errors import DeviceError, ProtocolError, TransportError
+from .errors import DeviceBusyError, DeviceError, ProtocolError, TransportError
 
 BAD_FRAME = 1  # docs/protocol.md, "Error codes"
 
@@ -33,6 +34,10 @@ class Transport:
         try:
             ser.open()
         except (serial.SerialException, OSError) as e:
+            if e.errno in (errno.EAGAIN, errno.EBUSY):  # the port's lock is held
+                raise DeviceBusyError(f"the device on {port} is busy: another program is using it (an amanat "
+                                      "or amanat-hwi command waiting for the officer?); answer or reject its "
+                                      "prompt on the device, or stop that command") from None
             raise TransportError(f"cannot open {port}: {e}") from None
         self.ser = ser
         self.reader = framing.FrameReader()

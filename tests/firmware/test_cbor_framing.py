@@ -539,7 +539,8 @@ def test_batch_under_micropython():
         json.dumps([s for s, _ in streams]),
         json.dumps([p.hex() for p in payloads]),
     ) + MPY_BATCH
-    [res] = mpy.run_json(code)
+    # 8 MB: forty one-frame readers (8 KB each) and the results split a 2 MB heap
+    [res] = mpy.run_json(code, heap=8 << 20)
     for obj, enc, got in zip(objs, encs, res["dumps"]):
         assert canon(["ok", got]) == canon(["ok", enc.hex()])
         if one_key_maps(obj):

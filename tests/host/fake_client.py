@@ -25,7 +25,7 @@ from amanat import descriptors, policy, txbuild
 from amanat.client import Signed, check_limits
 from amanat.psbt_raw import PSBT_IN_TAP_KEY_SIG
 from amanat.psbt_verify import verify_new_signatures
-from amanat.errors import DeviceError, TransportError
+from amanat.errors import DeviceBusyError, DeviceError, TransportError
 
 MNEMONIC = "abandon " * 11 + "about"
 OTHER_MNEMONIC = "legal winner thank year wave sausage worth useful legal winner thank yellow"
@@ -81,6 +81,7 @@ class FakeDevice:
     locked: bool = False
     emulator: bool = False
     answers: bool = True  # False: the port cannot be opened
+    busy: bool = False  # another program holds the port (its lock)
     reject: bool = False  # the officer rejects every prompt
     error: tuple | None = None  # (code, message): every request but info fails so
     tamper: str | None = None  # "flip", "output", "drop", "nothing": a misbehaving signer
@@ -110,6 +111,8 @@ class FakeClient:
         dev = self.devices.get(port)
         if dev is None or not dev.answers:
             raise TransportError(f"cannot open {port}: [Errno 2] No such file or directory")
+        if dev.busy:
+            raise DeviceBusyError(f"the device on {port} is busy: another program is using it")
         self.dev = dev
         self.port = port
         self.timeout = timeout
@@ -328,7 +331,14 @@ def install(monkeypatch, *devices: FakeDevice) -> dict:
     def find_devices(include_emulators: bool) -> list[str]:
         return [p for p, d in registry.items() if include_emulators or not d.emulator]
 
+    def known(port: str) -> dict | None:
+        # what the real cache holds once the device answered (discovery.remember)
+        d = registry.get(port)
+        return None if d is None else {"port": port, "fingerprint": d.fingerprint.hex(), "network": d.network,
+                                       "model": "amanat-emulator" if d.emulator else "amanat-esp32"}
+
     discovery_mod.find_devices = find_devices
+    discovery_mod.known = known
     monkeypatch.setitem(sys.modules, "amanat.client", client_mod)
     monkeypatch.setitem(sys.modules, "amanat.discovery", discovery_mod)
     return registry

@@ -178,18 +178,22 @@ def test_uninitialized_and_locked_devices(run, devices):
     fails(run, -12, "-d", "/dev/b", "--chain", "regtest", "getmasterxpub")
 
 
-@pytest.mark.parametrize("chain,network", [("regtest", "main"), ("main", "regtest"), ("test", "signet"),
-                                           ("signet", "test"), ("testnet4", "regtest")])
+@pytest.mark.parametrize("chain,network", [("regtest", "main"), ("main", "regtest"), ("main", "test"),
+                                           ("test", "main"), ("testnet4", "regtest"), ("regtest", "test")])
 def test_chain_must_match_the_device(run, devices, chain, network):
     devices(fc.FakeDevice(PORT, network=network))
     err = fails(run, -7, "-f", FP, "--chain", chain, "getmasterxpub")
     assert chain in err and network in err
 
 
-@pytest.mark.parametrize("chain,network", [("test", "test"), ("testnet4", "test"), ("signet", "signet")])
+@pytest.mark.parametrize("chain,network", [("test", "test"), ("testnet4", "test"), ("signet", "signet"),
+                                           ("signet", "test"), ("test", "signet")])
 def test_chain_matches(run, devices, chain, network):
+    # testnet and signet share keys and tb1 addresses: a device of either answers both
     devices(fc.FakeDevice(PORT, network=network))
     assert ok(run, "-f", FP, "--chain", chain, "getmasterxpub")["xpub"].startswith("tpub")
+    shown = ok(run, "-f", FP, "--chain", chain, "displayaddress", "--path", "m/84h/1h/0h/0/0")["address"]
+    assert shown.startswith("tb1q")
 
 
 def test_default_chain_is_main(run, devices):
@@ -357,8 +361,11 @@ def test_signtx_bad_psbt(run, one):
 
 
 def test_signtx_psbt_not_ours(run, devices):
-    devices(fc.FakeDevice(PORT, mnemonic=fc.OTHER_MNEMONIC))
-    fails(run, -7, "-f", OTHER_FP, "--chain", "regtest", "signtx", spend_psbt().psbt.to_base64())
+    # As HWI: no input of this device is no error; the PSBT comes back unchanged, never shown on the device.
+    dev = devices(fc.FakeDevice(PORT, mnemonic=fc.OTHER_MNEMONIC))[PORT]
+    b64 = spend_psbt().psbt.to_base64()
+    assert ok(run, "-f", OTHER_FP, "--chain", "regtest", "signtx", b64) == {"psbt": b64, "signed": False}
+    assert not [c for c in dev.calls if c[0] == "sign_psbt"]
 
 
 # ---------------------------------------------------------------- other HWI commands
@@ -443,13 +450,47 @@ def test_signmessage_bad_signature_and_rejection(run, devices):
 
 
 def test_unsupported_commands(run, one):
-    for cmd in (["promptpin"], ["sendpin", "1234"], ["togglepassphrase"], ["setup"], ["wipe"], ["backup"]):
+    # with HWI's own flags too: "not available" (-9), never a usage error
+    for cmd in (["promptpin"], ["sendpin", "1234"], ["togglepassphrase"], ["setup"], ["wipe"], ["backup"],
+                ["setup", "--label", "vault"], ["restore", "--word_count", "24"], ["restore", "-w", "12"],
+                ["backup", "--label", "x", "--backup_passphrase", "y"]):
         fails(run, -9, *CORE, *cmd)
 
 
 def test_password_is_refused(run, one):
     assert "on the device" in fails(run, -7, "-p", "secret", *CORE, "getmasterxpub")
     fails(run, -7, "--stdinpass", "enumerate")
+    # the empty passphrase tools pass by default is "none"
+    assert ok(run, "-p", "", *CORE, "getmasterxpub")["xpub"] == xpub("m/84h/1h/0h")
+
+
+def test_a_busy_device_is_busy_not_missing(run, devices):
+    devs = devices(fc.FakeDevice(PORT), fc.FakeDevice("/dev/ttyUSB1", mnemonic=fc.OTHER_MNEMONIC))
+    devs[PORT].busy = True
+    listed = ok(run, "enumerate")
+    assert [e["path"] for e in listed] == [PORT, "/dev/ttyUSB1"]
+    assert not any("error" in e for e in listed)  # one error entry fails Core's enumeratesigners
+    assert listed[0]["fingerprint"] == FP and listed[0]["busy"] is True
+    assert "busy" in fails(run, -15, *CORE, "getmasterxpub")
+    fails(run, -15, "-d", PORT, "--chain", "regtest", "getmasterxpub")
+    assert ok(run, "-f", OTHER_FP, "--chain", "regtest", "getmasterxpub")["xpub"].startswith("tpub")
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_one_device_exposed_for_bitcoin_core(run, devices, monkeypatch, how):
+    devices(fc.FakeDevice(PORT), fc.FakeDevice("/dev/ttyUSB1", mnemonic=fc.OTHER_MNEMONIC),
+            fc.FakeDevice("/dev/ttyUSB2", initialized=False))
+    both = ok(run, "enumerate")
+    assert len(both) == 3 and "error" in both[2]  # Core would refuse this list
+    pick = ["--only", OTHER_FP] if how == "flag" else []
+    if how == "env":
+        monkeypatch.setenv("AMANAT_HWI_FINGERPRINT", OTHER_FP)
+    [one] = ok(run, *pick, "enumerate")
+    assert one["fingerprint"] == OTHER_FP and "error" not in one
+    # Core then names the fingerprint it was given; another one is not exposed
+    assert ok(run, *pick, "-f", OTHER_FP, "--chain", "regtest", "getmasterxpub")["xpub"].startswith("tpub")
+    assert "only" in fails(run, -3, *pick, "-f", FP, "--chain", "regtest", "getmasterxpub")
+    assert ok(run, *pick, "-t", "amanat", "--chain", "regtest", "getmasterxpub")["xpub"].startswith("tpub")
 
 
 # ---------------------------------------------------------------- usage errors, help
