@@ -77,6 +77,19 @@ def _claims(scope, fingerprint):
     return [(pub, der.derivation, leaves) for pub, der, leaves in _derivations(scope) if der.fingerprint == fingerprint]
 
 
+def _no_match(where, scope, at, verb):
+    """Refused for a claim of our key at `at` that no single-sig script and no
+    registered wallet explains. One that looks like a multisig wallet (a
+    witness script, several cosigners' keys) is named as an unregistered
+    wallet, with the command that registers it: not as tampering."""
+    keys = len(_derivations(scope))
+    if keys > 1 or scope.witness_script is not None:
+        raise Refused("%s: %s a multisig wallet (%d keys, this device's at %s) that is not registered on this "
+                      "device: register it first (amanat wallet register) and the officer approves it here"
+                      % (where, verb, keys, at))
+    raise Refused("%s: script does not match the key at %s" % (where, at))
+
+
 def _our_key(where, keys, pub, path, leaves):
     """Our HDKey at `path` if it is the claimed key; Refused otherwise."""
     at = format_path(path)
@@ -299,7 +312,7 @@ def classify_input(i, inp, spk, keys, fingerprint, wallets=None):
             continue
         at = format_path(path)
         if wallets is None:
-            raise Refused("%s: script does not match the key at %s" % (where, at))
+            _no_match(where, inp, at, "spends from")
         found, unusual, first = _wallet_claim(wallets, fingerprint, path, spk)
         if found is None and unusual is not None:
             raise Refused("%s: this device's key at %s is at an unusual path for wallet %s "
@@ -308,7 +321,7 @@ def classify_input(i, inp, spk, keys, fingerprint, wallets=None):
             raise Refused("%s: claims this device's key at %s but its script is not wallet %s's at that path"
                           % (where, at, first))
         if found is None:
-            raise Refused("%s: script does not match the key at %s" % (where, at))
+            _no_match(where, inp, at, "spends from")
         if hit is not None and hit != found:
             raise Refused("%s: this device's keys point at different wallet addresses" % where)
         hit = found
@@ -441,7 +454,7 @@ def match_output(j, out, keys, fingerprint, coin, wallets=None):
         else:
             if _wrong_coin(path, coin):
                 _refuse_coin(where, _der(out, pub, leaves))
-            raise Refused("%s: script does not match the key at %s" % (where, at))
+            _no_match(where, out, at, "pays to")
     check_coins(where, out, coin, single_pubs)
     if hit is not None:
         return hit

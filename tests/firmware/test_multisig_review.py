@@ -402,11 +402,17 @@ def test_single_sig_and_wallet_inputs():
         "REFUSED", "inputs 0 and 1 belong to different wallets (single-sig account 0, Vault)")
 
 
-def test_unregistered_wallet_input():
+@pytest.mark.parametrize("others", [("tr",), ()])
+def test_unregistered_wallet_input(others):
+    # A cosigner whose device has not registered the vault: told so, with the
+    # command, not that the script fails to match (which reads like tampering).
     built = spend()
     with pytest.raises(inprocess.DeviceCodeError) as e:
-        review(built.psbt.serialize(), registered(VAULT["tr"]))
-    assert (e.value.name, e.value.message) == ("REFUSED", f"input 0: script does not match the key at {ORIGIN}/0/3")
+        review(built.psbt.serialize(), registered(*(VAULT[k] for k in others)))
+    assert (e.value.name, e.value.message) == (
+        "REFUSED", f"input 0: spends from a multisig wallet (3 keys, this device's at {ORIGIN}/0/3) that is not "
+                   "registered on this device: register it first (amanat wallet register) and the officer "
+                   "approves it here")
 
 
 @pytest.mark.parametrize("limits,pay,fee,message", [
