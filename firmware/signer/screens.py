@@ -132,8 +132,30 @@ def _short(xpub):
     return xpub[:8] + "..." + xpub[-6:]
 
 
+def groups(text, size=4, per_line=5):
+    """Text in groups of `size` characters, `per_line` groups a line: every
+    character shown, in pieces an officer can compare with a paper record."""
+    cut = [text[i : i + size] for i in range(0, len(text), size)]
+    return [" ".join(cut[i : i + per_line]) for i in range(0, len(cut), per_line)]
+
+
+def register_cosigner(n, total, c):
+    """One cosigner's page of a wallet registration (n None: a taproot internal
+    key): the whole key, its fingerprint and origin. Approve goes on, reject
+    refuses the wallet."""
+    lines = ["Fingerprint " + c["fingerprint"], "Path " + c["path"]]
+    lines += groups(c["xpub"])
+    if c["ours"]:
+        lines.append("This device's key")
+    title = "Internal key (spends alone)" if n is None else "Cosigner %d of %d" % (n, total)
+    return {"screen": "register_cosigner", "title": title, "n": n, "total": total,
+            "fingerprint": c["fingerprint"], "path": c["path"], "xpub": c["xpub"], "ours": c["ours"],
+            "lines": lines}
+
+
 def register_wallet(name, policy, threshold, cosigners, internal_can_spend):
-    """cosigners: [{"fingerprint": hex, "path", "xpub", "ours"}] in order."""
+    """cosigners: [{"fingerprint": hex, "path", "xpub", "ours"}] in order.
+    The first page: each key shortened here, shown whole on its own page next."""
     lines = ["Wallet " + name, "Policy " + policy]
     if internal_can_spend:
         lines.append("Warning: the internal key can spend alone (key path)")

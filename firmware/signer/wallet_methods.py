@@ -54,8 +54,16 @@ def register_wallet(app, p):
     shown = [dict(c, fingerprint=hexlify(c["fingerprint"]).decode()) for c in _cosigners(w)]
     spends_alone = w.kind == "tr" and not (isinstance(w.internal, bytes) and w.internal == wallets.NUMS)
     policy = screens.policy_text(w.kind, w.threshold, len(w.cosigners), w.sorted)
-    app.ui.require(screens.register_wallet(name, policy, w.threshold, shown, spends_alone),
-                   "the officer did not approve wallet %s" % name)
+    why = "the officer did not approve wallet %s" % name
+    app.ui.require(screens.register_wallet(name, policy, w.threshold, shown, spends_alone), why)
+    # Every character of every key: a shortened xpub leaves bits to grind a swapped cosigner.
+    for n, c in enumerate(shown, 1):
+        app.ui.require(screens.register_cosigner(n, len(shown), c), why)
+    if isinstance(w.internal, wallets.Cosigner):
+        i = w.internal
+        c = {"fingerprint": hexlify(i.fingerprint).decode(), "path": format_path(i.origin),
+             "xpub": i.xpub.to_base58(), "ours": bool(i.ours)}
+        app.ui.require(screens.register_cosigner(None, len(shown), c), why)
     mac = reg.add(w)
     return {"name": name, "descriptor": w.descriptor, "registration": mac}
 
