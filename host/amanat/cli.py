@@ -1,9 +1,13 @@
 """`amanat`: the officer's and developer's command line.
 
-Exit codes (for scripts): 0 done; 1 other error; 2 usage; 3 no device or the
-line failed; 4 the officer rejected on the device; 5 the device refused
-(bad PSBT, a review rule, bad parameters); 6 a signature from the device did
-not verify on the host; 7 the device is not set up, locked or busy.
+Exit codes (for scripts; README.md has the table, tests/host/test_exit_codes.py
+walks it): 0 done; 1 other error; 2 usage; 3 no device or the line failed;
+4 the officer rejected on the device (or the command was interrupted: 130
+Ctrl-C, 143 SIGTERM); 5 refused by the device (a review rule, a bad PSBT or
+parameter, or beyond the limits it publishes); 6 a signature did not verify
+on the host; 7 the device is not set up, locked or busy; 8 an input given
+here is missing or malformed (file, PSBT, descriptor, wallet file), found
+before anything reaches a device.
 """
 
 import base64
@@ -17,10 +21,11 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
-from .errors import AmanatError, DeviceBusyError, DeviceError, LimitError, SignatureError, TransportError
+from .errors import (AmanatError, DeviceBusyError, DeviceError, LimitError, PsbtError, SignatureError,
+                     TransportError)
 
 console = Console()
 err_console = Console(stderr=True)
@@ -30,6 +35,7 @@ EXIT_REJECTED = 4
 EXIT_REFUSED = 5
 EXIT_BAD_SIGNATURE = 6
 EXIT_NOT_READY = 7
+EXIT_BAD_INPUT = 8
 
 
 class CliError(click.ClickException):
@@ -50,6 +56,8 @@ def _fail(e: AmanatError):
         code = EXIT_BAD_SIGNATURE
     elif isinstance(e, LimitError):
         code = EXIT_REFUSED
+    elif isinstance(e, PsbtError):  # the host could not read, combine or finalize it
+        code = EXIT_BAD_INPUT
     elif isinstance(e, DeviceError):
         code = {"REJECTED": EXIT_REJECTED, "REFUSED": EXIT_REFUSED, "BAD_PSBT": EXIT_REFUSED,
                 "BAD_PARAMS": EXIT_REFUSED, "NOT_READY": EXIT_NOT_READY, "BUSY": EXIT_NOT_READY}.get(e.name, 1)
@@ -58,21 +66,54 @@ def _fail(e: AmanatError):
 
 def _connect(port):
     from .client import Client
-    from .discovery import find_devices
 
-    if not port:
-        found = find_devices(include_emulators=True)
-        if not found:
-            raise CliError("no Amanat device found: connect one, start an emulator, or give --port",
-                           EXIT_DEVICE_MISSING)
-        if len(found) > 1:
-            raise CliError("several devices found (%s): choose one with --port" % ", ".join(found),
-                           EXIT_DEVICE_MISSING)
-        port = found[0]
+    port = port or _chosen_port()
     try:
         return Client(port)
     except AmanatError as e:
         _fail(e)
+
+
+def _chosen_port() -> str:
+    """The port of the device --state or --fingerprint names, or of the only one found."""
+    from .discovery import find_devices
+
+    ctx = click.get_current_context(silent=True)
+    chosen = ctx.meta.get("amanat.select", {}) if ctx else {}
+    state, fp = chosen.get("state_dir"), chosen.get("fingerprint")
+    if state:
+        from . import emulator as emu
+
+        rec = emu.read_record(state)
+        if not rec:
+            raise CliError(f"no emulator running on {state}", EXIT_DEVICE_MISSING)
+        return rec["port"]
+    found = find_devices(include_emulators=True)
+    if fp:
+        found = [p for p in found if _fingerprint_of(p) == fp.lower()]
+        if not found:
+            raise CliError(f"no Amanat device with fingerprint {fp} found", EXIT_DEVICE_MISSING)
+    if not found:
+        raise CliError("no Amanat device found: connect one, start an emulator, or give --port",
+                       EXIT_DEVICE_MISSING)
+    if len(found) > 1:
+        raise CliError("several devices found (%s): choose one with --port, --fingerprint or --state"
+                       % ", ".join(found), EXIT_DEVICE_MISSING)
+    return found[0]
+
+
+def _fingerprint_of(port: str) -> str | None:
+    from .client import Client
+    from .discovery import known
+
+    try:
+        with Client(port, timeout=2.0) as c:
+            fp = c.info().get("fingerprint")
+            return bytes(fp).hex() if fp else None
+    except DeviceBusyError:
+        return (known(port) or {}).get("fingerprint")  # busy: it says so when chosen
+    except AmanatError:
+        return None
 
 
 @contextmanager
@@ -87,7 +128,19 @@ def _device(port):
         c.close()
 
 
-port_option = click.option("--port", envvar="AMANAT_PORT", help="Serial port of the device (default: the only one found).")
+def _select(ctx, param, value):
+    if value is not None:
+        ctx.meta.setdefault("amanat.select", {})[param.name] = value
+
+
+def port_option(f):
+    """--port, --fingerprint and --state: which device a command talks to."""
+    f = click.option("--state", "state_dir", expose_value=False, callback=_select, metavar="DIR",
+                     help="The emulator running on this state folder.")(f)
+    f = click.option("--fingerprint", expose_value=False, callback=_select, metavar="FP",
+                     help="The device with this master key fingerprint (8 hex digits).")(f)
+    return click.option("--port", envvar="AMANAT_PORT",
+                        help="Serial port of the device (default: the only one found).")(f)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
@@ -251,7 +304,8 @@ def emulator():
 @click.option("--measure-heap", is_flag=True, help="Sample the heap in use while signing (info's heap.peak).")
 @click.option("--detach", is_flag=True, help="Return once the device answers and leave it running.")
 def emulator_start(state, target, mnemonic, passphrase, network, pin, auto_confirm, heap, baud, measure_heap, detach):
-    """Start an emulator; prints {"port", "debug_port", "pid", "state", "target"} once it answers."""
+    """Start an emulator; prints {"port", "debug_port", "pid", "state", "target", "fingerprint", "network"}
+    once it answers (fingerprint null while it waits at setup)."""
     from . import emulator as emu
 
     if pin is not None and not (pin.isdigit() and 4 <= len(pin) <= 12):
@@ -265,7 +319,8 @@ def emulator_start(state, target, mnemonic, passphrase, network, pin, auto_confi
         raise CliError(e.message) from None
     except OSError as e:  # e.g. the micropython binary is missing
         raise CliError(f"cannot start the emulator: {e}") from None
-    click.echo(json.dumps({k: rec[k] for k in ("port", "debug_port", "pid", "state", "target")}))
+    click.echo(json.dumps({k: rec[k] for k in ("port", "debug_port", "pid", "state", "target", "fingerprint",
+                                                "network")}))
     sys.stdout.flush()
     if detach:
         return
@@ -275,6 +330,24 @@ def emulator_start(state, target, mnemonic, passphrase, network, pin, auto_confi
         pass
     finally:
         emu.stop(rec["state"])
+
+
+@emulator.command("list")
+@json_option
+def emulator_list(as_json):
+    """The emulators running now: port, state folder, fingerprint, network."""
+    from .discovery import running_emulators
+
+    found = [{k: e.get(k) for k in ("port", "debug_port", "pid", "state", "target", "fingerprint", "network")}
+             for e in running_emulators()]
+    if as_json:
+        _emit_json(found)
+        return
+    t = Table("port", "fingerprint", "network", "target", Column("state", overflow="fold"))
+    for e in found:
+        t.add_row(Text(e["port"]), str(e["fingerprint"] or "(not set up)"), str(e["network"]), str(e["target"]),
+                  Text(e["state"]))
+    console.print(t)
 
 
 @emulator.command("stop")
@@ -459,20 +532,22 @@ def _read_psbt(path: str) -> bytes:
     try:
         data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
     except OSError as e:
-        raise CliError(f"cannot read {path}: {e.strerror or e}") from None
+        raise CliError(f"cannot read {path}: {e.strerror or e}", EXIT_BAD_INPUT) from None
     if data.startswith(b"psbt\xff"):
         return data
     try:
-        raw = base64.b64decode(data.strip(), validate=True)
+        # base64 as files, mail and `base64` write it: wrapped at 76 columns, CRLF
+        raw = base64.b64decode(b"".join(data.split()), validate=True)
     except binascii.Error:
-        raise CliError(f"{path}: neither a binary nor a base64 PSBT", EXIT_REFUSED) from None
+        raise CliError(f"{path}: neither a binary nor a base64 PSBT", EXIT_BAD_INPUT) from None
     if not raw.startswith(b"psbt\xff"):
-        raise CliError(f"{path}: not a PSBT (no psbt magic)", EXIT_REFUSED)
+        raise CliError(f"{path}: not a PSBT (no psbt magic)", EXIT_BAD_INPUT)
     return raw
 
 
 def _review_table(r: dict) -> Table:
-    t = Table("", "address", "amount (BTC)", title="Review on the device")
+    # fold, never elide: the officer compares every character of an address
+    t = Table("", Column("address", overflow="fold"), "amount (BTC)", title="Review on the device")
     for s in r.get("spends", []):
         t.add_row("send", Text(s["address"]), f"{s['amount_sat'] / 1e8:.8f}")
     for s in r.get("change", []):
@@ -552,19 +627,22 @@ def _load_policy(source: str, name: str | None):
         is_file = source == "-" or Path(source).is_file()
     except OSError:  # a long descriptor is no file name
         is_file = False
+    if not is_file and "(" not in source:
+        # No descriptor has no parenthesis: this is a file name, mistyped or missing.
+        raise CliError(f"cannot read {source}: no such file (and not a descriptor)", EXIT_BAD_INPUT)
     text = source
     if is_file:
         try:
             data = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
             text = data.decode("utf-8")
         except OSError as e:
-            raise CliError(f"cannot read {source}: {e.strerror or e}") from None
+            raise CliError(f"cannot read {source}: {e.strerror or e}", EXIT_BAD_INPUT) from None
         except UnicodeDecodeError:
-            raise CliError(f"{source}: not a text file (UTF-8)") from None
+            raise CliError(f"{source}: not a text file (UTF-8)", EXIT_BAD_INPUT) from None
     try:
         return policy.load(text, name)
     except policy.PolicyError as e:
-        raise CliError(f"{source if is_file else 'descriptor'}: {e.message}") from None
+        raise CliError(f"{source if is_file else 'descriptor'}: {e.message}", EXIT_BAD_INPUT) from None
 
 
 def _summary(descriptor: str) -> str:
@@ -577,10 +655,6 @@ def _summary(descriptor: str) -> str:
         return descriptor
     form = {"sh-wsh": "sh(wsh)"}.get(ms.form, ms.form)
     return f"{ms.threshold} of {len(ms.keys)}, {form} {ms.func}"
-
-
-def _abbrev(xpub: str) -> str:
-    return xpub if len(xpub) <= 24 else f"{xpub[:12]}…{xpub[-8:]}"
 
 
 @main.group()
@@ -651,9 +725,9 @@ def wallet_show(name, port, as_json):
         _emit_json(out)
         return
     click.echo(f"{out['name']}: {_summary(out['descriptor'])}")
-    t = Table("#", "fingerprint", "path", "xpub", "ours")
+    t = Table("#", "fingerprint", "path", Column("xpub", overflow="fold"), "ours")
     for n, k in enumerate(keys, 1):
-        t.add_row(str(n), k["fingerprint"], Text(k["path"]), Text(_abbrev(k["xpub"])), "yes" if k["ours"] else "")
+        t.add_row(str(n), k["fingerprint"], Text(k["path"]), Text(k["xpub"]), "yes" if k["ours"] else "")
     console.print(t)
     click.echo(out["descriptor"])
     click.echo(f"registration: {out['registration']}")
@@ -816,7 +890,7 @@ def psbt_extract(psbt_file, output, spent_from, as_json):
         try:
             prev = [bytes.fromhex(w) for w in Path(spent_from).read_text().split()]
         except ValueError:
-            raise CliError(f"{spent_from}: not hex transactions, one per line", 2) from None
+            raise CliError(f"{spent_from}: not hex transactions, one per line", EXIT_BAD_INPUT) from None
     try:
         ex = psbt_tools.extract(_read_psbt(psbt_file), prev)
     except AmanatError as e:

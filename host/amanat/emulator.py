@@ -71,7 +71,8 @@ def _pty():
 def start(state, mnemonic=None, passphrase="", network="regtest", auto_confirm=False,
           heap=None, pin=DEFAULT_PIN, target="unix", baud=None, measure_heap=False) -> dict:
     """Start an emulator on `state`; return {"port", "debug_port", "pid", "state",
-    "target"} once it answers (set up with `mnemonic` on first start, unlocked
+    "target", "fingerprint", "network"} once it answers (fingerprint None while
+    it waits at setup) (set up with `mnemonic` on first start, unlocked
     with `pin`). `baud` paces its serial line like a UART; `measure_heap` has
     `info` report the heap's peak during signing."""
     state = Path(state).resolve()
@@ -122,6 +123,12 @@ def start(state, mnemonic=None, passphrase="", network="regtest", auto_confirm=F
         _bring_up(proc, record, mnemonic, passphrase, pin)
         if started:
             started()
+        with Client(record["port"]) as c:  # what the officer checks: this seed, this network
+            i = c.info()
+        record["fingerprint"] = bytes(i["fingerprint"]).hex() if i.get("fingerprint") else None
+        record["network"] = i.get("network")
+        _record_path(state).write_text(json.dumps(record))
+        (reg / f"{proc.pid}.json").write_text(json.dumps(record))
     except BaseException:
         stop(state)
         raise

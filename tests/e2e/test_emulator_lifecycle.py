@@ -25,7 +25,16 @@ def test_start_detach_and_stop_from_the_command_line(tmp_path):
     assert out.returncode == 0, out.stderr
     line = json.loads(out.stdout.splitlines()[0])
     assert set(line) >= {"port", "pid", "state"} and line["state"] == str(state.resolve())
+    from embit import bip32, bip39
+
+    fp = bip32.HDKey.from_seed(bip39.mnemonic_to_seed(MNEMONIC)).my_fingerprint.hex()
+    assert line["fingerprint"] == fp and line["network"] == "signet"
     try:
+        listed = subprocess.run([AMANAT, "emulator", "list", "--json"], capture_output=True, text=True, timeout=60)
+        mine = [e for e in json.loads(listed.stdout) if e["state"] == line["state"]]
+        assert [(e["port"], e["fingerprint"], e["network"]) for e in mine] == [(line["port"], fp, "signet")]
+        table = subprocess.run([AMANAT, "emulator", "list"], capture_output=True, text=True, timeout=60).stdout
+        assert fp in table
         with Client(line["port"]) as c:
             assert c.info()["network"] == "signet"
             assert c.get_xpub("m/84h/1h/0h").startswith("tpub")
@@ -48,6 +57,16 @@ def test_side_by_side_and_heap_cap(tmp_path):
             ia, ib = ca.info(), cb.info()
         assert ia["fingerprint"] != ib["fingerprint"]
         assert (ia["network"], ib["network"]) == ("regtest", "test")
+
+        def info(*pick):
+            out = subprocess.run([AMANAT, "info", "--json", *pick], capture_output=True, text=True, timeout=60)
+            return out.returncode, out.stdout and json.loads(out.stdout), out.stderr
+
+        code, _, err = info()
+        assert code == 3 and "--fingerprint or --state" in err  # two devices: which one?
+        assert info("--state", str(b.state))[1]["port"] == b.port
+        assert info("--fingerprint", bytes(ia["fingerprint"]).hex())[1]["port"] == a.port
+        assert info("--fingerprint", "00000000")[0] == 3
     finally:
         a.stop()
         b.stop()

@@ -345,7 +345,10 @@ def test_register_from_each_kind_of_file(device, tmp_path):
 def test_register_errors(device, tmp_path):
     assert "give --name" in amanat("wallet", "register", WSH, code=2)
     (tmp_path / "cc.txt").write_text(coldcard().replace("Policy: 2 of 3", "Policy: 2 of 4"))
-    assert "line 4" in amanat("wallet", "register", str(tmp_path / "cc.txt"), code=1)
+    assert "line 4" in amanat("wallet", "register", str(tmp_path / "cc.txt"), code=8)
+    # a mistyped file name is a missing file, not a descriptor that does not parse
+    assert "cannot read" in amanat("wallet", "register", str(tmp_path / "cc.txtt"), code=8)
+    assert "no such file" in amanat("wallet", "register", "reserve.json", code=8)
     others = add_checksum(desc(roots=ROOTS[1:]))
     assert "no key of this device" in amanat("wallet", "register", others, "--name", "X", code=5)
     device.reject = True
@@ -475,6 +478,6 @@ def test_coldcard_file_headers_come_once(line, words):
 def test_register_bad_files_are_one_line_errors(device, tmp_path, content, words):
     (tmp_path / "w.json").write_bytes(content)
     result = CliRunner().invoke(cli.main, ["wallet", "register", str(tmp_path / "w.json")])
-    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 8 and isinstance(result.exception, SystemExit), result.exception
     assert words in result.output and "Traceback" not in result.output
     assert device.wallets == {}

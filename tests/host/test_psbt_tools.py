@@ -266,17 +266,17 @@ def test_cli_refusals(tmp_path):
     (tmp_path / "o.psbt").write_bytes(signed_by(other, ROOTS[1]))
     out = tmp_path / "x.psbt"
     assert "different transaction" in amanat("psbt", "combine", str(tmp_path / "a.psbt"), str(tmp_path / "o.psbt"),
-                                             "-o", str(out), code=1)
+                                             "-o", str(out), code=8)
     assert "at least two" in amanat("psbt", "combine", str(tmp_path / "a.psbt"), "-o", str(out), code=2)
     bad = PSBT.parse(signed_by(raw, ROOTS[1]))
     pub = next(iter(bad.inputs[0].partial_sigs))
     bad.inputs[0].partial_sigs[pub] = fc.flip_bit(bad.inputs[0].partial_sigs[pub], at=-5)
     (tmp_path / "bad.psbt").write_bytes(psbt_tools.combine([signed_by(raw, ROOTS[0]), bad.serialize()]))
     assert "invalid ECDSA signature" in amanat("psbt", "finalize", str(tmp_path / "bad.psbt"), "-o", str(out), code=6)
-    assert "cannot finalize" in amanat("psbt", "finalize", str(tmp_path / "a.psbt"), "-o", str(out), code=1)
-    assert "not finalized" in amanat("psbt", "extract", str(tmp_path / "a.psbt"), code=1)
+    assert "cannot finalize" in amanat("psbt", "finalize", str(tmp_path / "a.psbt"), "-o", str(out), code=8)
+    assert "not finalized" in amanat("psbt", "extract", str(tmp_path / "a.psbt"), code=8)
     (tmp_path / "junk").write_text("hello")
-    assert "neither a binary nor a base64 PSBT" in amanat("psbt", "extract", str(tmp_path / "junk"), code=5)
+    assert "neither a binary nor a base64 PSBT" in amanat("psbt", "extract", str(tmp_path / "junk"), code=8)
     assert not out.exists()
 
 
