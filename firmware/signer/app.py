@@ -93,6 +93,8 @@ class App:
                 answer = rpc.result(rid, {"busy": busy, "progress": self._progress(busy)})
             elif method == "info":
                 answer = rpc.result(rid, self.info())
+            elif method == "prompt":
+                answer = rpc.result(rid, {"prompt": self._prompt()})
             elif method == "cancel" and busy is not None:
                 answer = rpc.result(rid, {"cancelled": self.ui.cancel("the host cancelled the request")})
             elif busy is not None:
@@ -144,6 +146,15 @@ class App:
         except Exception as e:
             self.board.log_exception(e)
             return rpc.error(rid, InternalError("internal error: %s" % e.__class__.__name__))
+
+    def _prompt(self):
+        """The yes/no screen waiting for the officer, as the board shows it
+        (name, title, lines: what the trail records, no secret), or None.
+        Text prompts (words, PIN) are not shown off the device."""
+        cur = self.ui.current
+        if cur is None or cur.get("kind") != "confirm":
+            return None
+        return {"screen": cur["screen"], "title": cur.get("title", ""), "lines": list(cur.get("lines", []))}
 
     def _progress(self, busy):
         """[done, total] of the work under way: inputs and outputs reviewed,

@@ -27,6 +27,10 @@ def info(app, p):
     return app.info()
 
 
+def prompt(app, p):
+    return {"prompt": app._prompt()}
+
+
 def cancel(app, p):
     # Served while busy by the request loop; idle, there is nothing to cancel.
     return {"cancelled": False}
@@ -269,6 +273,7 @@ _METHODS = {
     "ping": (ping, ()),
     "info": (info, ()),
     "cancel": (cancel, ()),
+    "prompt": (prompt, ()),
     "get_xpub": (get_xpub, ("path",)),
     "get_descriptors": (get_descriptors, ("account",)),
     "display_address": (display_address, ("descriptor",)),

@@ -69,9 +69,11 @@ def _connect(port):
 
     port = port or _chosen_port()
     try:
-        return Client(port)
+        c = Client(port)
     except AmanatError as e:
         _fail(e)
+    c.on_prompt = lambda prompt: _show_prompt(prompt, {}, err_console)
+    return c
 
 
 def _chosen_port() -> str:
@@ -545,6 +547,37 @@ def _read_psbt(path: str) -> bytes:
     return raw
 
 
+def _show_prompt(prompt: dict, shown: dict, out: Console) -> None:
+    """Print a prompt the device shows, before the officer answers it: what to
+    check there, and (with no terminal for a progress bar) what we wait for."""
+    shown[prompt["screen"]] = prompt["title"]
+    out.print(Text(f"On the device: {prompt['title']}", style="bold"))
+    for line in prompt["lines"]:
+        out.print(Text("  " + line))  # device text, never rich markup
+    if not out.is_terminal:
+        out.print(Text("waiting for the officer to approve or reject it on the device"))
+
+
+def _present_counts(raw: bytes) -> list[list[int]]:
+    """[[present, needed]] signatures, per input."""
+    from .finalize import signatures_present
+    from .psbt_raw import parse_psbt
+
+    return [list(signatures_present(inp)) for inp in parse_psbt(raw).inputs]
+
+
+def _present(raw: bytes) -> str:
+    """"1 of 2 signatures present on every input", or per input when they differ."""
+    counts = _present_counts(raw)
+    done = all(h >= n for h, n in counts)
+    if len({tuple(c) for c in counts}) == 1:
+        h, n = counts[0]
+        text = f"{h} of {n} signature{'s' if n > 1 else ''} present on every input"
+    else:
+        text = "signatures present: " + ", ".join(f"input {i} {h} of {n}" for i, (h, n) in enumerate(counts))
+    return text + (" (ready to finalize)" if done else "")
+
+
 def _review_table(r: dict) -> Table:
     # fold, never elide: the officer compares every character of an address
     t = Table("", Column("address", overflow="fold"), "amount (BTC)", title="Review on the device")
@@ -580,10 +613,13 @@ def sign(psbt_file, output, as_b64, port, as_json):
     with _connect(port) as c, Progress(TextColumn("{task.description}"), BarColumn(),
                                        console=err_console, transient=True, disable=as_json) as bar:
         task = bar.add_task("upload", total=len(raw))
+        shown = {}  # screen name -> title, of the prompts the device put up
+        c.on_prompt = lambda prompt: _show_prompt(prompt, shown, bar.console)
 
         def progress(stage, done, total):
             if stage == "device":
-                what = f"device: {done or 'working'}" + (" (approve on the device)" if done == "review_tx" else "")
+                what = (f"device: {shown[done]} (approve or reject on the device)" if done in shown
+                        else f"device: {done or 'working'}")
                 if total:  # the device's [done, total] of its work
                     bar.update(task, description=what, completed=total[0], total=total[1])
                 else:
@@ -600,19 +636,23 @@ def sign(psbt_file, output, as_b64, port, as_json):
     if out == "-":
         b64 = base64.b64encode(signed.psbt).decode()
         if as_json:
-            _emit_json({"psbt": b64, "signatures": signed.signatures, "review": signed.review})
+            _emit_json({"psbt": b64, "signatures": signed.signatures, "review": signed.review,
+                        "present": _present_counts(signed.psbt)})
             return
         sys.stdout.write(b64 + "\n")
         sys.stdout.flush()
         err_console.print(_review_table(signed.review))
-        err_console.print(f"{signed.signatures} signature(s) verified; signed PSBT written to stdout")
+        err_console.print(f"{signed.signatures} signature(s) verified; {_present(signed.psbt)}; "
+                          "signed PSBT written to stdout")
         return
     _write_file(out, base64.b64encode(signed.psbt) if as_b64 else signed.psbt)
     if as_json:
-        _emit_json({"output": out, "signatures": signed.signatures, "review": signed.review})
+        _emit_json({"output": out, "signatures": signed.signatures, "review": signed.review,
+                    "present": _present_counts(signed.psbt)})
         return
     console.print(_review_table(signed.review))
-    console.print(f"{signed.signatures} signature(s) verified; signed PSBT written to {out}")
+    console.print(f"{signed.signatures} signature(s) verified; {_present(signed.psbt)}; "
+                  f"signed PSBT written to {out}")
 
 
 

@@ -25,6 +25,7 @@ _OPT = type(None)
 RESULTS = {
     "ping": {"busy": (str, _OPT), "progress": (list, _OPT)},
     "cancel": {"cancelled": bool},
+    "prompt": {"prompt": (dict, _OPT)},
     "info": {"protocol": int, "initialized": bool, "locked": bool, "firmware": str, "model": str,
              "network": (str, _OPT), "fingerprint": (bytes, _OPT), "target": str, "heap": dict, "limits": dict},
     "get_xpub": {"xpub": str},
@@ -100,6 +101,7 @@ class Client:
                 f"device on {port} speaks protocol {info.get('protocol')!r}; this host speaks {PROTOCOL}"
             )
         self.limits = info["limits"]
+        self.on_prompt = None  # called with each prompt the device shows while a request waits (docs/protocol.md)
         from .discovery import remember
 
         remember(port, info)
@@ -222,10 +224,17 @@ class Client:
         device found idle while we wait never got the request, or its answer
         was lost: the request is sent again (the device answers a request it
         already served with the same answer) before we give up."""
-        state = {"sent": 0.0, "pings": [], "idle": 0, "again": 0}
+        state = {"sent": 0.0, "pings": [], "idle": 0, "again": 0, "busy": None, "asks": []}
 
         def on_idle():
             now = time.monotonic()
+            for aid in list(state["asks"]):
+                msg = self.t.take_stray(aid)
+                if msg is not None:
+                    state["asks"].remove(aid)
+                    shown = (msg.get("result") or {}).get("prompt") if isinstance(msg.get("result"), dict) else None
+                    if isinstance(shown, dict) and self.on_prompt is not None:
+                        self.on_prompt(shown)
             for pid in list(state["pings"]):
                 msg = self.t.take_stray(pid)
                 if msg is None:
@@ -240,6 +249,9 @@ class Client:
                     state["again"] += 1
                     state["idle"] = 0
                     self.t.resend(state["rid"])
+                if busy is not None and busy != state["busy"]:
+                    state["asks"] = state["asks"][-2:] + [self.t.send("prompt", keep=False)]
+                state["busy"] = busy
                 if status is not None and busy is not None:
                     status(busy, res.get("progress"))
             if now - self.t.last_rx > PING_GRACE:

@@ -142,3 +142,34 @@ def _finalize_multi_a(i: int, inp) -> None:
             inp.final_scriptwitness = Witness(list(reversed(items)) + [leaf, control])
             return
     raise FinalizeError(f"input {i}: not enough taproot script-path signatures for any leaf")
+
+
+def signatures_present(inp) -> tuple[int, int]:
+    """(signatures present, signatures the input needs) of one PSBT input:
+    1 of 1 single-sig, m of a CHECKMULTISIG script, k of the best multi_a
+    leaf; a finalized input counts as complete."""
+    if inp.final_scriptwitness or inp.final_scriptsig:
+        return (1, 1)
+    if inp.is_taproot:
+        if inp.unknown.get(bytes([PSBT_IN_TAP_KEY_SIG])) is not None:
+            return (1, 1)
+        best = None
+        sigs = {(pub.xonly(), leaf) for (pub, leaf) in inp.taproot_sigs}
+        for value in inp.taproot_scripts.values():
+            parsed = _multi_a_keys(value[:-1]) if value else None
+            if parsed is None:
+                continue
+            k, keys = parsed
+            h = leaf_hash(value[:-1], value[-1])
+            have = min(k, sum((key, h) in sigs for key in keys))
+            if best is None or k - have < best[1] - best[0]:
+                best = (have, k)
+        return best or (0, 1)
+    ms = _multisig_script(inp)
+    if ms is not None:
+        try:
+            m, pubs = parse_multisig(ms)
+        except Exception:
+            return (len(inp.partial_sigs), 1)
+        return (min(m, sum(p in inp.partial_sigs for p in pubs)), m)
+    return (min(1, len(inp.partial_sigs)), 1)

@@ -80,6 +80,9 @@ def test_an_interrupted_sign_takes_the_review_down(emu, psbt_file, sig, code, na
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == code, err
     assert f"interrupted ({name})" in err and out == ""
+    # before the officer decided: what the device shows, and what is awaited (no terminal here)
+    assert "On the device: Send bitcoin?" in err and "waiting for the officer" in err
+    assert "Send 0.00050000 BTC to bcrt1q" in err
     assert not (psbt_file.parent / "transfer.signed.psbt").exists()  # nothing written, not even half
     no_prompt_left(emu)
     [record] = [s for s in emu.screens()[before:] if s["screen"] == "review_tx"]

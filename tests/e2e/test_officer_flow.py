@@ -49,8 +49,9 @@ def test_two_officers_sign_a_transfer(tmp_path):
             assert sum(k["ours"] for k in shown["keys"]) == 1
             addr = amanat("wallet", "address", "Reserve", "0", "--port", dev.port).strip()
             assert addr == wallet.scripts(0, 0).script_pubkey.address(NET)
-            amanat("sign", str(tmp_path / "transfer.psbt"), "-o", str(tmp_path / f"officer{n}.psbt"),
-                   "--port", dev.port)
+            out = amanat("sign", str(tmp_path / "transfer.psbt"), "-o", str(tmp_path / f"officer{n}.psbt"),
+                         "--port", dev.port)
+            assert "1 of 2 signatures present on every input" in out  # each officer signs the unsigned PSBT
             review = [s for s in dev.screens() if s["screen"] == "review_tx"][-1]
             assert review["wallet"] == "Reserve" and len(review["change"]) == 1
     finally:

@@ -433,3 +433,18 @@ def test_cli_cannot_write_is_one_line(tmp_path):
     assert "cannot write" in amanat("psbt", "finalize", str(tmp_path / "ab.psbt"), "-o", nowhere, code=1)
     amanat("psbt", "finalize", str(tmp_path / "ab.psbt"), "-o", str(tmp_path / "f.psbt"))
     assert "cannot write" in amanat("psbt", "extract", str(tmp_path / "f.psbt"), "-o", nowhere, code=1)
+
+
+@pytest.mark.parametrize("form", list(FORMS))
+def test_signatures_present_counts_towards_the_threshold(form):
+    from amanat.finalize import signatures_present
+    from amanat.psbt_raw import parse_psbt
+
+    raw, _ = unsigned(form)
+    count = lambda r: [signatures_present(inp) for inp in parse_psbt(r).inputs]  # noqa: E731
+    assert count(raw) == [(0, 2), (0, 2)]
+    one = signed_by(raw, ROOTS[0])
+    assert count(one) == [(1, 2), (1, 2)]
+    both = psbt_tools.combine([one, signed_by(raw, ROOTS[1])])
+    assert count(both) == [(2, 2), (2, 2)]
+    assert count(psbt_tools.finalize(both).psbt) == [(1, 1), (1, 1)]
