@@ -248,17 +248,33 @@ def sign_message(app, p):
         shown = message.decode()
     else:
         shown = "hex: " + hexlify(message).decode()
+    kind, header = message_kind(path)
     key = ks.root.derive(path)
-    address = scripts.script_for("p2pkh", key.key).address(ks.network)
+    address = scripts.script_for(kind, key.key).address(ks.network)
     app.ui.require(screens.sign_message(format_path(path), address, shown), "the officer rejected the message")
     import secp256k1
     data = b"\x18Bitcoin Signed Message:\n" + compact.to_bytes(len(message)) + message
     digest = hashes.double_sha256(data)
     sig = secp256k1.ecdsa_sign_recoverable(digest, key.key.secret)
     rs, recid = secp256k1.ecdsa_recoverable_signature_serialize_compact(sig)
-    # BIP137 header for a compressed P2PKH key, as Bitcoin Core's signmessage.
-    out = bytes([27 + 4 + recid]) + rs
+    out = bytes([header + recid]) + rs
     return {"signature": b2a_base64(out).decode().strip()}
+
+
+# BIP137 header bases: the address type a signature is for, as Trezor and
+# Electrum write them (Bitcoin Core's signmessage knows only P2PKH).
+BIP137 = {"p2pkh": 31, "p2sh-p2wpkh": 35, "p2wpkh": 39}
+
+
+def message_kind(path):
+    """(address type, BIP137 header base) a key at `path` signs messages for:
+    the type its BIP44/49/84 purpose implies, P2PKH for other paths. BIP86
+    keys (taproot) have no BIP137 form: BadParams."""
+    purpose = path[0] if path else None
+    if purpose == 86 + HARDENED:
+        raise BadParams("taproot keys (m/86h/...) have no BIP137 message signature (BIP-322 is not supported)")
+    kind = {49 + HARDENED: "p2sh-p2wpkh", 84 + HARDENED: "p2wpkh"}.get(purpose, "p2pkh")
+    return kind, BIP137[kind]
 
 
 def _all_methods():

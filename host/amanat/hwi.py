@@ -701,10 +701,14 @@ def cmd_signmessage(args, dev: Device) -> dict:
     from .psbt_verify import verify_message_signature
 
     path = parse_path(args.path)
+    if path[:1] == [86 + HARDENED]:
+        raise HWIError("Taproot keys (m/86h/...) have no BIP137 message signature", UNAVAILABLE_ACTION)
     pub = bip32.HDKey.from_string(dev.xpub(path)).key.sec()
     message = args.message.encode()
     signature = dev.client.sign_message(message, format_path(path))
-    verify_message_signature(message, signature, pub)
+    # the address type the path implies, as the device signs for it (BIP137 segwit headers)
+    kind = {49 + HARDENED: "p2sh-p2wpkh", 84 + HARDENED: "p2wpkh"}.get(path[0] if path else None, "p2pkh")
+    verify_message_signature(message, signature, pub, kind)
     return {"signature": signature}
 
 

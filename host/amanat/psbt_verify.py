@@ -315,8 +315,13 @@ def _commits(control: bytes, leaf_hash: bytes, out_key: bytes) -> bool:
     return key == out_key and parity == bool(control[0] & 1)
 
 
-def verify_message_signature(message: bytes, signature_b64: str, pubkey: bytes) -> None:
-    """Check a BIP137 signature (as Core's signmessage makes) by `pubkey`."""
+# BIP137 header ranges: which address type a message signature claims
+BIP137_HEADERS = {"p2pkh": range(31, 35), "p2sh-p2wpkh": range(35, 39), "p2wpkh": range(39, 43)}
+
+
+def verify_message_signature(message: bytes, signature_b64: str, pubkey: bytes, kind: str | None = None) -> None:
+    """Check a BIP137 signature by `pubkey` (and, given `kind`, that its header
+    is for that address type: "p2pkh", "p2sh-p2wpkh" or "p2wpkh")."""
     try:
         sig = base64.b64decode(signature_b64, validate=True)
     except Exception:
@@ -332,3 +337,5 @@ def verify_message_signature(message: bytes, signature_b64: str, pubkey: bytes) 
     compressed = sig[0] >= 31
     if rec.format(compressed=compressed) != pubkey:
         raise SignatureError("the message signature is not by the key at that path")
+    if kind is not None and sig[0] not in BIP137_HEADERS[kind]:
+        raise SignatureError(f"the message signature's header ({sig[0]}) is not for a {kind} address")

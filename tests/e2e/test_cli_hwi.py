@@ -119,3 +119,22 @@ def test_audit_trail(auto_emu):
     assert got["total"] == len(records) and got["records"] == records[-2:]
     table = run("amanat", "audit", "--port", auto_emu.port).stdout
     assert "setup_mnemonic" in table
+
+
+@pytest.mark.parametrize("path,base,addr", [("m/84h/1h/0h/0/3", 39, "wpkh"), ("m/49h/1h/0h/0/3", 35, "sh-wpkh"),
+                                            ("m/44h/1h/0h/0/3", 31, "pkh")])
+def test_signmessage_for_the_address_the_path_implies(auto_emu, path, base, addr):
+    from coincurve import PublicKey
+    from embit import compact, hashes
+
+    got = hwi("--emulators", "-f", FP, "--chain", "regtest", "signmessage", "reserve audit 2026", path)
+    sig = base64.b64decode(got["signature"])
+    assert base <= sig[0] < base + 4
+    digest = hashes.double_sha256(b"\x18Bitcoin Signed Message:\n" + compact.to_bytes(18) + b"reserve audit 2026")
+    pub = PublicKey.from_signature_and_message(sig[1:] + bytes([(sig[0] - 27) & 3]), digest, hasher=None)
+    key = ROOT.derive(path).key
+    assert pub.format() == key.get_public_key().sec()
+    expected = {"wpkh": script.p2wpkh(key), "sh-wpkh": script.p2sh(script.p2wpkh(key)),
+                "pkh": script.p2pkh(key)}[addr].address(NET)
+    shown = [s for s in auto_emu.screens() if s["screen"] == "sign_message"][-1]
+    assert shown["address"] == expected and shown["path"] == path

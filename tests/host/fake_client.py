@@ -315,7 +315,9 @@ class FakeClient:
         data = b"\x18Bitcoin Signed Message:\n" + compact.to_bytes(len(message)) + message
         key = PrivateKey(self.dev.root.derive(path).key.secret)
         rec = key.sign_recoverable(hashes.double_sha256(data), hasher=None)
-        sig = bytes([31 + rec[64]]) + rec[:64]
+        purpose = descriptors.parse_path(path)[0]  # BIP137 header of the address type the path implies
+        base = {49 + HARDENED: 35, 84 + HARDENED: 39}.get(purpose, 31)
+        sig = bytes([base + rec[64]]) + rec[:64]
         if self.dev.tamper == "flip":
             sig = flip_bit(sig, at=40)
         return b64encode(sig).decode()

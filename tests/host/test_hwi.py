@@ -429,17 +429,35 @@ def test_getkeypool_internal_and_path(run, one):
     fails(run, -7, *CORE, "getkeypool", "10", "0")
 
 
-def check_bip137(message: bytes, signature: str, path: str):
+def check_bip137(message: bytes, signature: str, path: str, base: int = 31):
     sig = base64.b64decode(signature)
     digest = hashes.double_sha256(b"\x18Bitcoin Signed Message:\n" + compact.to_bytes(len(message)) + message)
-    pub = PublicKey.from_signature_and_message(sig[1:] + bytes([sig[0] - 31]), digest, hasher=None)
-    assert 31 <= sig[0] <= 34 and pub.format() == ROOT.derive(path).key.get_public_key().sec()
+    pub = PublicKey.from_signature_and_message(sig[1:] + bytes([(sig[0] - 27) & 3]), digest, hasher=None)
+    assert base <= sig[0] < base + 4 and pub.format() == ROOT.derive(path).key.get_public_key().sec()
 
 
-def test_signmessage(run, one):
-    got = ok(run, *CORE, "signmessage", "Amanat test message", "m/44h/1h/0h/0/0")
-    check_bip137(b"Amanat test message", got["signature"], "m/44h/1h/0h/0/0")
-    assert ("sign_message", b"Amanat test message", "m/44h/1h/0h/0/0") in one.calls
+@pytest.mark.parametrize("path,base", [("m/44h/1h/0h/0/0", 31), ("m/49h/1h/0h/0/0", 35), ("m/84h/1h/0h/0/0", 39),
+                                       ("m/0/7", 31)])
+def test_signmessage(run, one, path, base):
+    # the header names the address type the path implies (BIP137, as Trezor and Electrum)
+    got = ok(run, *CORE, "signmessage", "Amanat test message", path)
+    check_bip137(b"Amanat test message", got["signature"], path, base)
+    assert ("sign_message", b"Amanat test message", path) in one.calls
+
+
+def test_signmessage_taproot_is_not_available(run, one):
+    assert "BIP137" in fails(run, -9, *CORE, "signmessage", "hi", "m/86h/1h/0h/0/0")
+
+
+def test_signmessage_header_must_match_the_path(run, one, monkeypatch):
+    real = fc.FakeClient.sign_message
+
+    def p2pkh_header(self, message, path, status=None):  # a device that signs for the legacy address
+        sig = base64.b64decode(real(self, message, path))
+        return base64.b64encode(bytes([31 + (sig[0] - 27) % 4]) + sig[1:]).decode()
+
+    monkeypatch.setattr(fc.FakeClient, "sign_message", p2pkh_header)
+    assert "not for a p2wpkh address" in fails(run, -13, *CORE, "signmessage", "hi", "m/84h/1h/0h/0/0")
 
 
 def test_signmessage_bad_signature_and_rejection(run, devices):
