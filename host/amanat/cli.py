@@ -496,7 +496,9 @@ def xpub(path, port, as_json):
     """Extended public key at PATH (e.g. m/84h/0h/0h; h, H or ' mark hardened steps)."""
     with _device(port) as c:
         x = c.get_xpub(path)
-    _emit_json({"xpub": x, "path": path}) if as_json else click.echo(x)
+        fp = bytes(c.info()["fingerprint"]).hex()
+    origin = f"[{fp}{path[1:]}]{x}"  # the key as descriptors and coordinators take it
+    _emit_json({"xpub": x, "path": path, "fingerprint": fp, "key": origin}) if as_json else click.echo(x)
 
 
 # address type names of the `amanat` CLI -> HWI's (host/amanat/descriptors.py)
@@ -732,6 +734,59 @@ def wallet_register(source, name, port, as_json):
     click.echo(f"registered {out['name']}: {_summary(out['descriptor'])}")
     click.echo(out["descriptor"])
     click.echo(f"registration: {out['registration']}")
+
+
+@wallet.command("export-key")
+@click.option("--account", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["coldcard", "descriptor"]), default="coldcard", show_default=True,
+              help="coldcard: Coldcard's generic multisig JSON (Sparrow, Specter, Caravan read it); "
+                   "descriptor: [fingerprint/path]xpub per script type.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here (default: stdout).")
+@port_option
+def wallet_export_key(account, fmt, output, port):
+    """This device's cosigner keys (BIP48 P2WSH, P2SH-P2WSH; BIP45 P2SH) with their origins, for a
+    coordinator building a vault."""
+    from . import exports
+
+    with _device(port) as c:
+        info = c.info()
+        paths = exports.cosigner_paths(info["network"], account)
+        xpubs = {p: c.get_xpub(p) for p in paths.values()}
+    fp = bytes(info["fingerprint"])
+    make = exports.cosigner_json if fmt == "coldcard" else exports.cosigner_descriptors
+    _put_text(output, make(fp, info["network"], account, xpubs))
+
+
+@wallet.command("export")
+@click.argument("name")
+@click.option("--format", "fmt", type=click.Choice(["descriptor", "bsms", "sparrow", "electrum"]),
+              default="descriptor", show_default=True,
+              help="descriptor: multipath, receive and change descriptors (Bitcoin Core, BDK, Sparrow); "
+                   "bsms: BIP-129 descriptor record; sparrow: Coldcard/Sparrow multisig file; "
+                   "electrum: Electrum watch-only wallet file.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write here (default: stdout).")
+@port_option
+def wallet_export(name, fmt, output, port):
+    """A registered wallet as a watch-only wallet for the coordinator's tool, with every
+    cosigner's key origin, so that the PSBTs it makes are ones the devices sign."""
+    from . import exports, policy
+
+    with _device(port) as c:
+        network = c.info()["network"]
+        desc = c.get_wallet(name)["descriptor"]
+    try:
+        text = exports.wallet_file(fmt, name, desc, network)
+    except policy.PolicyError as e:
+        raise CliError(f"wallet {name}: {e.message}", EXIT_BAD_INPUT) from None
+    _put_text(output, text)
+
+
+def _put_text(output: str | None, text: str) -> None:
+    if output and output != "-":
+        _write_file(output, text.encode())
+        err_console.print(f"written to {output}")
+    else:
+        sys.stdout.write(text)
 
 
 @wallet.command("list")

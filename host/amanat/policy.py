@@ -345,11 +345,31 @@ def from_multisig_file(text: str) -> Policy:
 # ---------------------------------------------------------------- any of them
 
 
+def from_bsms(text: str, network: str | None = None) -> str:
+    """The descriptor of a BIP-129 descriptor record (its first address
+    checked when `network` is given); PolicyError naming what is wrong."""
+    lines = [line.strip() for line in text.strip().splitlines()]
+    if len(lines) != 4 or lines[0] != "BSMS 1.0":
+        raise PolicyError("not a BSMS 1.0 descriptor record (4 lines: BSMS 1.0, descriptor, paths, address)")
+    template, paths, first = lines[1:]
+    if paths not in ("/0/*,/1/*", "No path restrictions"):
+        raise PolicyError(f"BSMS path restrictions {paths!r}: only /0/*,/1/* are supported")
+    desc = template.split("#")[0].replace("/**", "/<0;1>/*")
+    ms = parse(desc)
+    if network is not None and ms.address(network, 0 if ms.ranged else None) != first:
+        raise PolicyError(f"the BSMS record's first address {first} is not this descriptor's")
+    return desc
+
+
+
 def load(text: str, name: str | None = None) -> Policy:
-    """A policy from a file's text or a descriptor: any of the three forms.
+    """A policy from a file's text or a descriptor: any of the four forms
+    (descriptor, BIP388 JSON, Coldcard/Sparrow file, BIP-129 BSMS record).
     `name` overrides the one the file gives; the result's name is checked."""
     stripped = text.strip()
-    if stripped[:1] in ("{", "["):
+    if stripped.startswith("BSMS"):
+        pol = from_descriptor(from_bsms(stripped, _address_network(stripped)))
+    elif stripped[:1] in ("{", "["):
         try:
             obj = json.loads(stripped)
         except ValueError as e:
@@ -370,6 +390,15 @@ def load(text: str, name: str | None = None) -> Policy:
             pol = from_multisig_file(text)
     final = name if name is not None else pol.name
     return Policy(check_name(final) if final is not None else None, pol.descriptor)
+
+
+def _address_network(text: str) -> str | None:
+    """The network of a BSMS record's first address, to check it against."""
+    first = text.splitlines()[-1].strip().lower()
+    for prefix, network in (("bcrt1", "regtest"), ("bc1", "main"), ("tb1", "test")):
+        if first.startswith(prefix):
+            return network
+    return None
 
 
 def check_name(name: str) -> str:
