@@ -12,7 +12,10 @@ QEMU_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
 QEMU_TOOLS_OK  = command -v arm-none-eabi-gcc >/dev/null && command -v qemu-system-arm >/dev/null && \
                  test -f "$$(arm-none-eabi-gcc -print-file-name=libc.a)" && test "$$(arm-none-eabi-gcc -print-file-name=libc.a)" != libc.a
 
-.PHONY: test demo bench clean qemu qemu-toolchain qemu-if-possible
+# The Electrum interop test runs Debian's Electrum with the system python3.
+ELECTRUM_OK = /usr/bin/python3 -c "import electrum" 2>/dev/null
+
+.PHONY: test demo bench clean qemu qemu-toolchain qemu-if-possible electrum-if-possible
 
 $(PY):
 	@$(PYTHON) -m venv $(VENV) || { \
@@ -28,7 +31,19 @@ $(STAMP): $(PY) pyproject.toml
 # be), then every test; the QEMU tests skip without an image.
 test: $(STAMP)
 	@$(MAKE) --no-print-directory qemu-if-possible
+	@$(MAKE) --no-print-directory electrum-if-possible
 	$(PY) -m pytest -q
+
+# python3-electrum from apt when it can be had (AMANAT_REQUIRE_ELECTRUM=1: it must be).
+electrum-if-possible:
+	@if ! $(ELECTRUM_OK); then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then SUDO=sudo; \
+	  else SUDO=none; fi; \
+	  if [ "$$SUDO" != none ]; then echo "installing python3-electrum with apt"; \
+	    ($$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends python3-electrum) >/dev/null || true; fi; \
+	  $(ELECTRUM_OK) || { if [ "$(AMANAT_REQUIRE_ELECTRUM)" = 1 ]; then echo "python3-electrum is required"; exit 1; fi; \
+	    echo "note: no python3-electrum: the Electrum interop test will skip"; }; \
+	fi
 
 qemu-if-possible: $(STAMP)
 	@if [ "$(AMANAT_REQUIRE_QEMU)" = 1 ]; then \

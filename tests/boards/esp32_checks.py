@@ -323,6 +323,7 @@ e.display.text = lambda y, s, *a: (drawn.append([y, s]), text(y, s, *a))
 class App:
     board = e
     pumps = 0
+    busy = None  # no host request: the PIN prompt is the officer's (ui.py never cancels it)
 
     def pump(self, busy):
         App.pumps += 1
