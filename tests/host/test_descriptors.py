@@ -143,7 +143,9 @@ def device(monkeypatch):
 def test_amanat_xpub_takes_any_mark_and_sends_h(device, typed):
     result = CliRunner().invoke(cli.main, ["xpub", typed, "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == {"xpub": XPUB, "path": "m/84h/1h/0h"}
+    got = json.loads(result.stdout)
+    assert got["xpub"] == XPUB and got["path"] == "m/84h/1h/0h"
+    assert got["key"] == f"[{got['fingerprint']}/84h/1h/0h]{XPUB}"
     assert ("get_xpub", "m/84h/1h/0h") in device.calls
 
 
