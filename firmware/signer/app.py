@@ -41,6 +41,7 @@ class App:
         self.upload = Upload(root + "/upload.psbt")
         self.signed_path = root + "/signed.psbt"
         self.signed_length = None
+        self.read_buf = None  # the download's chunk buffer (handlers.psbt_read)
         self.heap = capacity.Heap(board.measure_heap)
         # The signing code, loaded now, before any request: module objects
         # live as long as the device, and allocated first they sit together
@@ -110,7 +111,8 @@ class App:
                 answer = link.replay(rid, payload)
                 if answer is None:
                     answer = self._run(rid, method, params)
-                    link.remember(rid, payload, answer)
+                    if method not in handlers.READS:
+                        link.remember(rid, payload, answer)
             link.send(answer)
         except DeviceError as e:
             link.send(rpc.error(getattr(e, "request_id", rid), e))

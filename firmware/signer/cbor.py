@@ -19,9 +19,11 @@ class CBORError(ValueError):
 
 
 def dumps(obj):
+    # The bytearray itself: a bytes() copy of a 4 KB answer needs a second
+    # 4 KB block of the heap at the moment it is most fragmented.
     out = bytearray()
     _encode(out, obj, 0)
-    return bytes(out)
+    return out
 
 
 def _head(out, major, n):

@@ -31,16 +31,23 @@ def _crc(data):
     return (binascii.crc32(data) & 0xFFFFFFFF).to_bytes(4, "big")
 
 
-def encode(payload):
+def parts(payload):
+    """A frame as (header, crc) around the payload, so that a large answer
+    is written in three pieces and never copied into a frame-sized buffer
+    (each copy wants a fresh contiguous block of a fragmented heap)."""
     if len(payload) > MAX_PAYLOAD:
         raise ValueError("payload too long")
-    frame = bytearray(MAGIC)
-    frame.append(VERSION)
-    frame.append(0)
-    frame.extend(len(payload).to_bytes(4, "big"))
-    frame.extend(payload)
-    frame.extend(_crc(frame))
-    return bytes(frame)
+    head = bytearray(MAGIC)
+    head.append(VERSION)
+    head.append(0)
+    head.extend(len(payload).to_bytes(4, "big"))
+    crc = binascii.crc32(payload, binascii.crc32(head)) & 0xFFFFFFFF
+    return head, crc.to_bytes(4, "big")
+
+
+def encode(payload):
+    head, crc = parts(payload)
+    return bytes(head) + bytes(payload) + crc
 
 
 class FrameReader:

@@ -4,6 +4,7 @@ Each takes the app and its typed params and returns the result map, or
 raises a DeviceError naming what is wrong.
 """
 
+import gc
 import os
 from binascii import b2a_base64, hexlify
 
@@ -154,6 +155,7 @@ def sign_psbt(app, p):
     app.upload.check(digest, busy("checking"))
     ks = app.keystore
     app.signed_length = None
+    app.read_buf = None  # the review and the signing need that memory
     registry = app.registry()
     with open(app.upload.path, "rb") as f:
         shown, plan = _on_flash(_review, app, review.Reviewer, f, ks, registry, limits(app), busy("reviewing"))
@@ -213,7 +215,14 @@ def psbt_read(app, p):
         raise UploadError("no signed PSBT to read")
     with open(app.signed_path, "rb") as f:
         f.seek(min(offset, app.signed_length))
-        return {"data": f.read(size)}
+        if app.read_buf is None:
+            # One 4 KB block for the whole download, taken once the review's
+            # memory is free, instead of a fresh one per chunk: a fragmented
+            # heap has few such blocks, and each copy wants another.
+            gc.collect()
+            app.read_buf = memoryview(bytearray(READ_MAX))
+        n = f.readinto(app.read_buf[:size])
+    return {"data": app.read_buf[:n]}
 
 
 def audit_read(app, p):
@@ -284,6 +293,11 @@ def _all_methods():
     m.update(wallet_methods)
     return m
 
+
+# Requests without an effect: their answers (a chunk of a file) are not kept
+# for a replay, which would hold a second 4 KB block while the next is built;
+# a resent read is simply served again.
+READS = ("psbt_read", "audit_read")
 
 _METHODS = {
     "ping": (ping, ()),

@@ -71,8 +71,10 @@ class Link:
 
     def send(self, payload):
         try:
-            frame = framing.encode(payload)
+            head, crc = framing.parts(payload)
         except ValueError:
             # An answer too large for one frame is a bug; say so briefly.
-            frame = framing.encode(rpc.error(None, InternalError("answer too large for a frame")))
-        self.channel.write(frame)
+            payload = rpc.error(None, InternalError("answer too large for a frame"))
+            head, crc = framing.parts(payload)
+        for piece in (head, payload, crc):
+            self.channel.write(piece)
