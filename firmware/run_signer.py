@@ -11,17 +11,25 @@ Request: {"op", "mnemonic", "passphrase", "network", ...} where op is
 - "review", with "psbt" (a file): the review's summary;
 - "sign", with "psbt": {"psbt": signed hex, "count", "review", "progress"};
 - "sign_file", with "psbt", "out" and "spool" (files, as the device uses
-  its flash): {"count", "review", "heap_after_setup"}.
+  its flash): {"count", "review", "heap_after_setup"};
+- "show", with "psbt" and "watch" instead of a mnemonic: {"review", "screens"},
+  the device's review and the screens it would show (amanat psbt show).
 "review" and "sign" also take "wallets", [[name, descriptor]] to register
 first in the folder "flash" (parsed and checked against the seed, no
 prompt), and "limits", the fee limits (the device's defaults if null).
+"show" takes "wallets" (those the device has registered) and "limits" too.
+
+"watch" is a device's public side: {"fingerprint": hex, "keys": {path:
+xpub}}, the xpubs at the hardened prefixes (the accounts) of every path with
+that fingerprint in the PSBT and the wallets. A path under no given prefix is
+answered NO_KEY naming it.
 """
 
 import gc
 import io
 import json
 import sys
-from binascii import hexlify
+from binascii import hexlify, unhexlify
 
 from signer import crypto
 
@@ -29,6 +37,71 @@ crypto.install()  # before embit is first imported
 
 from signer.errors import DeviceError  # noqa: E402
 from signer.keystore import Keystore  # noqa: E402
+
+
+class NoKey(DeviceError):
+    code = 0
+    name = "NO_KEY"
+
+
+class Accounts:
+    """A watch-only root: derive() answers the xpubs it was given, by path."""
+
+    def __init__(self, keys):
+        from embit import bip32
+        from signer.keyexpr import parse_path
+
+        self.keys = {tuple(parse_path(p)): bip32.HDKey.from_string(x) for p, x in keys.items()}
+
+    def derive(self, path):
+        from signer.keyexpr import format_path
+
+        for n in range(len(path), -1, -1):
+            key = self.keys.get(tuple(path[:n]))
+            if key is not None and all(i < 0x80000000 for i in path[n:]):
+                return key.derive(path[n:]) if n < len(path) else key
+        raise NoKey("no key for %s" % format_path(path))
+
+
+class WatchOnly:
+    """The keystore's public side (fingerprint, network, account xpubs), for a
+    review on the host with the device's code and without its seed."""
+
+    loaded = True
+
+    def __init__(self, network, watch):
+        from embit.networks import NETWORKS
+
+        self.network_name = network
+        self.network = NETWORKS[network]
+        self.fingerprint = unhexlify(watch["fingerprint"])
+        self.root = Accounts(watch["keys"])
+
+
+class Listed:
+    """Wallets the device has registered, as (name, descriptor), read as the
+    device's Registry reads its flash records (their HMAC aside: that needs
+    the seed)."""
+
+    def __init__(self, wallets, ks):
+        from signer.wallets import check_policy, parse_wallet
+
+        self.ks = ks
+        self.items = {}
+        for name, text in wallets:
+            check_policy(parse_wallet(name, text, ks.network), ks)
+            self.items[name] = text
+
+    def names(self):
+        return sorted(self.items)
+
+    def get(self, name):
+        from signer.wallets import parse_wallet
+
+        w = parse_wallet(name, self.items[name], self.ks.network)
+        for _, c in w.keys():
+            c.ours = c.fingerprint == self.ks.fingerprint
+        return w
 
 
 def _registry(req, ks):
@@ -82,14 +155,29 @@ def sign_file(req, ks):
     return {"count": n, "review": summary.to_dict(), "heap_after_setup": setup}
 
 
-OPS = {"xpubs": xpubs, "review": review, "sign": sign, "sign_file": sign_file}
+def show(req, ks):
+    from signer.handlers import review_screens
+    from signer.review import Reviewer
+
+    with open(req["psbt"], "rb") as f:
+        rv = Reviewer(f, ks, Listed(req.get("wallets") or [], ks), req.get("limits"))
+        summary, _ = rv.run()
+        shown = summary.to_dict()
+        return {"review": shown, "screens": list(review_screens(rv, shown))}
+
+
+OPS = {"xpubs": xpubs, "review": review, "sign": sign, "sign_file": sign_file, "show": show}
 
 
 def main():
     req = json.loads(sys.stdin.read())
-    ks = Keystore(req.get("network", "main"))
-    ks.load_mnemonic(req["mnemonic"], req.get("passphrase", ""))
+    network = req.get("network", "main")
     try:
+        if "watch" in req:
+            ks = WatchOnly(network, req["watch"])
+        else:
+            ks = Keystore(network)
+            ks.load_mnemonic(req["mnemonic"], req.get("passphrase", ""))
         out = OPS[req["op"]](req, ks)
     except DeviceError as e:
         out = {"error": {"name": e.name, "code": e.code, "message": e.message}}

@@ -178,23 +178,30 @@ def sign_psbt(app, p):
 
 
 def _review(app, reviewer, *args):
-    """The officer's review: the outputs page by page when they do not fit on
-    one screen (re-read from flash), then the totals. (summary dict, plan)."""
-    from .review import PAGE
-
+    """The officer's review, screen by screen (review_screens). (summary dict, plan)."""
     rv = reviewer(*args)
     summary, plan = rv.run()
     shown = summary.to_dict()
-    why = "the officer rejected the transaction"
-    if summary.outputs > PAGE:
+    for screen in review_screens(rv, shown):
+        app.ui.require(screen, "the officer rejected the transaction")
+    return shown, plan
+
+
+def review_screens(rv, shown):
+    """The screens of a transaction review, in order: the outputs page by page
+    when they do not fit on one screen (re-read from the PSBT by the
+    Reviewer `rv`), then the totals from `shown` (its Summary.to_dict())."""
+    from .review import PAGE
+
+    total = shown["outputs"]
+    if total > PAGE:
         page = []
         for entry in rv.outputs():
             page.append(entry)
-            if len(page) == PAGE or entry["n"] == summary.outputs - 1:
-                app.ui.require(screens.review_outputs(page, summary.outputs), why)
+            if len(page) == PAGE or entry["n"] == total - 1:
+                yield screens.review_outputs(page, total)
                 page = []
-    app.ui.require(screens.review_tx(shown), why)
-    return shown, plan
+    yield screens.review_tx(shown)
 
 
 def _on_flash(fn, *args, **kw):

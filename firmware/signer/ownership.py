@@ -38,7 +38,7 @@ class KeyCache:
             if len(self.nodes) >= 8:
                 self.nodes.clear()
             node = self.root.derive(list(prefix))
-            if not self.private:
+            if not self.private and node.is_private:  # a watch-only root is public already
                 node = node.to_public()
             self.nodes[prefix] = node
         return node.derive(path[n:]) if n < len(path) else node

@@ -916,7 +916,66 @@ def _write_file(out: str, data: bytes) -> None:
 
 @main.group()
 def psbt():
-    """Combine, finalize and extract PSBTs (no device needed)."""
+    """Preview, combine, finalize and extract PSBTs (no approval on a device)."""
+
+
+@psbt.command("show")
+@click.argument("psbt_file", metavar="IN.psbt")
+@click.option("--key", "keys", multiple=True, metavar="[FP/PATH]XPUB",
+              help="Offline: an account key of the device (repeat for several accounts).")
+@click.option("--wallet", "wallets", multiple=True, metavar="FILE_OR_DESC",
+              help="Offline: a wallet registered on the device (repeat for several).")
+@click.option("--network", type=click.Choice(["main", "test", "signet", "regtest"]),
+              help="Offline: the device's network (default: main for xpub keys, test for tpub).")
+@port_option
+@json_option
+def psbt_show(psbt_file, keys, wallets, network, port, as_json):
+    """The device's review of a PSBT, before it goes to the device: the same
+    rules and the same screens, computed here with the device's public keys.
+
+    With a device connected, its keys, wallets and fee limits are read from it
+    (nothing to approve). Offline, give its account keys with --key and its
+    wallets with --wallet; the fee limits are then the device's defaults."""
+    from . import preview
+    from .inprocess import DeviceCodeError
+
+    raw = _read_psbt(psbt_file)
+    chosen = click.get_current_context().meta.get("amanat.select", {})
+    offline = bool(keys or wallets or network)
+    try:
+        if offline:
+            named = []
+            for i, source in enumerate(wallets):
+                pol = _load_policy(source, None)
+                named.append((pol.name or f"wallet{i + 1}", pol.descriptor))
+            device = preview.from_keys(list(keys), named, network, chosen.get("fingerprint"))
+        else:
+            with _device(port) as c:
+                device = preview.from_device(c, raw)
+        out = preview.review(raw, device)
+    except preview.PreviewError as e:
+        raise CliError(e.message, EXIT_BAD_INPUT) from None
+    except DeviceCodeError as e:
+        if e.name == "BAD_PARAMS":  # a wallet given that the device could not have registered
+            raise CliError(f"wallet: {e.message}", EXIT_BAD_INPUT) from None
+        raise CliError(f"the device would refuse it: {e}", EXIT_REFUSED) from None
+    if as_json:
+        _emit_json({"device": device.fingerprint, "network": device.network, "source": device.source,
+                    "limits": device.limits, "review": out["review"], "screens": out["screens"]})
+        return
+    lim = device.limits
+    limits = (f"{lim['fee_percent_tenths'] // 10}.{lim['fee_percent_tenths'] % 10}% of the amount sent, at most "
+              f"{lim['fee_max_sat']} sat" if lim else "the device's defaults")
+    # plain text: device text is never rich markup, and never cut
+    click.echo(f"{psbt_file} as device {device.fingerprint} would show it ({device.source}, {device.network}, "
+               f"fee limits: {limits}):")
+    for screen in out["screens"]:
+        click.echo(f"[{screen['title']}]")
+        for line in screen["lines"]:
+            click.echo("  " + line)
+    r = out["review"]
+    click.echo(f"The device would sign {r['signing']} of {r['inputs']} inputs once the officer approves; "
+               "approve only what the device itself shows.")
 
 
 @psbt.command("combine")
@@ -934,6 +993,9 @@ def psbt_combine(inputs, output, as_b64, as_json):
         merged = psbt_tools.combine([_read_psbt(f) for f in inputs])
     except AmanatError as e:
         _fail(e)
+    if output == "-" and as_json:
+        _emit_json({"psbt": base64.b64encode(merged).decode()})
+        return
     _write_psbt(output, merged, as_b64)
     if output != "-":
         _emit_json({"output": output}) if as_json else console.print(
@@ -953,10 +1015,14 @@ def psbt_finalize(psbt_file, output, as_b64, as_json):
         final = psbt_tools.finalize(_read_psbt(psbt_file))
     except AmanatError as e:
         _fail(e)
+    txid = _txid(final.tx)
+    if output == "-" and as_json:  # stdout holds the JSON alone, the PSBT in it
+        _emit_json({"psbt": base64.b64encode(final.psbt).decode(), "signatures": final.signatures, "txid": txid,
+                    "verified": final.checked})
+        return
     _write_psbt(output, final.psbt, as_b64)
     if output == "-":  # stdout holds the PSBT
         return
-    txid = _txid(final.tx)
     if as_json:
         _emit_json({"output": output, "signatures": final.signatures, "txid": txid, "verified": final.checked})
     else:

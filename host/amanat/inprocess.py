@@ -7,6 +7,7 @@ one JSON answer). PSBTs go in through a temporary file and come back as hex. A
 typed device error (BadPsbt, Refused, ...) is raised here as DeviceCodeError;
 anything else that stops the VM is a MicroPythonError with its traceback.
 
+show() reviews with a device's public keys only (amanat psbt show).
 review(), sign() and sign_with_review() take `wallets`, [(name, descriptor)]
 registered first (parsed, checked against the seed and stored with the
 firmware's Registry in a temporary flash folder, no officer prompt), and
@@ -33,7 +34,10 @@ class DeviceCodeError(Exception):
 
 
 def _call(op: str, mnemonic: str, passphrase: str, network: str, heap=None, **fields) -> dict:
-    req = dict(fields, op=op, mnemonic=mnemonic, passphrase=passphrase, network=network)
+    return _run(dict(fields, op=op, mnemonic=mnemonic, passphrase=passphrase, network=network), heap)
+
+
+def _run(req: dict, heap=None) -> dict:
     out = mpy.run_script(paths.firmware_dir() / "run_signer.py", stdin=json.dumps(req), heap=heap)
     answer = json.loads(out.strip().splitlines()[-1])
     if "error" in answer:
@@ -70,6 +74,16 @@ def review(psbt: bytes, mnemonic: str, passphrase="", network="main", heap=None,
     return _with_psbt(psbt, wallets, lambda path, flash: _call(
         "review", mnemonic, passphrase, network, heap, psbt=path, flash=flash, wallets=_wallets(wallets),
         limits=limits))
+
+
+def show(psbt: bytes, fingerprint: str, keys: dict, network="main", wallets=(), limits=None, heap=None) -> dict:
+    """{"review", "screens"}: the device's review of `psbt` and the screens it
+    would show, computed without its seed: `fingerprint` (hex) and `keys`
+    {path: xpub} are the device's public side, `wallets` [(name, descriptor)]
+    those it has registered (DeviceCodeError NO_KEY: a path under none of the keys)."""
+    return _with_psbt(psbt, None, lambda path, _: _run(
+        {"op": "show", "network": network, "watch": {"fingerprint": fingerprint, "keys": dict(keys)},
+         "psbt": path, "wallets": _wallets(wallets), "limits": limits}, heap))
 
 
 def sign(psbt: bytes, mnemonic: str, passphrase="", network="main", heap=None, wallets=None, limits=None):

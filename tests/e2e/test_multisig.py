@@ -62,6 +62,28 @@ def test_registration_screen_and_wallet_queries(dev):
         assert again["registration"] == info["registration"] and len(dev.screens()) == before
 
 
+@pytest.mark.parametrize("kind", ["wsh", "tr"])
+def test_preview_from_the_device_is_what_it_shows(dev, kind):
+    """`amanat psbt show` with the emulator connected: its keys, wallets and
+    limits read from it, the review computed on the host, equal to the screen
+    the device then shows for the same PSBT."""
+    from amanat import preview
+
+    w = VAULTS[kind]
+    built = txbuild.build_spend([(w, 0, 70_000), (w, 1, 30_000)], PAYEE, 60_000, 1_200, change=(w, 3), tag=330)
+    raw = built.psbt.serialize()
+    with dev.client() as c:
+        device = preview.from_device(c, raw)
+        assert device.limits == c.get_limits()
+    assert device.source == "the connected device"
+    assert PATHS[kind] in device.keys and len(device.wallets) == len(VAULTS)
+    shown = preview.review(raw, device)
+    _, review = sign_checked(dev, built)
+    assert shown["review"] == review
+    screen = [s for s in dev.screens() if s["screen"] == "review_tx"][-1]
+    assert shown["screens"][-1]["lines"] == screen["lines"] and shown["screens"][-1]["title"] == screen["title"]
+
+
 @pytest.mark.parametrize("change", [0, 1])
 def test_wallet_addresses(dev, change):
     w = VAULTS["wsh"]

@@ -248,6 +248,12 @@ def test_cli_stdout_and_spent_from(tmp_path):
     b64 = amanat("psbt", "combine", str(tmp_path / "a.psbt"), str(tmp_path / "c.psbt"), "-o", "-")
     (tmp_path / "ac.psbt").write_text(b64)
     final = PSBT.parse(base64.b64decode(amanat("psbt", "finalize", str(tmp_path / "ac.psbt"), "-o", "-")))
+    # -o - with --json: stdout is one JSON document, the PSBT inside it
+    merged = json.loads(amanat("psbt", "combine", str(tmp_path / "a.psbt"), str(tmp_path / "c.psbt"), "-o", "-",
+                               "--json"))
+    assert base64.b64decode(merged["psbt"]) == base64.b64decode(b64)
+    done = json.loads(amanat("psbt", "finalize", str(tmp_path / "ac.psbt"), "-o", "-", "--json"))
+    assert PSBT.parse(base64.b64decode(done["psbt"])).serialize() == final.serialize() and done["signatures"] == 4
     for inp in final.inputs:
         inp.witness_utxo = inp.non_witness_utxo = None
     (tmp_path / "f.psbt").write_bytes(final.serialize())
