@@ -1,11 +1,15 @@
 """Registered multisig wallets through the emulator's pty: registration,
 signing with a second cosigner on the host, addresses, limits, refusals."""
 
+import json
+
 import pytest
+from click.testing import CliRunner
 from embit import bip32, bip39, script
 from embit.networks import NETWORKS
 
 from amanat import finalize, kernel, txbuild
+from amanat.cli import main
 from amanat.errors import DeviceError
 from e2e_support import MNEMONIC, sign_checked
 
@@ -63,7 +67,7 @@ def test_registration_screen_and_wallet_queries(dev):
 
 
 @pytest.mark.parametrize("kind", ["wsh", "tr"])
-def test_preview_from_the_device_is_what_it_shows(dev, kind):
+def test_preview_from_the_device_is_what_it_shows(dev, kind, tmp_path):
     """`amanat psbt show` with the emulator connected: its keys, wallets and
     limits read from it, the review computed on the host, equal to the screen
     the device then shows for the same PSBT."""
@@ -78,6 +82,11 @@ def test_preview_from_the_device_is_what_it_shows(dev, kind):
     assert device.source == "the connected device"
     assert PATHS[kind] in device.keys and len(device.wallets) == len(VAULTS)
     shown = preview.review(raw, device)
+    f = tmp_path / "t.psbt"
+    f.write_bytes(raw)
+    res = CliRunner().invoke(main, ["psbt", "show", str(f), "--port", dev.port, "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["screens"] == shown["screens"]
     _, review = sign_checked(dev, built)
     assert shown["review"] == review
     screen = [s for s in dev.screens() if s["screen"] == "review_tx"][-1]
