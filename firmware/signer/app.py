@@ -22,6 +22,11 @@ from .ui import APPROVE, REJECT, UI
 
 FIRMWARE_VERSION = "0.3.0"
 PROTOCOL_VERSION = 1
+# The largest request the device takes (docs/protocol.md): a psbt_chunk of
+# spool.CHUNK bytes and its envelope. Answers may be up to framing.MAX_PAYLOAD;
+# a receive buffer of that size would hold 4 KB of a 128 KiB heap for nothing.
+REQUEST_MAX_PAYLOAD = 4608
+DEBUG_MAX_PAYLOAD = 1024  # a DebugLink request: a button, a key, a line of text
 
 
 class App:
@@ -30,8 +35,10 @@ class App:
         board.mount_flash()
         root = board.flash_root
         self.storage = Storage(root)
-        self.serial = Link(board.serial, board)
-        self.debug = Link(board.debug, board) if board.debug is not None else None
+        self.serial = Link(board.serial, board, REQUEST_MAX_PAYLOAD)
+        # DebugLink requests are a button, a key or a line of text: a small
+        # frame buffer (a full one would hold 8 KB of the heap for nothing).
+        self.debug = Link(board.debug, board, DEBUG_MAX_PAYLOAD) if board.debug is not None else None
         self.ui = UI(self)
         self.audit = Chain(board.audit_files())
         self.keystore = None

@@ -13,7 +13,6 @@ HEADER_SIZE = 8
 MAX_PAYLOAD = 8192
 FRAME_TIMEOUT_MS = 2000
 LINE_BAUD = 115200  # the protocol's line rate: a frame's length buys it time at this rate
-_MAX_FRAME = HEADER_SIZE + MAX_PAYLOAD + 4
 
 try:
     ticks_diff = time.ticks_diff  # MicroPython ticks wrap around
@@ -61,8 +60,10 @@ class FrameReader:
     per frame left holes in a small heap that a long upload (hundreds of
     chunks) turned into an out-of-memory at a heap where short ones sign."""
 
-    def __init__(self):
-        self._buf = bytearray(_MAX_FRAME)
+    def __init__(self, max_payload=MAX_PAYLOAD):
+        self._max = max_payload
+        self._size = HEADER_SIZE + max_payload + 4
+        self._buf = bytearray(self._size)
         self._mv = memoryview(self._buf)
         self._start = 0  # the bytes not yet parsed are _buf[_start:_end]
         self._end = 0
@@ -82,9 +83,9 @@ class FrameReader:
         # Take only what fits so the buffer stays within one whole frame;
         # a full buffer always holds a complete frame or skippable bytes.
         while pos < len(data):
-            if self._end == _MAX_FRAME:
+            if self._end == self._size:
                 self._compact()
-            take = min(_MAX_FRAME - self._end, len(data) - pos)
+            take = min(self._size - self._end, len(data) - pos)
             self._mv[self._end : self._end + take] = data[pos : pos + take]
             self._end += take
             pos += take
@@ -104,7 +105,7 @@ class FrameReader:
     def _allowed_ms(self):
         s = self._start
         n = int.from_bytes(self._buf[s + 4 : s + 8], "big") if self._end - s >= HEADER_SIZE else 0
-        return FRAME_TIMEOUT_MS + (HEADER_SIZE + min(n, MAX_PAYLOAD) + 4) * 10_000 // LINE_BAUD
+        return FRAME_TIMEOUT_MS + (HEADER_SIZE + min(n, self._max) + 4) * 10_000 // LINE_BAUD
 
     def expire(self, now_ms):
         if self._end > self._start and ticks_diff(now_ms, self._first) > self._allowed_ms():
@@ -140,7 +141,7 @@ class FrameReader:
                 reason = "unsupported version"
             elif buf[s + 3] != 0:
                 reason = "unsupported flags"
-            elif n > MAX_PAYLOAD:
+            elif n > self._max:
                 reason = "payload too long"
             if reason:
                 # Resynchronise on the next magic after this one.

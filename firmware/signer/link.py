@@ -8,10 +8,11 @@ from .errors import BadFrame, InternalError
 
 
 class Link:
-    def __init__(self, channel, board):
+    def __init__(self, channel, board, max_payload=framing.MAX_PAYLOAD):
         self.channel = channel
         self.board = board
-        self.reader = framing.FrameReader()
+        self.max_payload = max_payload
+        self.reader = framing.FrameReader(max_payload)
         self.queue = []
         self._last = None  # (request id, SHA-256 of the request, answer) of the last request served
         self.heard = board.ticks_ms()  # when a byte last arrived: is the host still there?
@@ -41,7 +42,7 @@ class Link:
             # leaving its sender to time out.
             self.reader = None
             gc.collect()
-            self.reader = framing.FrameReader()
+            self.reader = framing.FrameReader(self.max_payload)
             self.send(rpc.error(None, InternalError("out of memory while receiving a frame")))
             return []
         out = []

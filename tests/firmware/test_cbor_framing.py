@@ -555,3 +555,17 @@ def test_batch_under_micropython():
     assert res["unencodable"] == ["floats not supported", "integer out of range", "integer out of range",
                                   "map key must be int or text", "map key must be int or text",
                                   "unsupported type: set", "nested too deep", "84f501f400"]
+
+
+def test_a_receiver_with_a_smaller_limit_drops_longer_frames():
+    """The device takes requests up to its own limit (app.REQUEST_MAX_PAYLOAD,
+    4608 bytes): a longer frame is "payload too long", the next one is read."""
+    from signer import app
+
+    r = framing.FrameReader(app.REQUEST_MAX_PAYLOAD)
+    big, ok = b"\x00" * (app.REQUEST_MAX_PAYLOAD + 1), b"\x01" * app.REQUEST_MAX_PAYLOAD
+    out = r.feed(framing.encode(big) + framing.encode(ok), 0)
+    assert [str(x) for x in out[:1]] == ["payload too long"] and out[-1] == ok
+    # the largest psbt_chunk request fits
+    chunk = cbor.dumps({"id": 2**31, "method": "psbt_chunk", "params": {"offset": 2**20, "data": b"x" * 4096}})
+    assert len(chunk) <= app.REQUEST_MAX_PAYLOAD
