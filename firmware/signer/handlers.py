@@ -129,6 +129,8 @@ def psbt_begin(app, p):
     if not 1 <= length <= capacity.MAX_PSBT_BYTES:
         raise BadParams("PSBT length must be 1..%d bytes" % capacity.MAX_PSBT_BYTES)
     capacity.check_upload(app.board.flash_root, length)
+    app.read_buf = None  # a new upload: the last download's buffer would split the heap under it
+    gc.collect()
     app.upload.begin(length, app.board.ticks_ms())
     return {"chunk_size": CHUNK}
 
@@ -229,7 +231,10 @@ def psbt_read(app, p):
             gc.collect()
             app.read_buf = memoryview(bytearray(READ_MAX))
         n = f.readinto(app.read_buf[:size])
-    return {"data": app.read_buf[:n]}
+    data = app.read_buf[:n]
+    if offset + n >= app.signed_length:
+        app.read_buf = None  # the last chunk: freed once it is sent
+    return {"data": data}
 
 
 def audit_read(app, p):
