@@ -12,6 +12,7 @@ from binascii import hexlify
 from embit import base58, compact, script
 
 from .errors import Refused, StorageError
+from .hd import Parent
 from .keyexpr import HARDENED, format_path
 from .scripts import MAX_CHANGE_INDEX, is_standard_path
 from .wallets import LEAF_VERSION
@@ -21,14 +22,16 @@ MAX_PATH_DEPTH = 16
 
 class KeyCache:
     """Keys of the keystore at BIP32 paths. The hardened prefix of a path (the
-    account) is derived once and kept; only the last steps are derived per key."""
+    account) is derived once and kept, and so is each parent of a last
+    non-hardened step (a branch): a key costs one child derivation."""
 
     def __init__(self, root, private=False):
         self.root = root
         self.private = private
         self.nodes = {}
+        self.parents = {}
 
-    def get(self, path):
+    def _node(self, path):
         n = len(path)
         while n and path[n - 1] < HARDENED:
             n -= 1
@@ -43,8 +46,20 @@ class KeyCache:
             self.nodes[prefix] = node
         return node.derive(path[n:]) if n < len(path) else node
 
+    def get(self, path):
+        if not path or path[-1] >= HARDENED:
+            return self._node(path)
+        at = tuple(path[:-1])
+        parent = self.parents.get(at)
+        if parent is None:
+            if len(self.parents) >= 8:
+                self.parents.clear()
+            parent = self.parents[at] = Parent(self._node(path[:-1]))
+        return parent.child(path[-1])
+
     def clear(self):
         self.nodes.clear()
+        self.parents.clear()
 
 
 def rebuild(spk, pub):

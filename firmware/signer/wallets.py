@@ -30,6 +30,7 @@ from embit.script import Script
 
 from .desc_checksum import checksum, strip_checksum
 from .errors import BadParams, NotReady, StorageError
+from .hd import Parent
 from .keyexpr import HARDENED, format_path, format_steps, only, parse_step, parse_xpub, split_key
 from .secrets import wipe
 
@@ -100,8 +101,8 @@ class Cosigner:
     def pubkey(self, change, index):
         branch = self._branches[change]
         if branch is None:
-            branch = self._branches[change] = self.xpub.child(change)
-        return branch.child(index).key
+            branch = self._branches[change] = Parent(self.xpub.child(change))
+        return branch.key(index)
 
 
 class Derived:
