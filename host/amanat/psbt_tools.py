@@ -8,10 +8,8 @@ and extracts the transaction, which Bitcoin Core's script interpreter
 
 from dataclasses import dataclass
 
-from embit.finalizer import parse_multisig
 from embit.psbt import PSBT
-from embit.script import Script
-from embit.transaction import SIGHASH, Transaction
+from embit.transaction import Transaction
 
 from . import kernel
 from .errors import PsbtError, SignatureError
@@ -27,7 +25,7 @@ from .psbt_raw import (
     spent_output,
     unsigned_tx,
 )
-from .psbt_verify import SignatureChecker, check_sighash_policy
+from .psbt_verify import SignatureChecker
 
 
 def _tx(psbt: PSBT, what: str = "the PSBT") -> Transaction:
@@ -73,11 +71,30 @@ def combine(raws: list[bytes]) -> bytes:
     return merged.serialize()
 
 
+@dataclass
+class Verified:
+    """What `verify` found in one PSBT, every signature in it valid."""
+
+    inputs: int
+    outputs: int
+    partial: int  # signature records verified (ECDSA, taproot key and script path)
+    final: int  # signatures verified in final scriptSigs/witnesses
+    finalized: int  # inputs with a final scriptSig/witness
+    unsigned: list  # inputs with no signature at all
+    txid: str
+
+
 def verify_all_signatures(raw: bytes) -> int:
     """Verify every signature in the PSBT (partial sigs, taproot key and script
-    path sigs) against a sighash computed here; return how many there are.
-    Signatures already in final scriptSigs/witnesses are held to the same
-    sighash rule (libbitcoinkernel verifies them once the transaction is built)."""
+    path sigs, and those in final scriptSigs/witnesses) against a sighash
+    computed here; return how many there are."""
+    v = verify(raw)
+    return v.partial + v.final
+
+
+def verify(raw: bytes) -> Verified:
+    """Verify every signature of the PSBT; raise SignatureError (or PsbtError
+    for a PSBT that cannot be read) naming the first input that fails."""
     psbt, maps = parse(raw)
     _tx(psbt)  # a PSBT stating no valid transaction is a PsbtError, not a bad signature
     try:
@@ -86,112 +103,22 @@ def verify_all_signatures(raw: bytes) -> int:
         raise
     except Exception as e:
         raise PsbtError(f"the PSBT cannot be checked: {type(e).__name__}: {e}") from None
-    count = 0
+    partial = final = finalized = 0
+    unsigned = []
     for i, m in enumerate(maps.inputs):
-        _check_final_sighashes(i, psbt.inputs[i], checker.spent[i])
+        found = checker.check_final(i)
+        finalized += found is not None
+        final += found or 0
+        records = 0
         for key, value in m.items():
             if is_signature_key(key):
                 checker.check(i, key, value)
-                count += 1
-    return count
-
-
-# What a final scriptSig/witness form may spend: {spent output type: forms}
-FINAL_FORMS = {"p2pkh": {"p2pkh"}, "p2wpkh": {"p2wpkh"}, "p2wsh": {"p2wsh"}, "p2tr": {"p2tr"},
-               "p2sh": {"p2sh", "sh-wpkh", "sh-wsh"}}
-
-
-def _check_final_sighashes(i: int, inp, spent) -> None:
-    """Hold the signatures of input i's final fields to the sighash rule of
-    partial signatures; refuse final fields that are not understood here,
-    rather than pass them on unchecked."""
-    if not (inp.final_scriptsig or inp.final_scriptwitness):
-        return
-    try:
-        form, sigs = _final_form(inp)
-    except Exception:
-        form, sigs = None, []
-    if form is None:
-        raise PsbtError(f"input {i}: its final scriptSig/witness is not a form this host can check "
-                        "(single-sig, CHECKMULTISIG or taproot)")
-    kind = spent.script_pubkey.script_type() if spent is not None else None
-    if kind is not None and form not in FINAL_FORMS.get(kind, ()):
-        raise PsbtError(f"input {i}: its final scriptSig/witness ({form}) does not fit the {kind} output it spends")
-    for sig, schnorr in sigs:
-        if schnorr:  # 64 bytes: DEFAULT; 65: the last byte, never 0
-            ok = len(sig) == 64 or len(sig) == 65 and sig[64] != SIGHASH.DEFAULT
-        else:  # DER, then the sighash byte
-            ok = len(sig) >= 9
-        if not ok:
-            raise PsbtError(f"input {i}: its final scriptSig/witness holds a malformed signature")
-        sighash = SIGHASH.DEFAULT if len(sig) == 64 and schnorr else sig[-1]
-        check_sighash_policy(i, sighash, inp.sighash_type, schnorr)
-
-
-def _final_form(inp):
-    """(form, [(signature, is Schnorr)]) of an input's final scriptSig and
-    witness; form is None if they are not one of the forms finalizers make."""
-    pushed = _pushes(inp.final_scriptsig.data) if inp.final_scriptsig else []
-    wit = inp.final_scriptwitness.items if inp.final_scriptwitness else []
-    if pushed is None:
-        return None, []
-    if wit:
-        if len(pushed) > 1:  # P2SH-wrapped segwit: the scriptSig only pushes the redeem script
-            return None, []
-        wrapped = bool(pushed)
-        if len(wit) == 2 and _is_pubkey(wit[1]):
-            return ("sh-wpkh" if wrapped else "p2wpkh"), [(wit[0], False)]
-        if len(wit) >= 3 and wit[0] == b"" and _is_multisig(wit[-1]):
-            return ("sh-wsh" if wrapped else "p2wsh"), [(s, False) for s in wit[1:-1]]
-        if wrapped:
-            return None, []
-        if len(wit) == 1:  # taproot key path
-            return "p2tr", [(wit[0], True)]
-        if len(wit) >= 2 and _is_control_block(wit[-1]):  # script path: args, leaf, control block
-            return "p2tr", [(s, True) for s in wit[:-2] if s]  # empty: a key that did not sign
-        return None, []
-    if len(pushed) == 2 and _is_pubkey(pushed[1]):
-        return "p2pkh", [(pushed[0], False)]
-    if len(pushed) >= 3 and pushed[0] == b"" and _is_multisig(pushed[-1]):
-        return "p2sh", [(s, False) for s in pushed[1:-1]]
-    return None, []
-
-
-def _pushes(data: bytes):
-    """The items a push-only script pushes; None if it does anything else."""
-    items, n = [], 0
-    while n < len(data):
-        op = data[n]
-        n += 1
-        if op <= 0x4B:
-            size = op
-        elif op in (0x4C, 0x4D, 0x4E):
-            width = {0x4C: 1, 0x4D: 2, 0x4E: 4}[op]
-            size = int.from_bytes(data[n : n + width], "little")
-            n += width
-        else:
-            return None
-        if n + size > len(data):
-            return None
-        items.append(data[n : n + size])
-        n += size
-    return items
-
-
-def _is_pubkey(b: bytes) -> bool:
-    return len(b) == 33 and b[0] in (2, 3) or len(b) == 65 and b[0] == 4
-
-
-def _is_multisig(b: bytes) -> bool:
-    try:
-        parse_multisig(Script(b))
-        return True
-    except Exception:
-        return False
-
-
-def _is_control_block(b: bytes) -> bool:
-    return len(b) >= 33 and (len(b) - 33) % 32 == 0 and b[0] & 0xFE == 0xC0
+                records += 1
+        partial += records
+        if not records and not found:
+            unsigned.append(i)
+    return Verified(len(maps.inputs), len(maps.outputs), partial, final, finalized, unsigned,
+                    checker.tx.txid().hex())
 
 
 @dataclass

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 
 from coincurve import PublicKey, PublicKeyXOnly
 from embit import compact, hashes, script
+from embit.finalizer import parse_multisig
 from embit.psbt import PSBT
 from embit.script import Script
 from embit.transaction import SIGHASH
@@ -153,24 +154,26 @@ class SignatureChecker:
     # -- ECDSA (legacy, P2SH, segwit v0) --
 
     def check_ecdsa(self, i: int, pub: bytes, sig: bytes) -> None:
-        inp = self.psbt.inputs[i]
-        utxo = self.utxo(i)
-        code, segwit = _script_code(i, inp, utxo.script_pubkey, pub)
+        code, segwit = _script_code(i, self.psbt.inputs[i], self.utxo(i).script_pubkey, pub)
+        if not self._ecdsa_ok(i, pub, sig, code, segwit):
+            raise SignatureError(f"input {i}: invalid ECDSA signature for key {pub.hex()}")
+
+    def _ecdsa_ok(self, i: int, pub: bytes, sig: bytes, code: Script, segwit: bool) -> bool:
+        """Whether `sig` (DER and its sighash byte) is `pub`'s over input i with
+        scriptCode `code`; a sighash type the PSBT does not allow raises."""
         if len(sig) < 9:
             raise SignatureError(f"input {i}: signature too short")
         der, sighash = sig[:-1], sig[-1]
         allowed = ECDSA_SEGWIT_OK if segwit else ECDSA_LEGACY_OK
-        _check_sighash(i, sighash, inp.sighash_type, allowed, schnorr=False)
+        _check_sighash(i, sighash, self.psbt.inputs[i].sighash_type, allowed, schnorr=False)
         if segwit:
-            digest = self.tx.sighash_segwit(i, code, utxo.value, sighash=sighash)
+            digest = self.tx.sighash_segwit(i, code, self.utxo(i).value, sighash=sighash)
         else:
             digest = self.tx.sighash_legacy(i, code, sighash=sighash)
         try:
-            ok = PublicKey(pub).verify(der, digest, hasher=None)
+            return PublicKey(pub).verify(der, digest, hasher=None)
         except Exception:  # not strict DER, or a bad key
-            ok = False
-        if not ok:
-            raise SignatureError(f"input {i}: invalid ECDSA signature for key {pub.hex()}")
+            return False
 
     # -- Schnorr (taproot) --
 
@@ -216,6 +219,192 @@ class SignatureChecker:
         sig64, digest = self._taproot_digest(i, sig, ext_flag=1, script=leaf_script, leaf_version=leaf_version)
         if not _schnorr_ok(xonly, sig64, digest):
             raise SignatureError(f"input {i}: invalid taproot script-path signature for key {xonly.hex()}")
+
+
+    # -- final scriptSig / witness --
+
+    def check_final(self, i: int) -> int | None:
+        """Verify the signatures in input i's final scriptSig/witness: how many
+        there are; None if the input is not finalized. Final fields that are
+        not a form finalizers make (single-sig, CHECKMULTISIG, taproot key
+        path, taproot CHECKSIG/CHECKSIGADD leaves) are refused, not passed on."""
+        inp = self.psbt.inputs[i]
+        if not (inp.final_scriptsig or inp.final_scriptwitness):
+            return None
+        try:
+            final = final_form(inp)
+        except Exception:
+            final = None
+        if final is None:
+            raise PsbtError(f"input {i}: its final scriptSig/witness is not a form this host can check "
+                            "(single-sig, CHECKMULTISIG or taproot)")
+        form, parts = final
+        kind = self.utxo(i).script_pubkey.script_type()
+        if form not in FINAL_FORMS.get(kind, ()):
+            raise PsbtError(f"input {i}: its final scriptSig/witness ({form}) does not fit the {kind} output it spends")
+        try:
+            return self._check_final(i, form, parts)
+        except (SignatureError, PsbtError):
+            raise
+        except Exception as e:
+            raise SignatureError(f"input {i}: cannot check its final signatures ({type(e).__name__}: {e})") from None
+
+    def _check_final(self, i: int, form: str, parts: dict) -> int:
+        spk = self.utxo(i).script_pubkey
+        redeem = parts.get("redeem")
+        if redeem is not None and hashes.hash160(redeem) != spk.data[2:22]:
+            raise SignatureError(f"input {i}: its final scriptSig pushes a redeem script the output does not commit to")
+        if form in ("p2pkh", "p2wpkh", "sh-wpkh"):
+            sig, pub = parts["sig"], parts["pub"]
+            pkh = hashes.hash160(pub)
+            if form == "p2pkh":
+                ok, code, segwit = spk.data[3:23] == pkh, spk, False
+            else:
+                program = redeem if redeem is not None else spk.data
+                ok, code, segwit = program == b"\x00\x14" + pkh, script.p2pkh_from_p2wpkh(Script(program)), True
+            _require(ok, i, pub)
+            if not self._ecdsa_ok(i, pub, sig, code, segwit):
+                raise SignatureError(f"input {i}: invalid ECDSA signature in its final fields for key {pub.hex()}")
+            return 1
+        if form in ("p2wsh", "sh-wsh", "p2sh"):
+            ms = parts["script"]
+            if form == "p2sh":
+                code, segwit = ms, False  # the redeem script itself
+            else:
+                program = redeem if redeem is not None else spk.data
+                if program != b"\x00\x20" + hashlib.sha256(ms).digest():
+                    raise SignatureError(f"input {i}: its final witness script is not the one the output commits to")
+                segwit = True
+            return self._check_multisig(i, parts["sigs"], Script(ms), segwit)
+        if "leaf" not in parts:  # taproot key path
+            self.check_taproot_key(i, parts["sig"])
+            return 1
+        return self._check_leaf(i, parts["leaf"], parts["control"], parts["args"])
+
+    def _check_multisig(self, i: int, sigs: list, ms: Script, segwit: bool) -> int:
+        """CHECKMULTISIG: each signature by a key after the previous one's, in the script's order."""
+        threshold, keys = parse_multisig(ms)
+        pubs = [k.sec() for k in keys]
+        if len(sigs) != threshold:
+            raise SignatureError(f"input {i}: {len(sigs)} signatures in its final fields, its script needs {threshold}")
+        at = 0
+        for n, sig in enumerate(sigs):
+            while at < len(pubs) and not self._ecdsa_ok(i, pubs[at], sig, ms, segwit):
+                at += 1
+            if at == len(pubs):
+                raise SignatureError(f"input {i}: final signature {n + 1} is not valid for any key after the previous")
+            at += 1
+        return len(sigs)
+
+    def _check_leaf(self, i: int, leaf: bytes, control: bytes, args: list) -> int:
+        out_key = self._output_key(i)
+        version = control[0] & 0xFE
+        if not _commits(control, taproot.leaf_hash(leaf, version), out_key):
+            raise SignatureError(f"input {i}: its final leaf script is not committed to by the output key")
+        keys = leaf_keys(leaf)
+        if keys is None or len(keys) != len(args):
+            raise PsbtError(f"input {i}: its final leaf script is not a form this host can check "
+                            "(CHECKSIG / CHECKSIGADD keys)")
+        count = 0
+        for xonly, sig in zip(keys, reversed(args)):  # the first key takes the top of the stack
+            if not sig:
+                continue  # a key that did not sign
+            sig64, digest = self._taproot_digest(i, sig, ext_flag=1, script=Script(leaf), leaf_version=version)
+            if not _schnorr_ok(xonly, sig64, digest):
+                raise SignatureError(f"input {i}: invalid taproot script-path signature in its final witness "
+                                     f"for key {xonly.hex()}")
+            count += 1
+        return count
+
+
+# What a final scriptSig/witness form may spend: {spent output type: forms}
+FINAL_FORMS = {"p2pkh": {"p2pkh"}, "p2wpkh": {"p2wpkh"}, "p2wsh": {"p2wsh"}, "p2tr": {"p2tr"},
+               "p2sh": {"p2sh", "sh-wpkh", "sh-wsh"}}
+
+
+def final_form(inp):
+    """(form, parts) of an input's final scriptSig and witness, the parts the
+    form has ("sig", "pub", "sigs", "script", "redeem", "leaf", "control",
+    "args"); None if they are not one of the forms finalizers make."""
+    pushed = _push_items(inp.final_scriptsig.data) if inp.final_scriptsig else []
+    wit = inp.final_scriptwitness.items if inp.final_scriptwitness else []
+    if pushed is None:
+        return None
+    if wit:
+        if len(pushed) > 1:  # P2SH-wrapped segwit: the scriptSig only pushes the redeem script
+            return None
+        wrap = {"redeem": pushed[0]} if pushed else {}
+        if len(wit) == 2 and _is_pubkey(wit[1]):
+            return ("sh-wpkh" if wrap else "p2wpkh"), dict(wrap, sig=wit[0], pub=wit[1])
+        if len(wit) >= 3 and wit[0] == b"" and _is_multisig(wit[-1]):
+            return ("sh-wsh" if wrap else "p2wsh"), dict(wrap, sigs=wit[1:-1], script=wit[-1])
+        if wrap:
+            return None
+        if len(wit) == 1:  # taproot key path
+            return "p2tr", {"sig": wit[0]}
+        if len(wit) >= 2 and _is_control_block(wit[-1]):  # script path: args, leaf, control block
+            return "p2tr", {"args": wit[:-2], "leaf": wit[-2], "control": wit[-1]}
+        return None
+    if len(pushed) == 2 and _is_pubkey(pushed[1]):
+        return "p2pkh", {"sig": pushed[0], "pub": pushed[1]}
+    if len(pushed) >= 3 and pushed[0] == b"" and _is_multisig(pushed[-1]):
+        return "p2sh", {"sigs": pushed[1:-1], "script": pushed[-1], "redeem": pushed[-1]}
+    return None
+
+
+def leaf_keys(leaf: bytes) -> list | None:
+    """The x-only keys of a `<key> CHECKSIG` leaf or a BIP386 multi_a leaf
+    (`<k1> CHECKSIG <k2> CHECKSIGADD ... <m> NUMEQUAL`), in order; None for
+    any other leaf."""
+    keys, n = [], 0
+    while n + 34 <= len(leaf) and leaf[n] == 0x20:
+        if leaf[n + 33] != (0xBA if keys else 0xAC):
+            return None
+        keys.append(leaf[n + 1 : n + 33])
+        n += 34
+    rest = leaf[n:]
+    if len(keys) == 1 and not rest:
+        return keys
+    small = len(rest) == 2 and 0x51 <= rest[0] <= 0x60  # OP_1..OP_16
+    pushed = 3 <= len(rest) <= 6 and rest[0] == len(rest) - 2
+    return keys if keys and (small or pushed) and rest[-1] == 0x9C else None
+
+
+def _push_items(data: bytes):
+    """The items a push-only script pushes; None if it does anything else."""
+    items, n = [], 0
+    while n < len(data):
+        op = data[n]
+        n += 1
+        if op <= 0x4B:
+            size = op
+        elif op in (0x4C, 0x4D, 0x4E):
+            width = {0x4C: 1, 0x4D: 2, 0x4E: 4}[op]
+            size = int.from_bytes(data[n : n + width], "little")
+            n += width
+        else:
+            return None
+        if n + size > len(data):
+            return None
+        items.append(data[n : n + size])
+        n += size
+    return items
+
+
+def _is_pubkey(b: bytes) -> bool:
+    return len(b) == 33 and b[0] in (2, 3) or len(b) == 65 and b[0] == 4
+
+
+def _is_multisig(b: bytes) -> bool:
+    try:
+        parse_multisig(Script(b))
+        return True
+    except Exception:
+        return False
+
+
+def _is_control_block(b: bytes) -> bool:
+    return len(b) >= 33 and (len(b) - 33) % 32 == 0 and b[0] & 0xFE == 0xC0
 
 
 def _schnorr_ok(xonly: bytes, sig64: bytes, digest: bytes) -> bool:
