@@ -978,6 +978,57 @@ def psbt_show(psbt_file, keys, wallets, network, port, as_json):
                "approve only what the device itself shows.")
 
 
+@psbt.command("verify")
+@click.argument("files", nargs=-1, required=True, metavar="PSBT...")
+@json_option
+def psbt_verify(files, as_json):
+    """Verify every signature in each PSBT (partial ECDSA, taproot key and
+    script path, and those in final scriptSigs/witnesses) against the sighash
+    it must commit to, computed here. Exits 6 naming the file and input of any
+    invalid signature, 8 for a file that is not a PSBT the host can read."""
+    from . import psbt_tools
+
+    raws, results = {}, {}
+    for f in files:
+        try:
+            raws[f] = _read_psbt(f)
+        except CliError as e:
+            results[f] = PsbtError(e.message.removeprefix(f"{f}: "))
+    for f, r in zip(raws, psbt_tools.verify_many(list(raws.values()))):
+        results[f] = r
+    rows = []
+    for f in files:
+        r = results[f]
+        if isinstance(r, AmanatError):
+            rows.append({"file": f, "valid": False, "error": r.message,
+                         "invalid_signature": isinstance(r, SignatureError)})
+        else:
+            rows.append({"file": f, "valid": True, "txid": r.txid, "inputs": r.inputs, "outputs": r.outputs,
+                         "partial_signatures": r.partial, "final_signatures": r.final,
+                         "finalized_inputs": r.finalized, "unsigned_inputs": r.unsigned})
+    bad = [r for r in rows if not r["valid"]]
+    if as_json:
+        _emit_json({"valid": not bad, "files": rows})
+    else:
+        table = Table("file", "inputs", "partial sigs", "final sigs", "finalized", "unsigned inputs",
+                      Column("result", no_wrap=True, min_width=10))
+        for r in rows:
+            if r["valid"]:
+                unsigned = ", ".join(map(str, r["unsigned_inputs"])) or "-"
+                table.add_row(Text(r["file"]), str(r["inputs"]), str(r["partial_signatures"]),
+                              str(r["final_signatures"]), f"{r['finalized_inputs']}/{r['inputs']}", unsigned, "valid")
+            else:
+                table.add_row(Text(r["file"]), "", "", "", "", "",
+                              Text("INVALID" if r["invalid_signature"] else "unreadable", style="red"))
+        console.print(table)
+        for r in bad:  # whole, never cut by the table's width
+            click.echo(f"{r['file']}: {r['error']}", err=True)
+    if bad:
+        worst = next((r for r in bad if r["invalid_signature"]), bad[0])
+        raise CliError(f"{len(bad)} of {len(rows)} PSBTs failed; {worst['file']}: {worst['error']}",
+                       EXIT_BAD_SIGNATURE if worst["invalid_signature"] else EXIT_BAD_INPUT)
+
+
 @psbt.command("combine")
 @click.argument("inputs", nargs=-1, required=True, metavar="A.psbt B.psbt ...")
 @click.option("-o", "--output", required=True, help="Where to write the combined PSBT (- for base64 on stdout).")

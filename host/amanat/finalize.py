@@ -110,7 +110,7 @@ def _finalize_multisig(i: int, inp) -> None:
         inp.final_scriptsig = Script(b"\x00" + b"".join(_push(s) for s in sigs) + _push(ms.data))
 
 
-def _multi_a_keys(leaf: bytes):
+def multi_a_keys(leaf: bytes):
     """(threshold, x-only keys) of a multi_a leaf script, or None."""
     keys, n = [], 0
     while n + 34 <= len(leaf) and leaf[n] == 0x20 and leaf[n + 33] == (0xAC if not keys else 0xBA):
@@ -128,7 +128,7 @@ def _finalize_multi_a(i: int, inp) -> None:
         if not value:
             raise FinalizeError(f"input {i}: an empty taproot leaf script field")
         leaf, version = value[:-1], value[-1]
-        parsed = _multi_a_keys(leaf)
+        parsed = multi_a_keys(leaf)
         if parsed is None:
             continue
         k, keys = parsed
@@ -156,7 +156,7 @@ def signatures_present(inp) -> tuple[int, int]:
         best = None
         sigs = {(pub.xonly(), leaf) for (pub, leaf) in inp.taproot_sigs}
         for value in inp.taproot_scripts.values():
-            parsed = _multi_a_keys(value[:-1]) if value else None
+            parsed = multi_a_keys(value[:-1]) if value else None
             if parsed is None:
                 continue
             k, keys = parsed

@@ -6,13 +6,15 @@ and extracts the transaction, which Bitcoin Core's script interpreter
 (py-bitcoinkernel) checks whenever the PSBT says what every input spends.
 """
 
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 from embit.psbt import PSBT
 from embit.transaction import Transaction
 
 from . import kernel
-from .errors import PsbtError, SignatureError
+from .errors import AmanatError, PsbtError, SignatureError
 from .finalize import FinalizeError
 from .finalize import finalize as finalize_tx
 from .psbt_raw import (
@@ -90,6 +92,23 @@ def verify_all_signatures(raw: bytes) -> int:
     computed here; return how many there are."""
     v = verify(raw)
     return v.partial + v.final
+
+
+def verify_many(raws: list[bytes], jobs: int | None = None) -> list:
+    """verify() of each PSBT: its Verified, or the AmanatError it failed
+    with. Several PSBTs are shared out to a process per core."""
+    jobs = min(len(raws), jobs or os.cpu_count() or 1)
+    if jobs <= 1:
+        return [_verified_or_error(r) for r in raws]
+    with ProcessPoolExecutor(jobs) as pool:
+        return list(pool.map(_verified_or_error, raws, chunksize=1))
+
+
+def _verified_or_error(raw: bytes):
+    try:
+        return verify(raw)
+    except AmanatError as e:
+        return e
 
 
 def verify(raw: bytes) -> Verified:

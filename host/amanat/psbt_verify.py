@@ -19,6 +19,7 @@ from embit.script import Script
 from embit.transaction import SIGHASH
 
 from . import psbt_raw, taproot
+from .finalize import multi_a_keys
 from .errors import PsbtError, SignatureError
 from .psbt_raw import PSBT_IN_PARTIAL_SIG, PSBT_IN_TAP_KEY_SIG, is_signature_key
 
@@ -353,21 +354,12 @@ def final_form(inp):
 
 
 def leaf_keys(leaf: bytes) -> list | None:
-    """The x-only keys of a `<key> CHECKSIG` leaf or a BIP386 multi_a leaf
-    (`<k1> CHECKSIG <k2> CHECKSIGADD ... <m> NUMEQUAL`), in order; None for
-    any other leaf."""
-    keys, n = [], 0
-    while n + 34 <= len(leaf) and leaf[n] == 0x20:
-        if leaf[n + 33] != (0xBA if keys else 0xAC):
-            return None
-        keys.append(leaf[n + 1 : n + 33])
-        n += 34
-    rest = leaf[n:]
-    if len(keys) == 1 and not rest:
-        return keys
-    small = len(rest) == 2 and 0x51 <= rest[0] <= 0x60  # OP_1..OP_16
-    pushed = 3 <= len(rest) <= 6 and rest[0] == len(rest) - 2
-    return keys if keys and (small or pushed) and rest[-1] == 0x9C else None
+    """The x-only keys of a `<key> CHECKSIG` leaf or a multi_a leaf, in
+    order; None for any other leaf."""
+    if len(leaf) == 34 and leaf[0] == 0x20 and leaf[33] == 0xAC:
+        return [leaf[1:33]]
+    parsed = multi_a_keys(leaf)
+    return None if parsed is None else parsed[1]
 
 
 def _push_items(data: bytes):
