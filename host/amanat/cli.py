@@ -194,12 +194,14 @@ def demo():
 @click.option("--emulator", "emu", is_flag=True, help="Time signing through an emulator and find the smallest heap.")
 @click.option("--memory", is_flag=True,
               help="Heap peak, time per input and transfer for PSBTs of 10 to 1000 inputs, on QEMU and unix.")
+@click.option("--native", is_flag=True,
+              help="The host's libsecp256k1 path: raw rates, embit's sign_with, psbt verify (one file, a pool).")
 @click.option("--heap", type=int, default=None, help="Cap the MicroPython heap (bytes) for --device-crypto.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
-def bench(device_crypto, emu, memory, heap, as_json):
+def bench(device_crypto, emu, memory, native, heap, as_json):
     """Print measured speed and memory figures."""
-    if not (device_crypto or emu or memory):
-        raise CliError("choose what to measure: --device-crypto, --emulator and/or --memory", 2)
+    if not (device_crypto or emu or memory or native):
+        raise CliError("choose what to measure: --device-crypto, --emulator, --memory and/or --native", 2)
     report = {}
     if device_crypto:
         report["device_crypto"] = _bench_crypto(heap, as_json)
@@ -207,6 +209,10 @@ def bench(device_crypto, emu, memory, heap, as_json):
         report["emulator"] = _bench_emulator(as_json)
     if memory:
         report["memory"] = _bench_memory(as_json)
+    if native:
+        from . import bench_native
+
+        report["native"] = bench_native.report(say=(lambda s: None) if as_json else console.print)
     if as_json:
         click.echo(json.dumps(report, indent=1))
 
