@@ -7,6 +7,7 @@ signer, and to rewrite one without touching unknown fields), v0 sequences of
 0, and BIP370's required locktimes.
 """
 
+import hashlib
 from dataclasses import dataclass
 from io import BytesIO
 
@@ -23,6 +24,7 @@ PSBT_GLOBAL_UNSIGNED_TX = 0x00
 PSBT_GLOBAL_TX_VERSION = 0x02
 PSBT_GLOBAL_TX_MODIFIABLE = 0x06
 MODIFIABLE_INPUTS_OUTPUTS = 0x03  # its Inputs and Outputs Modifiable flags (BIP370)
+PSBT_IN_NON_WITNESS_UTXO = 0x00
 PSBT_IN_PARTIAL_SIG = 0x02
 PSBT_IN_SIGHASH_TYPE = 0x03
 PSBT_IN_REDEEM_SCRIPT = 0x04
@@ -180,13 +182,20 @@ def _v2_locktime(psbt: PSBT) -> int:
     raise PsbtError("the inputs' required locktimes cannot be satisfied together")
 
 
-def spent_output(psbt: PSBT, i: int):
+def spent_output(psbt: PSBT, i: int, maps: Maps | None = None):
     """The output input i spends, from the full previous transaction if given;
-    None if the PSBT does not say."""
+    None if the PSBT does not say. With the PSBT's raw maps, the txid of a
+    previous transaction without witness data is hashed from its bytes as
+    given (embit would serialize it again first)."""
     inp = psbt.inputs[i]
     if inp.non_witness_utxo is not None:
         prev = inp.non_witness_utxo
-        if prev.txid() != inp.txid:
+        raw = maps.inputs[i].get(bytes([PSBT_IN_NON_WITNESS_UTXO])) if maps is not None else None
+        if raw is not None and raw[4:6] != b"\x00\x01":  # no witness: the txid is the hash of these bytes
+            txid = hashlib.sha256(hashlib.sha256(raw).digest()).digest()[::-1]
+        else:
+            txid = prev.txid()
+        if txid != inp.txid:
             raise PsbtError(f"input {i}: the previous transaction does not match the outpoint")
         if inp.vout >= len(prev.vout):
             raise PsbtError(f"input {i}: the previous transaction has no output {inp.vout}")

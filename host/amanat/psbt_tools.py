@@ -117,7 +117,7 @@ def verify(raw: bytes) -> Verified:
     psbt, maps = parse(raw)
     _tx(psbt)  # a PSBT stating no valid transaction is a PsbtError, not a bad signature
     try:
-        checker = SignatureChecker(psbt)
+        checker = SignatureChecker(psbt, maps)
     except SignatureError:
         raise
     except Exception as e:

@@ -46,7 +46,7 @@ def verify_new_signatures(before: bytes, after: bytes) -> int:
     added = _only_signatures_added(old_maps, new_maps)
     if not added:
         return 0
-    checker = SignatureChecker(new)
+    checker = SignatureChecker(new, new_maps)
     count = 0
     for i, keys in added.items():
         for key in keys:
@@ -125,11 +125,11 @@ class SignatureChecker:
     """Verifies the signature records of a PSBT against sighashes of the
     transaction it states and the outputs its inputs spend."""
 
-    def __init__(self, psbt: PSBT):
+    def __init__(self, psbt: PSBT, maps: psbt_raw.Maps | None = None):
         self.psbt = psbt
         with _as_signature_error():
             self.tx = psbt_raw.unsigned_tx(psbt)
-            self.spent = [psbt_raw.spent_output(psbt, i) for i in range(len(psbt.inputs))]
+            self.spent = [psbt_raw.spent_output(psbt, i, maps) for i in range(len(psbt.inputs))]
 
     def check(self, i: int, key: bytes, value: bytes) -> None:
         """Verify one signature record (its PSBT key and value) of input i.

@@ -164,3 +164,20 @@ def test_several_files_are_verified_in_a_process_pool():
     got = psbt_tools.verify_many(raws, jobs=2)
     assert [g.partial for g in got[:3]] == [4, 3, 2]
     assert isinstance(got[3], SignatureError) and got[3].message.startswith("input 1: ")
+
+
+def test_previous_transactions_with_or_without_witness_match_their_outpoint():
+    from embit.script import Witness
+
+    from amanat.bench_memory import ROOT as BENCH_ROOT
+    from amanat.bench_memory import p2wpkh_psbt
+    from amanat.errors import PsbtError
+
+    psbt = PSBT.parse(p2wpkh_psbt(2))
+    psbt.sign_with(BENCH_ROOT)
+    assert psbt_tools.verify(psbt.serialize()).partial == 2  # txid hashed from the field's bytes
+    psbt.inputs[0].non_witness_utxo.vin[0].witness = Witness([b"\x01" * 71, b"\x02" * 33])
+    assert psbt_tools.verify(psbt.serialize()).partial == 2  # with a witness: its txid leaves it out
+    psbt.inputs[1].non_witness_utxo.locktime += 1
+    with pytest.raises((PsbtError, SignatureError), match="input 1: the previous transaction does not match"):
+        psbt_tools.verify(psbt.serialize())
