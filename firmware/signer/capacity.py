@@ -10,6 +10,7 @@ import gc
 import os
 
 from .errors import BadPsbt, StorageError
+from .spool import CHUNK
 
 MAX_PSBT_BYTES = 1 << 20
 MAX_INPUTS = 2500
@@ -42,7 +43,7 @@ def check_counts(inputs, outputs):
 
 def limits(root):
     return {"psbt_bytes": MAX_PSBT_BYTES, "inputs": MAX_INPUTS, "outputs": MAX_OUTPUTS,
-            "flash_free": flash_free(root)}
+            "flash_free": flash_free(root), "chunk_bytes": CHUNK}
 
 
 class Heap:

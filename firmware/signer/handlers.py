@@ -132,7 +132,11 @@ def psbt_begin(app, p):
     app.read_buf = None  # a new upload: the last download's buffer would split the heap under it
     gc.collect()
     app.upload.begin(length, app.board.ticks_ms())
-    return {"chunk_size": CHUNK}
+    if "data" not in p.p:
+        return {"chunk_size": CHUNK}
+    # the first chunk may come with the request: one envelope less on the line
+    received = app.upload.chunk(0, p.data("data", limit=CHUNK), app.board.ticks_ms())
+    return {"chunk_size": CHUNK, "received": received}
 
 
 def psbt_chunk(app, p):
@@ -319,7 +323,7 @@ _METHODS = {
     "get_xpub": (get_xpub, ("path",)),
     "get_descriptors": (get_descriptors, ("account",)),
     "display_address": (display_address, ("descriptor",)),
-    "psbt_begin": (psbt_begin, ("length",)),
+    "psbt_begin": (psbt_begin, ("length", "data")),
     "psbt_chunk": (psbt_chunk, ("offset", "data")),
     "psbt_end": (psbt_end, ()),
     "sign_psbt": (sign_psbt, ("sha256",)),

@@ -192,8 +192,12 @@ class Client:
         progress = progress or (lambda *a: None)
         check_limits(raw, self.limits)
         digest = hashlib.sha256(raw).digest()
-        chunk = self._call("psbt_begin", {"length": len(raw)})["chunk_size"]
-        for off in range(0, len(raw), chunk):
+        first = min(len(raw), self.limits.get("chunk_bytes", 0))  # sent with psbt_begin when the device says how much
+        begin = {"length": len(raw), "data": raw[:first]} if first else {"length": len(raw)}
+        chunk = self._call("psbt_begin", begin)["chunk_size"]
+        if first:
+            progress("upload", first, len(raw))
+        for off in range(first, len(raw), chunk):
             self._call("psbt_chunk", {"offset": off, "data": raw[off : off + chunk]})
             progress("upload", min(off + chunk, len(raw)), len(raw))
         got = self._call("psbt_end")["sha256"]

@@ -1,6 +1,7 @@
 """Bad input on the serial line: every case gets a typed error (or is
 dropped as the protocol says) and the device keeps answering."""
 
+import hashlib
 import time
 import zlib
 
@@ -132,6 +133,22 @@ def test_upload_rules(line):
     assert e.value.name == "UPLOAD"
     with pytest.raises(DeviceError) as e:
         line.call("psbt_read", {"offset": 0, "size": 10})
+    assert e.value.name == "UPLOAD"
+    _still_up(line)
+
+
+def test_the_first_chunk_may_come_with_psbt_begin(line):
+    limits = line.call("info")["limits"]
+    assert limits["chunk_bytes"] == 4096
+    data = bytes(range(256)) * 20  # 5120 bytes: one chunk in psbt_begin, the rest after it
+    assert line.call("psbt_begin", {"length": len(data), "data": data[:4096]}) == {"chunk_size": 4096, "received": 4096}
+    line.call("psbt_chunk", {"offset": 4096, "data": data[4096:]})
+    assert line.call("psbt_end")["sha256"] == hashlib.sha256(data).digest()
+    with pytest.raises(DeviceError) as e:  # more than a chunk: refused, as psbt_chunk refuses it
+        line.call("psbt_begin", {"length": 5000, "data": bytes(4097)})
+    assert e.value.name == "BAD_PARAMS" and "longer than 4096" in e.value.message
+    with pytest.raises(DeviceError) as e:  # more than the PSBT's length
+        line.call("psbt_begin", {"length": 10, "data": bytes(11)})
     assert e.value.name == "UPLOAD"
     _still_up(line)
 
