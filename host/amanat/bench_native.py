@@ -3,7 +3,9 @@
 Raw libsecp256k1 rates through coincurve and through embit's bundled
 library (ctypes), embit's `PSBT.sign_with` at 1000 P2WPKH inputs, and
 `amanat psbt verify` (the verifier every PSBT from the device goes through)
-on one 1000-input PSBT and on four of them shared out to a process per core.
+on one 1000-input PSBT and on four of them shared out to a process per core;
+then the device (the unix emulator, auto-confirm) per input at 1, 10 and 100
+mixed single-sig inputs, next to the host's verification of what it returned.
 """
 
 import os
@@ -44,7 +46,7 @@ def raw_rates(count=RAW_COUNT) -> dict:
     }
 
 
-def report(say=print, inputs=INPUTS, files=FILES, raw_count=RAW_COUNT) -> dict:
+def report(say=print, inputs=INPUTS, files=FILES, raw_count=RAW_COUNT, device_sizes=(1, 10, 100)) -> dict:
     raw = raw_rates(raw_count)
     say(f"raw: coincurve signs {raw['coincurve_sign_per_s']:,}/s, verifies {raw['coincurve_verify_per_s']:,}/s; "
         f"embit's library signs {raw['embit_sign_per_s']:,}/s, verifies {raw['embit_verify_per_s']:,}/s")
@@ -74,4 +76,14 @@ def report(say=print, inputs=INPUTS, files=FILES, raw_count=RAW_COUNT) -> dict:
     say(f"psbt verify, {inputs} inputs: {out['verify_one']['inputs_per_s']:,} inputs/s; "
         f"{files} files on {cores} processes: {out['verify_pool']['inputs_per_s']:,} inputs/s "
         f"({out['verify_pool']['inputs_per_s_per_core']:,} per core)")
+    out["device"] = []
+    if device_sizes:
+        from .bench_emulator import signing_report
+
+        for r in signing_report(sizes=device_sizes, multisig=()):
+            row = {"inputs": r["inputs"], "device_ms_per_input": round(r["device_ms"] / r["inputs"], 2),
+                   "host_verify_ms_per_input": round(r["host_verify_ms"] / r["inputs"], 3)}
+            out["device"].append(row)
+            say(f"device (unix emulator), {r['inputs']} inputs: {row['device_ms_per_input']} ms per input "
+                f"(review and sign); host verify {row['host_verify_ms_per_input']} ms per input")
     return out

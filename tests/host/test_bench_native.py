@@ -6,7 +6,7 @@ from amanat import bench_native
 
 def test_native_report_has_every_figure():
     lines = []
-    rep = bench_native.report(say=lines.append, inputs=12, files=2, raw_count=50)
+    rep = bench_native.report(say=lines.append, inputs=12, files=2, raw_count=50, device_sizes=())
     assert set(rep["raw"]) == {"coincurve_sign_per_s", "coincurve_verify_per_s", "embit_sign_per_s",
                                "embit_verify_per_s"}
     assert all(v > 0 for v in rep["raw"].values())
