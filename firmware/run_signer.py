@@ -78,32 +78,6 @@ class WatchOnly:
         self.root = Accounts(watch["keys"])
 
 
-class Listed:
-    """Wallets the device has registered, as (name, descriptor), read as the
-    device's Registry reads its flash records (their HMAC aside: that needs
-    the seed)."""
-
-    def __init__(self, wallets, ks):
-        from signer.wallets import check_policy, parse_wallet
-
-        self.ks = ks
-        self.items = {}
-        for name, text in wallets:
-            check_policy(parse_wallet(name, text, ks.network), ks)
-            self.items[name] = text
-
-    def names(self):
-        return sorted(self.items)
-
-    def get(self, name):
-        from signer.wallets import parse_wallet
-
-        w = parse_wallet(name, self.items[name], self.ks.network)
-        for _, c in w.keys():
-            c.ours = c.fingerprint == self.ks.fingerprint
-        return w
-
-
 def _registry(req, ks):
     if req.get("wallets") is None:
         return None
@@ -158,6 +132,7 @@ def sign_file(req, ks):
 def show(req, ks):
     from signer.handlers import review_screens
     from signer.review import Reviewer
+    from signer.wallets import Listed
 
     with open(req["psbt"], "rb") as f:
         rv = Reviewer(f, ks, Listed(req.get("wallets") or [], ks), req.get("limits"))

@@ -16,15 +16,11 @@ VECTORS = Path(__file__).resolve().parent / "vectors"
 
 def firmware_on_cpython():
     """Make firmware modules importable on CPython (unit tests only)."""
-    import gc
+    from amanat import micropython_shim
 
-    for p in (ROOT / "tests" / "shims", ROOT / "firmware"):
-        if str(p) not in sys.path:
-            sys.path.insert(0, str(p))
-    # MicroPython's heap figures; CPython has no fixed heap to report.
-    for name in ("mem_free", "mem_alloc"):
-        if not hasattr(gc, name):
-            setattr(gc, name, lambda: 0)
+    micropython_shim.install()
+    if str(ROOT / "firmware") not in sys.path:
+        sys.path.insert(0, str(ROOT / "firmware"))
 
 
 # --- emulators for the end-to-end tests (tests/e2e): the real firmware under the

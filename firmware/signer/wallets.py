@@ -432,6 +432,29 @@ def registration_mac(key, name, descriptor):
 # --- flash registry
 
 
+class Listed:
+    """Wallets given as (name, descriptor), checked as a registration checks
+    them and kept in memory, read as the Registry reads its flash records
+    (their HMAC aside): the device's registered wallets for a review or a
+    software signing on the host (amanat psbt show, amanat psbt sign)."""
+
+    def __init__(self, wallets, ks):
+        self.ks = ks
+        self.items = {}
+        for name, text in wallets:
+            check_policy(parse_wallet(name, text, ks.network), ks)
+            self.items[name] = text
+
+    def names(self):
+        return sorted(self.items)
+
+    def get(self, name):
+        w = parse_wallet(name, self.items[name], self.ks.network)
+        for _, c in w.keys():
+            c.ours = c.fingerprint == self.ks.fingerprint
+        return w
+
+
 class Registry:
     """Wallets in flash, one JSON file per wallet: ROOT/wallets/<hex name>.json."""
 

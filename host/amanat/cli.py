@@ -1016,7 +1016,8 @@ def psbt_verify(files, as_json):
     if as_json:
         _emit_json({"valid": not bad, "files": rows})
     else:
-        table = Table("file", "inputs", "partial sigs", "final sigs", "finalized", "unsigned inputs",
+        table = Table(Column("file", overflow="fold"), "inputs", "partial sigs", "final sigs", "finalized",
+                      "unsigned inputs",
                       Column("result", no_wrap=True, min_width=10))
         for r in rows:
             if r["valid"]:
@@ -1033,6 +1034,69 @@ def psbt_verify(files, as_json):
         worst = next((r for r in bad if r["invalid_signature"]), bad[0])
         raise CliError(f"{len(bad)} of {len(rows)} PSBTs failed; {worst['file']}: {worst['error']}",
                        EXIT_BAD_SIGNATURE if worst["invalid_signature"] else EXIT_BAD_INPUT)
+
+
+@psbt.command("sign")
+@click.argument("files", nargs=-1, required=True, metavar="PSBT...")
+@click.option("--xprv-file", required=True, type=click.Path(dir_okay=False),
+              help="A file holding the master extended private key (xprv, or tprv on test networks).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Folder for the signed files (default: beside each, NAME.signed.psbt).")
+@click.option("--wallet", "wallets", multiple=True, metavar="FILE_OR_DESC",
+              help="A multisig wallet the key cosigns (repeat for several), as a device registers it.")
+@click.option("--network", type=click.Choice(["main", "test", "signet", "regtest"]),
+              help="The key's network (default: main for xprv, test for tprv).")
+@json_option
+def psbt_sign(files, xprv_file, out_dir, wallets, network, as_json):
+    """Sign PSBTs with a software key, by the device's own rules: the same
+    review (refusals, change, fee limits at the device's defaults), the same
+    signatures (RFC6979 with low-R grinding; BIP340 with fresh randomness),
+    each verified here. One signed file per input file; nothing is written
+    for a PSBT the device would refuse (exit 5, its reason)."""
+    from . import soft_signer
+
+    named = []
+    for i, source in enumerate(wallets):
+        pol = _load_policy(source, None)
+        named.append((pol.name or f"wallet{i + 1}", pol.descriptor))
+    raws = {f: _read_psbt(f) for f in files}
+    try:
+        ks = soft_signer.load_key(xprv_file, network)
+    except soft_signer.KeyFileError as e:
+        raise CliError(e.message, EXIT_BAD_INPUT) from None
+    try:
+        results = soft_signer.sign_many(list(raws.values()), ks, named)
+    finally:
+        ks.forget()
+    rows = []
+    for f, r in zip(files, results):
+        if isinstance(r, AmanatError):
+            msg = r.message + (" (here: give the wallet with --wallet)" if "is not registered" in r.message else "")
+            rows.append({"file": f, "signed": False, "error": msg, "refused": isinstance(r, soft_signer.Refused)})
+            continue
+        name = Path(f).name.removesuffix(".psbt") + ".signed.psbt"
+        out = str(Path(out_dir) / name) if out_dir else str(Path(f).with_name(name))
+        if out_dir:
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+        _write_file(out, r.psbt)
+        rows.append({"file": f, "signed": True, "output": out, "signatures": r.signatures,
+                     "fee_sat": r.review.get("fee_sat"), "review": r.review})
+    bad = [r for r in rows if not r["signed"]]
+    if as_json:
+        _emit_json({"files": rows})
+    else:
+        table = Table(Column("file", overflow="fold"), "signatures", "fee (sat)", Column("written to", overflow="fold"))
+        for r in rows:
+            if r["signed"]:
+                table.add_row(Text(r["file"]), str(r["signatures"]), f"{r['fee_sat']:,}", Text(r["output"]))
+            else:
+                table.add_row(Text(r["file"]), "", "", Text("refused" if r["refused"] else "failed", style="red"))
+        console.print(table)
+        for r in bad:
+            click.echo(f"{r['file']}: {r['error']}", err=True)
+    if bad:
+        raise CliError(f"{len(bad)} of {len(rows)} PSBTs not signed; {bad[0]['file']}: {bad[0]['error']}",
+                       EXIT_REFUSED if all(r["refused"] for r in bad) else 1)
 
 
 @psbt.command("combine")

@@ -33,7 +33,7 @@ RESULTS = {
     "display_address": {"address": str},
     "sign_message": {"signature": str},
     "audit_read": {"data": bytes, "total": int},
-    "psbt_begin": {"chunk_size": int},
+    "psbt_begin": {"chunk_size": int, "received": (int, _OPT)},
     "psbt_chunk": {"received": int},
     "psbt_end": {"sha256": bytes},
     "sign_psbt": {"sha256": bytes, "length": int, "signatures": int, "review": dict},
@@ -194,8 +194,11 @@ class Client:
         digest = hashlib.sha256(raw).digest()
         first = min(len(raw), self.limits.get("chunk_bytes", 0))  # sent with psbt_begin when the device says how much
         begin = {"length": len(raw), "data": raw[:first]} if first else {"length": len(raw)}
-        chunk = self._call("psbt_begin", begin)["chunk_size"]
+        began = self._call("psbt_begin", begin)
+        chunk = began["chunk_size"]
         if first:
+            if began.get("received") != first:
+                raise ProtocolError(f"the device took {began.get('received')} of the first {first} bytes")
             progress("upload", first, len(raw))
         for off in range(first, len(raw), chunk):
             self._call("psbt_chunk", {"offset": off, "data": raw[off : off + chunk]})

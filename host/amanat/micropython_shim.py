@@ -1,4 +1,6 @@
-"""CPython stand-in for MicroPython's `micropython` module, for unit tests only.
+"""CPython stand-in for MicroPython's `micropython` module: the firmware's
+modules on CPython (the unit tests, and `amanat psbt sign`, which runs the
+device's review and signer on the host). install() puts it in place.
 
 It lets firmware modules that use @micropython.viper / @micropython.native and
 viper's ptr8/ptr32/uint casts import and run on CPython. Viper integers wrap at
@@ -77,3 +79,15 @@ builtins.uint = lambda x: x & 0xFFFFFFFFFFFFFFFF
 
 def mem_info(*a):
     pass
+
+
+def install():
+    """Make `import micropython` give this module, and give gc MicroPython's
+    heap figures (CPython has no fixed heap to report: 0)."""
+    import gc
+    import sys
+
+    sys.modules.setdefault("micropython", sys.modules[__name__])
+    for name in ("mem_free", "mem_alloc"):
+        if not hasattr(gc, name):
+            setattr(gc, name, lambda: 0)
