@@ -127,6 +127,7 @@ class SignatureChecker:
 
     def __init__(self, psbt: PSBT, maps: psbt_raw.Maps | None = None):
         self.psbt = psbt
+        self._spent_lists = None
         with _as_signature_error():
             self.tx = psbt_raw.unsigned_tx(psbt)
             self.spent = [psbt_raw.spent_output(psbt, i, maps) for i in range(len(psbt.inputs))]
@@ -187,14 +188,11 @@ class SignatureChecker:
         else:
             raise SignatureError(f"input {i}: Schnorr signature of {len(sig)} bytes")
         _check_sighash(i, sighash, inp.sighash_type, SCHNORR_OK, schnorr=True)
-        outs = [self.utxo(j) for j in range(len(self.spent))]
-        digest = self.tx.sighash_taproot(
-            i,
-            script_pubkeys=[o.script_pubkey for o in outs],
-            values=[o.value for o in outs],
-            sighash=sighash,
-            **leaf,
-        )
+        if self._spent_lists is None:  # once per transaction: BIP341 commits to every spent output
+            outs = [self.utxo(j) for j in range(len(self.spent))]
+            self._spent_lists = ([o.script_pubkey for o in outs], [o.value for o in outs])
+        spks, values = self._spent_lists
+        digest = self.tx.sighash_taproot(i, script_pubkeys=spks, values=values, sighash=sighash, **leaf)
         return sig[:64], digest
 
     def _output_key(self, i: int) -> bytes:
