@@ -1046,8 +1046,9 @@ def psbt_verify(files, as_json):
               help="A multisig wallet the key cosigns (repeat for several), as a device registers it.")
 @click.option("--network", type=click.Choice(["main", "test", "signet", "regtest"]),
               help="The key's network (default: main for xprv, test for tprv).")
+@click.option("--base64", "as_b64", is_flag=True, help="Write base64 instead of binary.")
 @json_option
-def psbt_sign(files, xprv_file, out_dir, wallets, network, as_json):
+def psbt_sign(files, xprv_file, out_dir, wallets, network, as_b64, as_json):
     """Sign PSBTs with a software key, by the device's own rules: the same
     review (refusals, change, fee limits at the device's defaults), the same
     signatures (RFC6979 with low-R grinding; BIP340 with fresh randomness),
@@ -1055,6 +1056,8 @@ def psbt_sign(files, xprv_file, out_dir, wallets, network, as_json):
     for a PSBT the device would refuse (exit 5, its reason)."""
     from . import soft_signer
 
+    if "-" in files:
+        raise CliError("psbt sign reads PSBT files (it writes one signed file beside each, or in --out), not stdin", 2)
     named = []
     for i, source in enumerate(wallets):
         pol = _load_policy(source, None)
@@ -1078,7 +1081,7 @@ def psbt_sign(files, xprv_file, out_dir, wallets, network, as_json):
         out = str(Path(out_dir) / name) if out_dir else str(Path(f).with_name(name))
         if out_dir:
             Path(out_dir).mkdir(parents=True, exist_ok=True)
-        _write_file(out, r.psbt)
+        _write_file(out, base64.b64encode(r.psbt) if as_b64 else r.psbt)
         rows.append({"file": f, "signed": True, "output": out, "signatures": r.signatures,
                      "fee_sat": r.review.get("fee_sat"), "review": r.review})
     bad = [r for r in rows if not r["signed"]]

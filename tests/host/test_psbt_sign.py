@@ -111,3 +111,16 @@ def test_cli_signs_each_file_into_the_out_folder_in_a_pool(tmp_path):
     serial = soft_signer.sign_many([open(f, "rb").read() for f in files], ks, jobs=1)
     for s, x in zip(serial, rows):
         assert ecdsa_sigs(s.psbt) == ecdsa_sigs(open(x["output"], "rb").read())
+
+
+def test_cli_base64_out_and_no_stdin(tmp_path):
+    import base64
+
+    (tmp_path / "a.psbt").write_text(base64.b64encode(build(["p2wpkh", "p2tr"]).psbt.serialize()).decode())
+    key = key_file(tmp_path, ROOTS[0])
+    r = CliRunner().invoke(main, ["psbt", "sign", str(tmp_path / "a.psbt"), "--xprv-file", key, "--base64"])
+    assert r.exit_code == 0, r.output
+    out = base64.b64decode((tmp_path / "a.signed.psbt").read_text())
+    assert psbt_tools.verify(out).partial == 2
+    r = CliRunner().invoke(main, ["psbt", "sign", "-", "--xprv-file", key])
+    assert r.exit_code == 2 and "not stdin" in r.output
