@@ -195,7 +195,7 @@ def demo():
 @click.option("--memory", is_flag=True,
               help="Heap peak, time per input and transfer for PSBTs of 10 to 1000 inputs, on QEMU and unix.")
 @click.option("--native", is_flag=True,
-              help="The host's libsecp256k1 path: raw rates, embit's sign_with, psbt verify (one file, a pool).")
+              help="The host's native path: raw libsecp256k1 rates, embit's sign_with, psbt verify and psbt sign, the device per input.")
 @click.option("--heap", type=int, default=None, help="Cap the MicroPython heap (bytes) for --device-crypto.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 def bench(device_crypto, emu, memory, native, heap, as_json):
