@@ -7,7 +7,9 @@ signer, and to rewrite one without touching unknown fields), v0 sequences of
 0, and BIP370's required locktimes.
 """
 
+import gc
 import hashlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from io import BytesIO
 
@@ -64,6 +66,21 @@ CLEARED_ON_FINALIZE = {
     PSBT_IN_TAP_BIP32_DERIVATION, PSBT_IN_TAP_INTERNAL_KEY, PSBT_IN_TAP_MERKLE_ROOT,
     PSBT_IN_MUSIG2_PARTICIPANT_PUBKEYS, PSBT_IN_MUSIG2_PUB_NONCE, PSBT_IN_MUSIG2_PARTIAL_SIG,
 }
+
+
+@contextmanager
+def gc_paused():
+    """No cyclic garbage collection while a PSBT is worked on: embit's parse
+    makes objects per field, and each collector pass walks all of them, which
+    makes a linear job grow faster than the PSBT. Reference counting still
+    frees what is dropped; the collector runs again afterwards."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def is_signature_key(key: bytes) -> bool:

@@ -19,6 +19,7 @@ from .finalize import FinalizeError
 from .finalize import finalize as finalize_tx
 from .psbt_raw import (
     CLEARED_ON_FINALIZE,
+    gc_paused,
     PSBT_IN_FINAL_SCRIPTSIG,
     PSBT_IN_FINAL_SCRIPTWITNESS,
     PSBT_GLOBAL_TX_MODIFIABLE,
@@ -114,6 +115,11 @@ def _verified_or_error(raw: bytes):
 def verify(raw: bytes) -> Verified:
     """Verify every signature of the PSBT; raise SignatureError (or PsbtError
     for a PSBT that cannot be read) naming the first input that fails."""
+    with gc_paused():
+        return _verify(raw)
+
+
+def _verify(raw: bytes) -> Verified:
     psbt, maps = parse(raw)
     _tx(psbt)  # a PSBT stating no valid transaction is a PsbtError, not a bad signature
     try:

@@ -40,6 +40,11 @@ def verify_new_signatures(before: bytes, after: bytes) -> int:
     Raise SignatureError if anything but signatures was added, removed or
     changed, or if a new signature does not verify.
     """
+    with psbt_raw.gc_paused():
+        return _verify_new(before, after)
+
+
+def _verify_new(before: bytes, after: bytes) -> int:
     old, old_maps = _parse(before, "the PSBT sent to the device")
     new, new_maps = _parse(after, "the PSBT returned by the device")
     _check_same_transaction(old, new)

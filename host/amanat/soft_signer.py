@@ -28,6 +28,7 @@ from embit.networks import NETWORKS
 
 from . import micropython_shim
 from .errors import AmanatError
+from .psbt_raw import gc_paused
 from .psbt_verify import verify_new_signatures
 
 micropython_shim.install()  # before the firmware's modules are imported
@@ -103,16 +104,17 @@ class SoftSigned:
 def sign(raw: bytes, ks: Keystore, wallets=()) -> SoftSigned:
     """Review `raw` by the device's rules and sign what is ours; Refused
     (with the device's words) if the device would refuse it."""
-    try:
-        registry = Listed(list(wallets), ks) if wallets else None
-        src = io.BytesIO(raw)
-        summary, plan = review_psbt(src, ks, registry=registry)
-        dst = io.BytesIO()
-        sign_psbt_stream(src, dst, ks, plan, registry)
-    except fw_errors.DeviceError as e:
-        raise Refused(e.message, e.name) from None
-    signed = dst.getvalue()
-    return SoftSigned(signed, verify_new_signatures(raw, signed), summary.to_dict())
+    with gc_paused():
+        try:
+            registry = Listed(list(wallets), ks) if wallets else None
+            src = io.BytesIO(raw)
+            summary, plan = review_psbt(src, ks, registry=registry)
+            dst = io.BytesIO()
+            sign_psbt_stream(src, dst, ks, plan, registry)
+        except fw_errors.DeviceError as e:
+            raise Refused(e.message, e.name) from None
+        signed = dst.getvalue()
+        return SoftSigned(signed, verify_new_signatures(raw, signed), summary.to_dict())
 
 
 _POOL_KEY = {}  # the Keystore and wallets a forked worker inherits: the key never crosses a pipe
