@@ -24,6 +24,8 @@ MAGIC = b"psbt\xff"
 # Key types (a key's first byte) the host reads or writes.
 PSBT_GLOBAL_UNSIGNED_TX = 0x00
 PSBT_GLOBAL_TX_VERSION = 0x02
+PSBT_GLOBAL_INPUT_COUNT = 0x04
+PSBT_GLOBAL_OUTPUT_COUNT = 0x05
 PSBT_GLOBAL_TX_MODIFIABLE = 0x06
 MODIFIABLE_INPUTS_OUTPUTS = 0x03  # its Inputs and Outputs Modifiable flags (BIP370)
 PSBT_IN_NON_WITNESS_UTXO = 0x00
@@ -112,26 +114,54 @@ def parse(raw: bytes, what: str = "the PSBT") -> tuple[PSBT, Maps]:
         psbt = parse_psbt(raw)
     except Exception as e:
         raise PsbtError(f"{what} does not parse: {e}") from None
+    return psbt, _read_maps(raw, what, len(psbt.inputs), len(psbt.outputs))
+
+
+def parse_maps(raw: bytes, what: str = "the PSBT") -> Maps:
+    """The raw maps alone, without embit's objects (cheaper, for a PSBT the
+    host made itself): the numbers of inputs and outputs from the global
+    unsigned transaction (v0) or BIP370's counts (v2)."""
+    if not raw.startswith(MAGIC):
+        raise PsbtError(f"{what} does not parse: no PSBT magic")
     s = BytesIO(raw)
-    s.read(len(MAGIC))  # checked by the embit parse
-
-    def one_map():
-        m = {}
-        while key := read_string(s):
-            if key in m:
-                raise PsbtError(f"{what} has a duplicated key {key.hex()}")
-            m[key] = read_string(s)
-        return m
-
+    s.read(len(MAGIC))
     try:
-        maps = Maps(one_map(), [one_map() for _ in psbt.inputs], [one_map() for _ in psbt.outputs])
+        glob = _one_map(s, what)
+        if bytes([PSBT_GLOBAL_UNSIGNED_TX]) in glob:
+            tx = Transaction.parse(glob[bytes([PSBT_GLOBAL_UNSIGNED_TX])])
+            counts = len(tx.vin), len(tx.vout)
+        else:
+            counts = tuple(compact.from_bytes(glob[bytes([k])]) for k in (PSBT_GLOBAL_INPUT_COUNT,
+                                                                          PSBT_GLOBAL_OUTPUT_COUNT))
+    except PsbtError:
+        raise
+    except Exception as e:
+        raise PsbtError(f"{what} does not parse: {e}") from None
+    return _read_maps(raw, what, *counts)
+
+
+def _one_map(s, what: str) -> dict:
+    m = {}
+    while key := read_string(s):
+        if key in m:
+            raise PsbtError(f"{what} has a duplicated key {key.hex()}")
+        m[key] = read_string(s)
+    return m
+
+
+def _read_maps(raw: bytes, what: str, inputs: int, outputs: int) -> Maps:
+    s = BytesIO(raw)
+    s.read(len(MAGIC))  # checked by the caller
+    try:
+        maps = Maps(_one_map(s, what), [_one_map(s, what) for _ in range(inputs)],
+                    [_one_map(s, what) for _ in range(outputs)])
     except PsbtError:
         raise
     except Exception as e:
         raise PsbtError(f"{what} is truncated: {e}") from None
     if s.read(1):
         raise PsbtError(f"{what} has data after its last output")
-    return psbt, maps
+    return maps
 
 
 def parse_psbt(raw: bytes) -> PSBT:

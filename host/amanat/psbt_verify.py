@@ -45,10 +45,18 @@ def verify_new_signatures(before: bytes, after: bytes) -> int:
 
 
 def _verify_new(before: bytes, after: bytes) -> int:
-    old, old_maps = _parse(before, "the PSBT sent to the device")
+    with _as_signature_error():
+        old_maps = psbt_raw.parse_maps(before, "the PSBT sent to the device")
     new, new_maps = _parse(after, "the PSBT returned by the device")
-    _check_same_transaction(old, new)
-    added = _only_signatures_added(old_maps, new_maps)
+    if len(old_maps.inputs) != len(new_maps.inputs) or len(old_maps.outputs) != len(new_maps.outputs):
+        raise SignatureError("the device changed the number of inputs or outputs")
+    try:
+        # byte-equal maps but for new signature records: the same transaction
+        added = _only_signatures_added(old_maps, new_maps)
+    except SignatureError:
+        old, _ = _parse(before, "the PSBT sent to the device")
+        _check_same_transaction(old, new)  # names the changed outpoint, amount or version if that is it
+        raise
     if not added:
         return 0
     checker = SignatureChecker(new, new_maps)

@@ -181,3 +181,26 @@ def test_previous_transactions_with_or_without_witness_match_their_outpoint():
     psbt.inputs[1].non_witness_utxo.locktime += 1
     with pytest.raises((PsbtError, SignatureError), match="input 1: the previous transaction does not match"):
         psbt_tools.verify(psbt.serialize())
+
+
+@pytest.mark.parametrize("version", [None, 2])
+def test_raw_maps_alone_are_the_maps_of_a_full_parse(version):
+    from amanat import psbt_raw
+    from amanat.errors import PsbtError
+
+    raw = build(KINDS, version).psbt.serialize()
+    assert psbt_raw.parse_maps(raw) == psbt_raw.parse(raw)[1]
+    for bad, message in [(b"nope" + raw[4:], "no PSBT magic"), (raw[:-3], "truncated"), (raw + b"\x00", "data after")]:
+        with pytest.raises(PsbtError, match=message):
+            psbt_raw.parse_maps(bad)
+
+
+def test_a_changed_outpoint_is_still_named():
+    psbt = PSBT.parse(build(KINDS).psbt.serialize())
+    before = psbt.serialize()
+    fc.sign_psbt(psbt, ROOT)
+    psbt.inputs[2].sequence -= 1
+    from amanat.psbt_verify import verify_new_signatures
+
+    with pytest.raises(SignatureError, match="input 2: the device changed the outpoint or sequence"):
+        verify_new_signatures(before, psbt.serialize())
