@@ -36,9 +36,9 @@ BAUD = 115200
 HEADROOM = 16 * 1024  # unix: smallest heap for 10 inputs + this signs 1000
 
 
-def _account():
-    path = txbuild.account_path("p2wpkh", NETWORK)
-    return txbuild.Account("p2wpkh", ROOT.derive(path).to_public(), ROOT.my_fingerprint, path)
+def account(kind="p2wpkh"):
+    path = txbuild.account_path(kind, NETWORK)
+    return txbuild.Account(kind, ROOT.derive(path).to_public(), ROOT.my_fingerprint, path)
 
 
 def _wallet(kind):
@@ -48,7 +48,7 @@ def _wallet(kind):
 
 def p2wpkh_psbt(inputs: int, outputs: int = 1) -> bytes:
     """`inputs` coins of the P2WPKH account, paid to `outputs` payees plus change."""
-    acct = _account()
+    acct = account()
     coins = [(acct, i, 50_000 + 2_000 * outputs + i) for i in range(inputs)]
     more = [(PAYEE, 1_000)] * (outputs - 1)
     pay = sum(c[2] for c in coins) // 2  # the fee stays within the device's limit (10% of what is sent)

@@ -21,7 +21,7 @@ from embit.psbt import PSBT
 from embit.util import secp256k1 as embit_secp
 
 from . import psbt_tools, txbuild
-from .bench_memory import NETWORK, PAYEE, ROOT, p2wpkh_psbt
+from .bench_memory import NETWORK, PAYEE, ROOT, account, p2wpkh_psbt
 
 RAW_COUNT = 20_000
 INPUTS = 1000
@@ -56,8 +56,7 @@ MIXED = ("p2wpkh", "p2tr", "p2sh-p2wpkh")
 
 def mixed_psbt(inputs: int, tag: int = 5000) -> bytes:
     """`inputs` coins of the P2WPKH, P2TR and P2SH-P2WPKH accounts in turn, to a payee and change."""
-    accts = {k: txbuild.Account(k, ROOT.derive(txbuild.account_path(k, NETWORK)).to_public(), ROOT.my_fingerprint,
-                                txbuild.account_path(k, NETWORK)) for k in MIXED}
+    accts = {k: account(k) for k in MIXED}
     coins = [(accts[MIXED[i % 3]], i, 50_000 + i) for i in range(inputs)]
     pay = sum(c[2] for c in coins) // 2
     return txbuild.build_spend(coins, PAYEE, pay, 150 * inputs, change=(accts["p2wpkh"], 1), tag=tag).psbt.serialize()

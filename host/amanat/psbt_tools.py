@@ -7,8 +7,10 @@ and extracts the transaction, which Bitcoin Core's script interpreter
 """
 
 import os
+import signal
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from multiprocessing import get_context
 
 from embit.psbt import PSBT
 from embit.transaction import Transaction
@@ -96,18 +98,30 @@ def verify_all_signatures(raw: bytes) -> int:
 
 
 def verify_many(raws: list[bytes], jobs: int | None = None) -> list:
-    """verify() of each PSBT: its Verified, or the AmanatError it failed
-    with. Several PSBTs are shared out to a process per core."""
-    jobs = min(len(raws), jobs or os.cpu_count() or 1)
+    """verify() of each PSBT: its Verified, or the AmanatError it failed with."""
+    return each_in_processes(verify, raws, jobs)
+
+
+def each_in_processes(fn, items: list, jobs: int | None = None) -> list:
+    """fn(item) of each item: its result, or the AmanatError it raised.
+    Several items are shared out to forked processes, one per core; forked,
+    so that they inherit what the caller set up (nothing secret crosses a
+    pipe). `fn` must be a module-level function."""
+    jobs = min(len(items), jobs or os.cpu_count() or 1)
     if jobs <= 1:
-        return [_verified_or_error(r) for r in raws]
-    with ProcessPoolExecutor(jobs) as pool:
-        return list(pool.map(_verified_or_error, raws, chunksize=1))
+        return [_result_or_error(fn, x) for x in items]
+    with ProcessPoolExecutor(jobs, mp_context=get_context("fork"), initializer=_worker_start) as pool:
+        return list(pool.map(_result_or_error, [fn] * len(items), items, chunksize=1))
 
 
-def _verified_or_error(raw: bytes):
+def _worker_start():
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the CLI's handler: the pool ends its workers
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+
+
+def _result_or_error(fn, item):
     try:
-        return verify(raw)
+        return fn(item)
     except AmanatError as e:
         return e
 

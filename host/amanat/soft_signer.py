@@ -17,11 +17,7 @@ key as bytes for as long as the Keystore lives (one command).
 """
 
 import io
-import os
-import signal
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import get_context
 
 from embit import base58
 from embit.networks import NETWORKS
@@ -29,6 +25,7 @@ from embit.networks import NETWORKS
 from . import micropython_shim
 from .errors import AmanatError
 from .psbt_raw import gc_paused
+from .psbt_tools import each_in_processes
 from .psbt_verify import verify_new_signatures
 
 micropython_shim.install()  # before the firmware's modules are imported
@@ -37,6 +34,7 @@ from .firmware.signer import errors as fw_errors  # noqa: E402
 from .firmware.signer.keystore import Keystore  # noqa: E402
 from .firmware.signer.psbt_signer import sign_psbt_stream  # noqa: E402
 from .firmware.signer.review import review_psbt  # noqa: E402
+from .firmware.signer.secrets import wipe  # noqa: E402
 from .firmware.signer.wallets import Listed  # noqa: E402
 
 PRIVATE_VERSIONS = {NETWORKS["main"]["xprv"]: ("main",), NETWORKS["test"]["xprv"]: ("test", "signet", "regtest")}
@@ -85,13 +83,12 @@ def load_key(path: str, network: str | None = None) -> Keystore:
             kind = "a mainnet key" if networks == ("main",) else "a test-network key"
             raise KeyFileError(f"{path}: {kind}, and the network asked for is {network}")
         ks = Keystore(network)
-        root = bip32.HDKey.from_base58(text)
+        root = bip32.HDKey.parse(raw)
         root.version = ks.network["xprv"]
         ks.root = root
         return ks
     finally:
-        for i in range(len(data)):
-            data[i] = 0
+        wipe(data)
 
 
 @dataclass
@@ -120,27 +117,15 @@ def sign(raw: bytes, ks: Keystore, wallets=()) -> SoftSigned:
 _POOL_KEY = {}  # the Keystore and wallets a forked worker inherits: the key never crosses a pipe
 
 
-def _worker_start():
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the CLI's handler: the pool ends its workers
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-
-
-def _sign_in_worker(raw: bytes):
-    try:
-        return sign(raw, _POOL_KEY["ks"], _POOL_KEY["wallets"])
-    except AmanatError as e:
-        return e
+def _sign_in_worker(raw: bytes) -> SoftSigned:
+    return sign(raw, _POOL_KEY["ks"], _POOL_KEY["wallets"])
 
 
 def sign_many(raws: list[bytes], ks: Keystore, wallets=(), jobs: int | None = None) -> list:
-    """sign() of each PSBT: its SoftSigned or the AmanatError it failed with.
-    Several PSBTs are shared out to forked processes, one per core."""
-    jobs = min(len(raws), jobs or os.cpu_count() or 1)
+    """sign() of each PSBT: its SoftSigned or the AmanatError it failed with,
+    in forked processes, one per core, when there are several."""
     _POOL_KEY.update(ks=ks, wallets=list(wallets))
     try:
-        if jobs <= 1:
-            return [_sign_in_worker(r) for r in raws]
-        with ProcessPoolExecutor(jobs, mp_context=get_context("fork"), initializer=_worker_start) as pool:
-            return list(pool.map(_sign_in_worker, raws, chunksize=1))
+        return each_in_processes(_sign_in_worker, raws, jobs)
     finally:
         _POOL_KEY.clear()
