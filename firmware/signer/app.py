@@ -12,6 +12,7 @@ from embit import bip39
 
 from . import capacity, handlers, rpc, screens
 from .audit import Chain
+from .batch import Batch
 from .errors import BadParams, Busy, DeviceError, InternalError, NotReady, StorageError, UnknownMethod
 from .keystore import Keystore
 from .link import Link
@@ -47,6 +48,8 @@ class App:
         self.progress = None  # (done, total) of the request under way
         self.upload = Upload(root + "/upload.psbt")
         self.signed_path = root + "/signed.psbt"
+        self.batch = Batch(root)
+        self.batch_at = None  # [PSBT, of] of the batch being reviewed or signed
         self.signed_length = None
         self.read_buf = None  # the download's chunk buffer (handlers.psbt_read)
         self.heap = capacity.Heap(board.measure_heap)
@@ -98,7 +101,10 @@ class App:
         try:
             rid, method, params = rpc.parse_request(payload)
             if method == "ping":
-                answer = rpc.result(rid, {"busy": busy, "progress": self._progress(busy)})
+                res = {"busy": busy, "progress": self._progress(busy)}
+                if busy is not None and self.batch_at is not None:
+                    res["batch"] = self.batch_at
+                answer = rpc.result(rid, res)
             elif method == "info":
                 answer = rpc.result(rid, self.info())
             elif method == "prompt":
@@ -146,6 +152,7 @@ class App:
             finally:
                 self.busy = None
                 self.progress = None
+                self.batch_at = None
         except DeviceError as e:
             return rpc.error(rid, e)
         except MemoryError as e:

@@ -15,6 +15,9 @@ from .spool import CHUNK
 MAX_PSBT_BYTES = 1 << 20
 MAX_INPUTS = 2500
 MAX_OUTPUTS = 10000
+BATCH_PSBTS = 20  # PSBTs signed after one approval (batch.py)
+BATCH_DESTINATIONS = 40  # distinct addresses a batch pays: each is a line the officer reads
+BATCH_WARNINGS = 30
 SIGNATURE_ROOM = 200  # flash per input for its spooled signatures and their copy
 
 
@@ -33,6 +36,16 @@ def check_upload(root, length):
                            % (length, need, free))
 
 
+def check_batch(root, total):
+    """StorageError unless the signed copies of a batch of PSBTs of `total`
+    bytes (already in flash) fit beside them."""
+    need = total + 64 * 1024
+    free = flash_free(root)
+    if need > free:
+        raise StorageError("not enough free flash to sign a batch of %d bytes: it needs %d more, %d are free"
+                           % (total, need, free))
+
+
 def check_counts(inputs, outputs):
     """BadPsbt if the transaction has more inputs or outputs than the device signs."""
     if inputs > MAX_INPUTS:
@@ -43,7 +56,8 @@ def check_counts(inputs, outputs):
 
 def limits(root):
     return {"psbt_bytes": MAX_PSBT_BYTES, "inputs": MAX_INPUTS, "outputs": MAX_OUTPUTS,
-            "flash_free": flash_free(root), "chunk_bytes": CHUNK}
+            "flash_free": flash_free(root), "chunk_bytes": CHUNK, "batch_psbts": BATCH_PSBTS,
+            "batch_destinations": BATCH_DESTINATIONS}
 
 
 class Heap:

@@ -149,7 +149,7 @@ def psbt_end(app, p):
 
 
 def sign_psbt(app, p):
-    from . import psbt_signer, review
+    from . import review
     from .wallet_methods import limits
 
     app.heap.start()
@@ -167,20 +167,29 @@ def sign_psbt(app, p):
         shown, plan = _on_flash(_review, app, review.Reviewer, f, ks, registry, limits(app), busy("reviewing"))
     # What is signed must be what was reviewed.
     app.upload.check(digest, busy("checking"))
-    sig_path = app.signed_path + ".sigs"
+    count = sign_file(app, app.upload.path, app.signed_path, plan, registry)
+    app.signed_length = os.stat(app.signed_path)[6]
+    return {"sha256": file_sha256(app.signed_path), "length": app.signed_length,
+            "signatures": count, "review": shown}
+
+
+def sign_file(app, src_path, dst_path, plan, registry):
+    """Sign the reviewed PSBT at `src_path` by `plan` into `dst_path` (the
+    signatures spooled beside it); the number of signatures."""
+    from . import psbt_signer
+
+    sig_path = dst_path + ".sigs"
 
     def progress(i, n):
         app.pump("signing", i, n)
 
-    with open(app.upload.path, "rb") as src:
-        with open(app.signed_path, "wb") as dst:
+    with open(src_path, "rb") as src:
+        with open(dst_path, "wb") as dst:
             with open(sig_path, "w+b") as sigs:
-                count = _on_flash(psbt_signer.sign_psbt_stream, src, dst, ks, plan, registry,
+                count = _on_flash(psbt_signer.sign_psbt_stream, src, dst, app.keystore, plan, registry,
                                   progress=progress, sig_stream=sigs)
     os.remove(sig_path)
-    app.signed_length = os.stat(app.signed_path)[6]
-    return {"sha256": file_sha256(app.signed_path), "length": app.signed_length,
-            "signatures": count, "review": shown}
+    return count
 
 
 def _review(app, reviewer, *args):
@@ -222,12 +231,21 @@ def _on_flash(fn, *args, **kw):
 
 
 def psbt_read(app, p):
+    """A piece of the signed PSBT, or with `index` of PSBT `index` of the
+    signed batch."""
     offset = p.uint("offset")
     size = p.uint("size", limit=READ_MAX)
-    if app.signed_length is None:
+    if "index" in p.p:
+        index = p.uint("index")
+        if index >= len(app.batch.signed):
+            raise UploadError("no signed PSBT %d in the batch (%d signed)" % (index, len(app.batch.signed)))
+        path, length = app.batch.signed_path(index), app.batch.signed[index]
+    elif app.signed_length is None:
         raise UploadError("no signed PSBT to read")
-    with open(app.signed_path, "rb") as f:
-        f.seek(min(offset, app.signed_length))
+    else:
+        path, length = app.signed_path, app.signed_length
+    with open(path, "rb") as f:
+        f.seek(min(offset, length))
         if app.read_buf is None:
             # One 4 KB block for the whole download, taken once the review's
             # memory is free, instead of a fresh one per chunk: a fragmented
@@ -236,7 +254,7 @@ def psbt_read(app, p):
             app.read_buf = memoryview(bytearray(READ_MAX))
         n = f.readinto(app.read_buf[:size])
     data = app.read_buf[:n]
-    if offset + n >= app.signed_length:
+    if offset + n >= length:
         app.read_buf = None  # the last chunk: freed once it is sent
     return {"data": data}
 
@@ -303,10 +321,12 @@ def message_kind(path):
 
 
 def _all_methods():
+    from .batch import METHODS as batch_methods
     from .wallet_methods import METHODS as wallet_methods
 
     m = dict(_METHODS)
     m.update(wallet_methods)
+    m.update(batch_methods)
     return m
 
 
@@ -327,7 +347,7 @@ _METHODS = {
     "psbt_chunk": (psbt_chunk, ("offset", "data")),
     "psbt_end": (psbt_end, ()),
     "sign_psbt": (sign_psbt, ("sha256",)),
-    "psbt_read": (psbt_read, ("offset", "size")),
+    "psbt_read": (psbt_read, ("offset", "size", "index")),
     "sign_message": (sign_message, ("message", "path")),
     "audit_read": (audit_read, ("offset", "size")),
 }

@@ -110,6 +110,44 @@ def review_tx(r):
     return screen
 
 
+def _destination(d):
+    n = d["outputs"]
+    return "Send %s to %s%s" % (btc(d["amount_sat"]), d["address"], " (%d outputs)" % n if n > 1 else "")
+
+
+def batch_destinations(entries, first, total):
+    """One page of a batch's destinations (address totals over all its
+    transactions), shown before the batch's totals."""
+    last = first + len(entries) - 1
+    return {"screen": "batch_destinations", "title": "Destinations %d-%d of %d" % (first, last, total),
+            "first": first, "last": last, "total": total, "destinations": entries,
+            "lines": [_destination(d) for d in entries]}
+
+
+def review_batch(b, digests, paged):
+    """The batch review (batch.Totals.to_dict()): approving it signs every
+    transaction of the batch. `digests`: the SHA-256 of each PSBT, for the
+    trail; `paged`: the destinations were paged through first."""
+    from binascii import hexlify
+
+    n = len(b["destinations"])
+    lines = ["%d transactions, %d inputs to sign" % (b["transactions"], b["inputs"])]
+    if paged:
+        lines.append("Send %s to %d addresses" % (btc(b["sent_sat"]), n))
+    else:
+        lines.extend([_destination(d) for d in b["destinations"]])
+    for c in b["change"]:
+        lines.append("Change %s to %s" % (btc(c["amount_sat"]), c["to"]))
+    lines.append("Total fee %s" % btc(b["fee_sat"]))
+    for w in b["warnings"]:
+        lines.append("Warning: " + w)
+    screen = {"screen": "review_batch", "title": "Sign %d transactions?" % b["transactions"], "lines": lines,
+              "psbts": [hexlify(d).decode() for d in digests]}
+    for k in ("transactions", "inputs", "outputs", "sent_sat", "fee_sat", "destinations", "change", "warnings"):
+        screen[k] = b[k]
+    return screen
+
+
 def review_outputs(entries, total):
     """One page of a long transaction's outputs (Reviewer.outputs() entries),
     shown before its totals: approve goes on, reject refuses the transaction."""

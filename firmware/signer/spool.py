@@ -95,6 +95,17 @@ class Upload:
         if file_sha256(self.path, progress) != sha256:
             raise UploadError("the uploaded PSBT changed in flash")
 
+    def move_to(self, path):
+        """Give the complete upload's file to another owner (a batch): the
+        upload is empty again."""
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+        os.rename(self.path, path)
+        self.sha256 = None
+        self.length = self.received = 0
+
     def abort(self):
         if self._f is not None:
             self._f.close()

@@ -600,43 +600,93 @@ def _review_table(r: dict) -> Table:
     return t
 
 
+def _signed_name(f: str, out_dir: str | None) -> str:
+    """Where the signed copy of PSBT file `f` goes: NAME.signed.psbt beside
+    it, or in `out_dir`."""
+    name = Path(f).name.removesuffix(".psbt") + ".signed.psbt"
+    return str(Path(out_dir) / name) if out_dir else str(Path(f).with_name(name))
+
+
+def _check_writable(out: str) -> None:
+    # Fail before the officer's work, not after it.
+    target = Path(out)
+    where = target if target.exists() else target.parent.resolve()
+    if not (where.exists() and os.access(where, os.W_OK)) or target.is_dir():
+        raise CliError(f"cannot write {out}")
+
+
+def _batch_files(sources) -> list[str]:
+    """PSBT files named, or found in the folders named (*.psbt, not already
+    *.signed.psbt, in name order)."""
+    files = []
+    for src in sources:
+        p = Path(src)
+        if p.is_dir():
+            found = sorted(str(f) for f in p.glob("*.psbt") if not f.name.endswith(".signed.psbt"))
+            if not found:
+                raise CliError(f"{src}: no .psbt files in this folder", EXIT_BAD_INPUT)
+            files += found
+        else:
+            files.append(src)
+    if "-" in files:
+        raise CliError("sign --batch reads PSBT files, not stdin", 2)
+    if len(set(map(os.path.realpath, files))) != len(files):
+        raise CliError("sign --batch: a file is named twice", 2)
+    return files
+
+
+def _device_progress(shown, bar, task):
+    """progress(stage, done, total) of Client.sign_psbt on a rich bar."""
+
+    def progress(stage, done, total):
+        if stage == "device":
+            what = (f"device: {shown[done]} (approve or reject on the device)" if done in shown
+                    else f"device: {done or 'working'}")
+            if total:  # the device's [done, total] of its work
+                bar.update(task, description=what, completed=total[0], total=total[1])
+            else:
+                bar.update(task, description=what, total=None)
+        else:
+            bar.update(task, description=stage, completed=done, total=total)
+
+    return progress
+
+
 @main.command()
-@click.argument("psbt_file", metavar="IN.psbt")
+@click.argument("psbt_files", nargs=-1, required=True, metavar="IN.psbt")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Where to write the signed PSBT (default IN.signed.psbt; - for stdout).")
+@click.option("--batch", is_flag=True, help="Sign several PSBTs (files, or folders of .psbt files) after one review of them all.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="With --batch: folder for the signed files (default: beside each, NAME.signed.psbt).")
 @click.option("--base64", "as_b64", is_flag=True, help="Write base64 instead of binary.")
 @port_option
 @json_option
-def sign(psbt_file, output, as_b64, port, as_json):
-    """Have the device review and sign a PSBT; every signature is checked here."""
+def sign(psbt_files, output, batch, out_dir, as_b64, port, as_json):
+    """Have the device review and sign a PSBT; every signature is checked here.
+
+    With --batch, several: the device reviews each as it would alone (one it
+    would refuse fails the batch before anything is signed), shows the
+    batch's totals, the officer approves once, and the device signs each."""
     from rich.progress import BarColumn, Progress, TextColumn
 
+    if batch:
+        if output:
+            raise CliError("sign --batch writes one file per PSBT: give a folder with --out, not -o", 2)
+        return _sign_batch(_batch_files(psbt_files), out_dir, as_b64, port, as_json)
+    if len(psbt_files) != 1 or out_dir:
+        raise CliError("sign takes one PSBT (and -o); for several, use --batch", 2)
+    psbt_file = psbt_files[0]
     raw = _read_psbt(psbt_file)
     out = output or (str(Path(psbt_file).with_suffix("")) + ".signed.psbt" if psbt_file != "-" else "-")
     if out != "-":
-        # Fail before the officer's work, not after it.
-        target = Path(out)
-        where = target if target.exists() else target.parent.resolve()
-        if not (where.exists() and os.access(where, os.W_OK)) or target.is_dir():
-            raise CliError(f"cannot write {out}")
+        _check_writable(out)
     with _connect(port) as c, Progress(TextColumn("{task.description}"), BarColumn(),
                                        console=err_console, transient=True, disable=as_json) as bar:
         task = bar.add_task("upload", total=len(raw))
         shown = {}  # screen name -> title, of the prompts the device put up
         c.on_prompt = lambda prompt: _show_prompt(prompt, shown, bar.console)
-
-        def progress(stage, done, total):
-            if stage == "device":
-                what = (f"device: {shown[done]} (approve or reject on the device)" if done in shown
-                        else f"device: {done or 'working'}")
-                if total:  # the device's [done, total] of its work
-                    bar.update(task, description=what, completed=total[0], total=total[1])
-                else:
-                    bar.update(task, description=what, total=None)
-            else:
-                bar.update(task, description=stage, completed=done, total=total)
-
         try:
-            signed = c.sign_psbt(raw, progress)
+            signed = c.sign_psbt(raw, _device_progress(shown, bar, task))
         except AmanatError as e:
             _fail(e)
     # With -o -, stdout carries the PSBT alone (or the JSON alone): anything
@@ -661,6 +711,79 @@ def sign(psbt_file, output, as_b64, port, as_json):
     console.print(_review_table(signed.review))
     console.print(f"{signed.signatures} signature(s) verified; {_present(signed.psbt)}; "
                   f"signed PSBT written to {out}")
+
+
+def _batch_table(r: dict) -> Table:
+    t = Table("", Column("address", overflow="fold"), "amount (BTC)",
+              title=f"Batch reviewed on the device: {r['transactions']} transactions, {r['inputs']} inputs signed")
+    for d in r["destinations"]:
+        t.add_row("send", Text(d["address"]), f"{d['amount_sat'] / 1e8:.8f}")
+    for c in r["change"]:
+        t.add_row("change", Text(c["to"]), f"{c['amount_sat'] / 1e8:.8f}")
+    t.add_row("fee", "", f"{r['fee_sat'] / 1e8:.8f}")
+    for w in r["warnings"]:
+        t.add_row("warning", Text(w), "")
+    return t
+
+
+def _unchanged(f: str, raw: bytes) -> bool:
+    try:
+        return _read_psbt(f) == raw
+    except CliError:
+        return False
+
+
+def _sign_batch(files, out_dir, as_b64, port, as_json):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    raws = [_read_psbt(f) for f in files]
+    outs = [_signed_name(f, out_dir) for f in files]
+    if out_dir:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+    for out in outs:
+        _check_writable(out)
+    with _connect(port) as c, Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                       console=err_console, transient=True, disable=as_json) as bar:
+        task = bar.add_task("upload", total=len(raws[0]))
+        shown = {}
+        c.on_prompt = lambda prompt: _show_prompt(prompt, shown, bar.console)
+        one = _device_progress(shown, bar, task)
+
+        def progress(stage, done, total, k):
+            one(stage, done, total)
+            if k is not None:
+                desc = bar.tasks[0].description
+                bar.update(task, description=f"{Path(files[k]).name} ({k + 1} of {len(files)}): {desc}")
+
+        try:
+            result = c.sign_batch(raws, progress)
+        except AmanatError as e:
+            _fail(e)
+    # The files must still be what the officer approved: one edited while
+    # the device worked gets no signed copy (the others do).
+    changed = [f for f, raw in zip(files, raws) if not _unchanged(f, raw)]
+    rows = []
+    for f, out, signed in zip(files, outs, result.signed):
+        if f in changed:
+            rows.append({"file": f, "written": False, "signatures": signed.signatures,
+                         "error": "the file changed on disk while the device signed it"})
+            continue
+        _write_file(out, base64.b64encode(signed.psbt) if as_b64 else signed.psbt)
+        rows.append({"file": f, "written": True, "output": out, "signatures": signed.signatures,
+                     "present": _present_counts(signed.psbt)})
+    if as_json:
+        _emit_json({"review": result.review, "files": rows})
+    else:
+        console.print(_batch_table(result.review))
+        table = Table(Column("file", overflow="fold"), "signatures", Column("written to", overflow="fold"))
+        for r in rows:
+            table.add_row(Text(r["file"]), str(r["signatures"]),
+                          Text(r["output"]) if r["written"] else Text("not written", style="red"))
+        console.print(table)
+        console.print(f"{sum(r['signatures'] for r in rows)} signature(s) verified in {len(rows)} PSBTs")
+    if changed:
+        raise CliError(f"{changed[0]}: the file changed on disk while the device signed it; "
+                       "its signed copy was not written", EXIT_BAD_INPUT)
 
 
 
@@ -1077,8 +1200,7 @@ def psbt_sign(files, xprv_file, out_dir, wallets, network, as_b64, as_json):
             msg = r.message + (" (here: give the wallet with --wallet)" if "is not registered" in r.message else "")
             rows.append({"file": f, "signed": False, "error": msg, "refused": isinstance(r, soft_signer.Refused)})
             continue
-        name = Path(f).name.removesuffix(".psbt") + ".signed.psbt"
-        out = str(Path(out_dir) / name) if out_dir else str(Path(f).with_name(name))
+        out = _signed_name(f, out_dir)
         if out_dir:
             Path(out_dir).mkdir(parents=True, exist_ok=True)
         _write_file(out, base64.b64encode(r.psbt) if as_b64 else r.psbt)

@@ -23,7 +23,7 @@ RESENDS = 3  # times a request is sent again when its answer does not come
 # something else is a ProtocolError, not a crash further on.
 _OPT = type(None)
 RESULTS = {
-    "ping": {"busy": (str, _OPT), "progress": (list, _OPT)},
+    "ping": {"busy": (str, _OPT), "progress": (list, _OPT), "batch": (list, _OPT)},
     "cancel": {"cancelled": bool},
     "prompt": {"prompt": (dict, _OPT)},
     "info": {"protocol": int, "initialized": bool, "locked": bool, "firmware": str, "model": str,
@@ -38,6 +38,8 @@ RESULTS = {
     "psbt_end": {"sha256": bytes},
     "sign_psbt": {"sha256": bytes, "length": int, "signatures": int, "review": dict},
     "psbt_read": {"data": bytes},
+    "batch_add": {"index": int, "count": int},
+    "sign_batch": {"review": dict, "signed": list},
     "register_wallet": {"name": str, "descriptor": str, "registration": bytes},
     "list_wallets": {"wallets": list},
     "get_wallet": {"name": str, "descriptor": str, "threshold": int, "keys": list, "registration": bytes},
@@ -56,6 +58,15 @@ class Signed:
     psbt: bytes
     signatures: int
     review: dict  # what the officer approved (docs/protocol.md, sign_psbt)
+
+
+@dataclass(frozen=True)
+class BatchSigned:
+    """PSBTs the device signed after one approval of their batch, each
+    checked on the host like a single one."""
+
+    signed: list[Signed]  # in the order sent; each one's review is {} (the batch's is below)
+    review: dict  # what the officer approved for the batch (docs/protocol.md, sign_batch)
 
 
 def checked(method: str, res):
@@ -191,6 +202,52 @@ class Client:
         (done and total None)."""
         progress = progress or (lambda *a: None)
         check_limits(raw, self.limits)
+        digest = self._upload(raw, progress)
+        res = self._long("sign_psbt", {"sha256": digest}, lambda busy, of: progress("device", busy, of))
+        signed = self._download(res, {}, progress)
+        return self._checked(raw, signed, res, progress)
+
+    def sign_batch(self, raws: list[bytes], progress=None) -> BatchSigned:
+        """Upload every PSBT of `raws`, have the officer review the batch once
+        and the device sign each; download and verify each (as sign_psbt).
+        The device refuses the whole batch, before any screen, if it would
+        refuse one of its PSBTs alone.
+
+        progress(stage, done, total, k): as sign_psbt's, for PSBT k of the
+        batch (None while the device shows the batch's screens)."""
+        progress = progress or (lambda *a: None)
+        most = self.limits.get("batch_psbts")
+        if most is None:
+            raise LimitError(f"the device on {self.port} does not sign batches (firmware too old)")
+        if not 1 <= len(raws) <= most:
+            raise LimitError(f"a batch of {len(raws)} PSBTs; the device signs 1 to {most} in one batch")
+        for raw in raws:
+            check_limits(raw, self.limits)
+        digests = []
+        for k, raw in enumerate(raws):
+            digest = self._upload(raw, lambda stage, done, total: progress(stage, done, total, k))
+            added = self._call("batch_add", {"index": k, "sha256": digest})
+            if added != {"index": k, "count": k + 1}:
+                raise ProtocolError(f"the device added PSBT {k} of the batch as {added}")
+            digests.append(digest)
+        where = {"k": None}
+
+        def status(busy, of, at=None):
+            where["k"] = at[0] if isinstance(at, list) and at else None
+            progress("device", busy, of, where["k"])
+
+        res = self._long("sign_batch", {"sha256s": b"".join(digests)}, status)
+        if len(res["signed"]) != len(raws) or not all(isinstance(x, dict) for x in res["signed"]):
+            raise ProtocolError(f"the device signed {len(res['signed'])} PSBTs of a batch of {len(raws)}")
+        out = []
+        for k, (raw, one) in enumerate(zip(raws, res["signed"])):
+            one = checked("sign_psbt", dict(one, review={}))
+            step = lambda stage, done, total: progress(stage, done, total, k)  # noqa: E731
+            out.append(self._checked(raw, self._download(one, {"index": k}, step), one, step))
+        return BatchSigned(out, res["review"])
+
+    def _upload(self, raw: bytes, progress) -> bytes:
+        """Spool `raw` to the device; its SHA-256, as the device computed it."""
         digest = hashlib.sha256(raw).digest()
         first = min(len(raw), self.limits.get("chunk_bytes", 0))  # sent with psbt_begin when the device says how much
         begin = {"length": len(raw), "data": raw[:first]} if first else {"length": len(raw)}
@@ -206,19 +263,24 @@ class Client:
         got = self._call("psbt_end")["sha256"]
         if got != digest:
             raise ProtocolError("the device received a different PSBT than was sent (hash differs)")
-        res = self._long("sign_psbt", {"sha256": digest}, lambda busy, of: progress("device", busy, of))
+        return digest
+
+    def _download(self, res: dict, params: dict, progress) -> bytes:
+        """The signed PSBT `res` (sha256, length) describes, read back and checked."""
         out = bytearray()
         progress("download", 0, res["length"])
         while len(out) < res["length"]:
-            data = self._call("psbt_read", {"offset": len(out), "size": 4096})["data"]
+            data = self._call("psbt_read", {"offset": len(out), "size": 4096, **params})["data"]
             if not data:
                 break
             out += data
             progress("download", len(out), res["length"])
         if hashlib.sha256(out).digest() != res["sha256"] or len(out) != res["length"]:
             raise ProtocolError("the signed PSBT read back does not match the device's hash")
+        return bytes(out)
+
+    def _checked(self, raw: bytes, signed: bytes, res: dict, progress) -> Signed:
         progress("verify", None, None)
-        signed = bytes(out)
         count = verify_new_signatures(raw, signed)
         if count != res["signatures"]:
             raise ProtocolError(f"the device reports {res['signatures']} signatures, the PSBT it returned adds {count}")
@@ -260,7 +322,10 @@ class Client:
                     state["asks"] = state["asks"][-2:] + [self.t.send("prompt", keep=False)]
                 state["busy"] = busy
                 if status is not None and busy is not None:
-                    status(busy, res.get("progress"))
+                    if "batch" in res:  # sign_batch's: which PSBT the device works on
+                        status(busy, res.get("progress"), res["batch"])
+                    else:
+                        status(busy, res.get("progress"))
             if now - self.t.last_rx > PING_GRACE:
                 raise TransportError(f"the device on {self.port} stopped answering")
             if now - state["sent"] >= PING_EVERY:

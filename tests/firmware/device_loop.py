@@ -96,9 +96,10 @@ def make_app(tmp_path, decide=None):
     return a
 
 
-def call(app, method, **params):
-    """One request through the loop's own entry; the answer map."""
-    app._serve(app.serial, cbor.dumps({"id": 7, "method": method, "params": params}), None)
+def call(app, method, _id=7, **params):
+    """One request through the loop's own entry; the answer map. The same
+    request with the same `_id` is a resend: it gets the first answer."""
+    app._serve(app.serial, cbor.dumps({"id": _id, "method": method, "params": params}), None)
     out = bytes(app.board.serial.outbox)
     app.board.serial.outbox.clear()
     [payload] = framing.FrameReader().feed(out, 0)
