@@ -176,12 +176,17 @@ def sign_batch(app, p):
     def busy(what):
         return lambda *a: app.pump(what, *a)
 
-    def reviewed(k, f):
-        # A refusal names the PSBT it is about; its type (REFUSED, BAD_PSBT) stays.
+    def reviewed(k, f, totals):
+        # Into `totals` (the first pass), or the signing plan (the second):
+        # nothing else of the review outlives it. A refusal names the PSBT it
+        # is about; its type (REFUSED, BAD_PSBT) stays.
         try:
             rv = review.Reviewer(f, ks, registry, lim, busy("reviewing"))
             summary, plan = rv.run()
-            return rv, summary, plan
+            if totals is None:
+                return plan
+            plan = None
+            totals.add(k, summary, rv.outputs())
         except DeviceError as e:
             raise e.__class__("PSBT %d of the batch: %s" % (k, e.message))
 
@@ -190,9 +195,7 @@ def sign_batch(app, p):
         app.batch_at = [k, n]
         batch.check(k, busy("checking"))
         with open(batch.path(k), "rb") as f:
-            rv, summary, _ = handlers._on_flash(reviewed, k, f)
-            totals.add(k, summary, rv.outputs())
-        rv = summary = None
+            handlers._on_flash(reviewed, k, f, totals)
         gc.collect()
     app.batch_at = None
     for screen in batch_screens(totals, digests):
@@ -205,7 +208,7 @@ def sign_batch(app, p):
         app.batch_at = [k, n]
         batch.check(k, busy("checking"))
         with open(batch.path(k), "rb") as f:
-            _, _, plan = handlers._on_flash(reviewed, k, f)
+            plan = handlers._on_flash(reviewed, k, f, None)
         gc.collect()
         count = handlers.sign_file(app, batch.path(k), batch.signed_path(k), plan, registry)
         plan = None

@@ -171,3 +171,31 @@ def test_signing_memory_is_flat_on_128k(qemu_ready, tmp_path):
     assert small["heap"]["size"] == 131072
     assert large["heap"]["peak"] - small["heap"]["peak"] <= bench_memory.FLAT_BYTES
     assert large["wire_ratio"] <= bench_memory.WIRE_RATIO
+
+
+def test_a_batch_signs_in_the_heap_of_one_psbt(qemu_ready, tmp_path):
+    """`amanat sign --batch` on 128 KiB: each PSBT kernel-checked; the peak
+    heap of the batch within FLAT_BYTES of one of its PSBTs signed alone."""
+    from amanat import bench_memory
+
+    raws = bench_memory.batch_psbts(3, 8)
+    emu = Emu(tmp_path / "dev", target="qemu", mnemonic=bench_memory.MNEMONIC, auto_confirm=True,
+              measure_heap=True).start()
+    try:
+        alone = bench_memory.sign_timed(emu.port, raws[0])
+        for k, raw in enumerate(raws):
+            (tmp_path / f"t{k}.psbt").write_bytes(raw)
+        out = run("amanat", "sign", "--batch", *[str(tmp_path / f"t{k}.psbt") for k in range(3)],
+                  "--port", emu.port, "--json")
+        assert out.returncode == 0, out.stderr
+        with emu.client() as c:
+            peak = c.info()["heap"]["peak"]
+    finally:
+        emu.stop()
+    res = json.loads(out.stdout)
+    assert res["review"]["transactions"] == 3 and res["review"]["inputs"] == 24
+    assert len(res["review"]["destinations"]) == 4  # the shared payee and one of each
+    for k, raw in enumerate(raws):
+        signed = PSBT.parse((tmp_path / f"t{k}.signed.psbt").read_bytes())
+        assert sum(len(i.partial_sigs) for i in signed.inputs) == 8
+    assert peak - alone["heap"]["peak"] <= bench_memory.FLAT_BYTES
