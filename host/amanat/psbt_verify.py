@@ -22,16 +22,7 @@ from . import psbt_raw, taproot
 from .finalize import multi_a_keys
 from .errors import PsbtError, SignatureError
 from .psbt_raw import PSBT_IN_PARTIAL_SIG, PSBT_IN_TAP_KEY_SIG, is_signature_key
-
-ACP = SIGHASH.ANYONECANPAY
-# Sighash types whose digest embit 0.8 computes right (cross-checked against
-# libbitcoinkernel in tests/host/test_psbt_verify.py). Left out: legacy SINGLE
-# (embit blanks outputs with value 0xFFFFFFFF instead of -1) and taproot
-# SINGLE / ANYONECANPAY (embit hashes the raw output and the whole input
-# instead of what BIP341 asks). The device signs with ALL/DEFAULT anyway.
-ECDSA_LEGACY_OK = {SIGHASH.ALL, SIGHASH.NONE, SIGHASH.ALL | ACP, SIGHASH.NONE | ACP}
-ECDSA_SEGWIT_OK = ECDSA_LEGACY_OK | {SIGHASH.SINGLE, SIGHASH.SINGLE | ACP}
-SCHNORR_OK = {SIGHASH.DEFAULT, SIGHASH.ALL, SIGHASH.NONE}
+from .sighash import ECDSA_TYPES, SCHNORR_TYPES, SighashError, TxDigests
 
 
 def verify_new_signatures(before: bytes, after: bytes) -> int:
@@ -140,10 +131,10 @@ class SignatureChecker:
 
     def __init__(self, psbt: PSBT, maps: psbt_raw.Maps | None = None):
         self.psbt = psbt
-        self._spent_lists = None
         with _as_signature_error():
             self.tx = psbt_raw.unsigned_tx(psbt)
             self.spent = [psbt_raw.spent_output(psbt, i, maps) for i in range(len(psbt.inputs))]
+        self.digests = TxDigests.from_tx(self.tx, self.spent)  # once per transaction
 
     def check(self, i: int, key: bytes, value: bytes) -> None:
         """Verify one signature record (its PSBT key and value) of input i.
@@ -169,7 +160,7 @@ class SignatureChecker:
     # -- ECDSA (legacy, P2SH, segwit v0) --
 
     def check_ecdsa(self, i: int, pub: bytes, sig: bytes) -> None:
-        code, segwit = _script_code(i, self.psbt.inputs[i], self.utxo(i).script_pubkey, pub)
+        code, segwit = script_code(i, self.psbt.inputs[i], self.utxo(i).script_pubkey, pub)
         if not self._ecdsa_ok(i, pub, sig, code, segwit):
             raise SignatureError(f"input {i}: invalid ECDSA signature for key {pub.hex()}")
 
@@ -179,12 +170,14 @@ class SignatureChecker:
         if len(sig) < 9:
             raise SignatureError(f"input {i}: signature too short")
         der, sighash = sig[:-1], sig[-1]
-        allowed = ECDSA_SEGWIT_OK if segwit else ECDSA_LEGACY_OK
-        _check_sighash(i, sighash, self.psbt.inputs[i].sighash_type, allowed, schnorr=False)
-        if segwit:
-            digest = self.tx.sighash_segwit(i, code, self.utxo(i).value, sighash=sighash)
-        else:
-            digest = self.tx.sighash_legacy(i, code, sighash=sighash)
+        _check_sighash(i, sighash, self.psbt.inputs[i].sighash_type, ECDSA_TYPES, schnorr=False)
+        try:
+            if segwit:
+                digest = self.digests.segwit_v0(i, code.data, self.utxo(i).value, sighash)
+            else:
+                digest = self.digests.legacy(i, code.data, sighash)
+        except SighashError as e:
+            raise SignatureError(f"input {i}: {e}") from None
         try:
             return PublicKey(pub).verify(der, digest, hasher=None)
         except Exception:  # not strict DER, or a bad key
@@ -200,12 +193,13 @@ class SignatureChecker:
             sighash = sig[64]
         else:
             raise SignatureError(f"input {i}: Schnorr signature of {len(sig)} bytes")
-        _check_sighash(i, sighash, inp.sighash_type, SCHNORR_OK, schnorr=True)
-        if self._spent_lists is None:  # once per transaction: BIP341 commits to every spent output
-            outs = [self.utxo(j) for j in range(len(self.spent))]
-            self._spent_lists = ([o.script_pubkey for o in outs], [o.value for o in outs])
-        spks, values = self._spent_lists
-        digest = self.tx.sighash_taproot(i, script_pubkeys=spks, values=values, sighash=sighash, **leaf)
+        _check_sighash(i, sighash, inp.sighash_type, SCHNORR_TYPES, schnorr=True)
+        for j in range(len(self.spent)):  # BIP341 commits to every spent output
+            self.utxo(j)
+        try:
+            digest = self.digests.taproot(i, sighash, **leaf)
+        except SighashError as e:
+            raise SignatureError(f"input {i}: {e}") from None
         return sig[:64], digest
 
     def _output_key(self, i: int) -> bytes:
@@ -228,7 +222,7 @@ class SignatureChecker:
         leaf_script, leaf_version = leaf
         if b"\x20" + xonly not in leaf_script.data:
             raise SignatureError(f"input {i}: key {xonly.hex()} is not in the signed leaf script")
-        sig64, digest = self._taproot_digest(i, sig, ext_flag=1, script=leaf_script, leaf_version=leaf_version)
+        sig64, digest = self._taproot_digest(i, sig, leaf_hash=leaf_hash)
         if not _schnorr_ok(xonly, sig64, digest):
             raise SignatureError(f"input {i}: invalid taproot script-path signature for key {xonly.hex()}")
 
@@ -321,7 +315,7 @@ class SignatureChecker:
         for xonly, sig in zip(keys, reversed(args)):  # the first key takes the top of the stack
             if not sig:
                 continue  # a key that did not sign
-            sig64, digest = self._taproot_digest(i, sig, ext_flag=1, script=Script(leaf), leaf_version=version)
+            sig64, digest = self._taproot_digest(i, sig, leaf_hash=taproot.leaf_hash(leaf, version))
             if not _schnorr_ok(xonly, sig64, digest):
                 raise SignatureError(f"input {i}: invalid taproot script-path signature in its final witness "
                                      f"for key {xonly.hex()}")
@@ -419,7 +413,7 @@ def _schnorr_ok(xonly: bytes, sig64: bytes, digest: bytes) -> bool:
 
 def _check_sighash(i: int, got: int, wanted: int | None, allowed: set, schnorr: bool) -> None:
     if got not in allowed:
-        raise SignatureError(f"input {i}: sighash type 0x{got:02x} cannot be verified on the host")
+        raise SignatureError(f"input {i}: sighash type 0x{got:02x} is not a standard one")
     check_sighash_policy(i, got, wanted, schnorr)
 
 
@@ -435,7 +429,7 @@ def check_sighash_policy(i: int, got: int, wanted: int | None, schnorr: bool) ->
         raise SignatureError(f"input {i}: signed with sighash 0x{got:02x}, the PSBT asks for {asked}")
 
 
-def _script_code(i: int, inp, spk: Script, pub: bytes) -> tuple[Script, bool]:
+def script_code(i: int, inp, spk: Script, pub: bytes) -> tuple[Script, bool]:
     """(scriptCode for the sighash, is segwit) of an ECDSA input signed by `pub`,
     after checking that `pub` is a key this input's script actually uses."""
     kind = spk.script_type()

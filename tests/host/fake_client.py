@@ -43,26 +43,36 @@ def root_key(mnemonic: str = MNEMONIC, network: str = "regtest") -> bip32.HDKey:
 def sign_psbt(psbt: PSBT, root: bip32.HDKey, sighash: int | None = None) -> int:
     """Sign every input `root` has a derivation for, as the device does:
     ECDSA into partial_sigs, taproot key path into PSBT_IN_TAP_KEY_SIG.
-    sighash None means ALL (ECDSA) / DEFAULT (taproot). Returns the count."""
+    sighash None means the input's PSBT_IN_SIGHASH_TYPE, else ALL (ECDSA) /
+    DEFAULT (taproot). Returns the count."""
+    from amanat import psbt_raw
+    from amanat.psbt_verify import script_code
+    from amanat.sighash import TxDigests
+
     fp = root.my_fingerprint
     count = 0
+    spent = [psbt_raw.spent_output(psbt, i) for i in range(len(psbt.inputs))]
+    digests = TxDigests.from_tx(psbt_raw.unsigned_tx(psbt), spent)  # every sighash type (embit's has gaps)
     for i, inp in enumerate(psbt.inputs):
         if inp.is_taproot:
             for pub, (leaves, der) in inp.taproot_bip32_derivations.items():
                 if der.fingerprint != fp or leaves:
                     continue
-                sh = SIGHASH.DEFAULT if sighash is None else sighash
+                sh = sighash if sighash is not None else inp.sighash_type or SIGHASH.DEFAULT
                 key = root.derive(der.derivation).key.taproot_tweak(inp.taproot_merkle_root or b"")
-                sig = key.schnorr_sign(psbt.sighash(i, sighash=sh)).serialize()
+                sig = key.schnorr_sign(digests.taproot(i, sh)).serialize()
                 inp.unknown[TAP_KEY_SIG] = sig + (bytes([sh]) if sh else b"")
                 count += 1
         else:
             for pub, der in inp.bip32_derivations.items():
                 if der.fingerprint != fp:
                     continue
-                sh = SIGHASH.ALL if sighash is None else sighash
+                sh = sighash if sighash is not None else inp.sighash_type or SIGHASH.ALL
                 key = root.derive(der.derivation).key
-                sig = key.sign(psbt.sighash(i, sighash=sh)).serialize()
+                code, segwit = script_code(i, inp, spent[i].script_pubkey, pub.sec())
+                digest = (digests.segwit_v0(i, code.data, spent[i].value, sh) if segwit
+                          else digests.legacy(i, code.data, sh))
+                sig = key.sign(digest).serialize()
                 inp.partial_sigs[pub] = sig + bytes([sh])
                 count += 1
     return count

@@ -247,37 +247,51 @@ def test_garbage_is_refused():
         verify_new_signatures(before, b"psbt\xff\x01")
 
 
-# Every sighash type the verifier accepts, checked against consensus: if embit
-# computed a digest wrong, libbitcoinkernel would reject the transaction.
-ACCEPTED = [
-    ("p2pkh", SIGHASH.ALL), ("p2pkh", SIGHASH.NONE), ("p2pkh", SIGHASH.ALL | ACP), ("p2pkh", SIGHASH.NONE | ACP),
-    ("p2sh-p2wpkh", SIGHASH.SINGLE), ("p2sh-p2wpkh", SIGHASH.SINGLE | ACP),
-    ("p2wpkh", SIGHASH.ALL), ("p2wpkh", SIGHASH.NONE), ("p2wpkh", SIGHASH.SINGLE),
-    ("p2wpkh", SIGHASH.ALL | ACP), ("p2wpkh", SIGHASH.NONE | ACP), ("p2wpkh", SIGHASH.SINGLE | ACP),
-    ("p2tr", SIGHASH.DEFAULT), ("p2tr", SIGHASH.ALL), ("p2tr", SIGHASH.NONE),
-]
+# Every standard sighash type, checked against consensus: the signatures are
+# made over amanat.sighash's digests, and libbitcoinkernel accepts the
+# transaction only if those digests are Bitcoin Core's.
+TYPES = [SIGHASH.ALL, SIGHASH.NONE, SIGHASH.SINGLE, SIGHASH.ALL | ACP, SIGHASH.NONE | ACP, SIGHASH.SINGLE | ACP]
+ACCEPTED = [(k, t) for k in KINDS for t in TYPES] + [("p2tr", SIGHASH.DEFAULT)]
 
 
 @pytest.mark.parametrize("kind,sighash", ACCEPTED)
-def test_accepted_sighash_types_are_consensus_valid(kind, sighash):
+def test_every_sighash_type_is_verified_and_consensus_valid(kind, sighash):
     built = build([kind, kind])
     before, after = sign(built, sighash)
     assert verify_new_signatures(before, after) == 2
     consensus_check(after, built.spent)
+    bad = edit(after, lambda p: _flip_first(p.inputs[1]))
+    with pytest.raises(SignatureError, match="input 1: invalid"):
+        verify_new_signatures(before, bad)
 
 
-@pytest.mark.parametrize("kind,sighash", [
-    ("p2pkh", SIGHASH.SINGLE), ("p2pkh", SIGHASH.SINGLE | ACP),
-    ("p2tr", SIGHASH.SINGLE), ("p2tr", SIGHASH.ALL | ACP), ("p2tr", SIGHASH.NONE | ACP),
-])
-def test_sighash_types_embit_gets_wrong_are_refused(kind, sighash):
-    built = build([kind, kind])
+def _flip_first(inp):
+    if inp.partial_sigs:
+        pub = next(iter(inp.partial_sigs))
+        inp.partial_sigs[pub] = fc.flip_bit(inp.partial_sigs[pub])
+    else:
+        inp.unknown[TAP_KEY_SIG] = fc.flip_bit(inp.unknown[TAP_KEY_SIG], 40)
+
+
+@pytest.mark.parametrize("sighash", [SIGHASH.SINGLE, SIGHASH.SINGLE | ACP])
+def test_legacy_single_without_its_output_signs_the_number_one(sighash):
+    # Bitcoin Core's SIGHASH_SINGLE bug: input 2 of 3 with two outputs signs
+    # the digest 1. Consensus accepts it, so the verifier must compute it.
+    built = build(["p2pkh"] * 3)
+    assert len(built.psbt.outputs) == 2
     before, after = sign(built, sighash)
-    with pytest.raises(SignatureError, match=f"input 0: sighash type 0x{sighash:02x} cannot be verified"):
-        verify_new_signatures(before, after)
-    # why: signed with embit's digest, consensus rejects the transaction
-    with pytest.raises(kernel.ScriptCheckError):
-        consensus_check(after, built.spent)
+    assert verify_new_signatures(before, after) == 3
+    consensus_check(after, built.spent)
+
+
+def test_a_nonstandard_sighash_byte_is_refused():
+    built = build(["p2wpkh"])
+    before, after = sign(built)
+    def bad(p):
+        pub = next(iter(p.inputs[0].partial_sigs))
+        p.inputs[0].partial_sigs[pub] = p.inputs[0].partial_sigs[pub][:-1] + b"\x04"
+    with pytest.raises(SignatureError, match="input 0: sighash type 0x04 is not a standard one"):
+        verify_new_signatures(before, edit(after, bad))
 
 
 @pytest.mark.parametrize("kind", ["p2wpkh", "p2tr"])
@@ -356,8 +370,10 @@ def test_psbt_v2_locktime_comes_from_the_inputs():
 
     def signed_with_locktime(locktime):
         psbt = PSBT.parse(before)
-        psbt.locktime = locktime
+        required = psbt.inputs[1].unknown.pop(HEIGHT_LOCKTIME)
+        psbt.locktime = locktime  # signed over this nLockTime
         fc.sign_psbt(psbt, ROOT)
+        psbt.inputs[1].unknown[HEIGHT_LOCKTIME] = required
         psbt.locktime = 0
         return psbt.serialize()
 
