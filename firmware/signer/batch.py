@@ -17,6 +17,7 @@ import os
 from . import capacity, screens
 from .errors import BadParams, DeviceError, Refused, UploadError
 from .capacity import BATCH_DESTINATIONS as MAX_DESTINATIONS
+from .capacity import BATCH_INPUTS as MAX_INPUTS
 from .capacity import BATCH_PSBTS as MAX_PSBTS
 from .capacity import BATCH_WARNINGS as MAX_WARNINGS
 from .spool import file_sha256
@@ -82,6 +83,7 @@ class Totals:
     def __init__(self, count):
         self.count = count
         self.inputs = 0  # inputs signed
+        self.all_inputs = 0
         self.outputs = 0
         self.sent_sat = 0
         self.fee_sat = 0
@@ -92,6 +94,9 @@ class Totals:
 
     def add(self, k, summary, outputs):
         """PSBT k's Summary and its outputs (Reviewer.outputs())."""
+        self.all_inputs += summary.inputs
+        if self.all_inputs > MAX_INPUTS:
+            raise Refused("the batch has more than %d inputs: sign it in smaller batches" % MAX_INPUTS)
         self.inputs += summary.signing
         self.outputs += summary.outputs
         self.fee_sat += summary.fee_sat
@@ -137,6 +142,29 @@ def _tally(rows, key, sat, most):
     rows.append([key, sat, 1])
 
 
+def _spent_twice(batch, candidates, progress):
+    """Refused if two PSBTs of the batch spend the same coin: the coins the
+    shared filter saw possibly twice, looked up in every PSBT (one pass)."""
+    if not candidates:
+        return
+    from .psbt_view import open_view
+
+    owner = {}
+    n = len(batch.digests)
+    for k in range(n):
+        with open(batch.path(k), "rb") as f:
+            view = open_view(f)
+            for j in range(view.num_inputs):
+                progress(k, n)
+                p = view.prevout(j)
+                key = (bytes(p.txid), p.vout)
+                if key in candidates:
+                    if key in owner and owner[key][0] != k:
+                        raise Refused("PSBT %d input %d and PSBT %d input %d of the batch spend the same coin: "
+                                      "they cannot both confirm" % (owner[key][0], owner[key][1], k, j))
+                    owner[key] = (k, j)
+
+
 def batch_screens(totals, digests):
     """The screens of a batch review: the destinations page by page when
     they do not fit on the last screen, then the totals."""
@@ -176,12 +204,14 @@ def sign_batch(app, p):
     def busy(what):
         return lambda *a: app.pump(what, *a)
 
+    seen = review.Prevouts([])  # the coins the whole batch spends
+
     def reviewed(k, f, totals):
         # Into `totals` (the first pass), or the signing plan (the second):
         # nothing else of the review outlives it. A refusal names the PSBT it
         # is about; its type (REFUSED, BAD_PSBT) stays.
         try:
-            rv = review.Reviewer(f, ks, registry, lim, busy("reviewing"))
+            rv = review.Reviewer(f, ks, registry, lim, busy("reviewing"), seen if totals is not None else None)
             summary, plan = rv.run()
             if totals is None:
                 return plan
@@ -197,6 +227,8 @@ def sign_batch(app, p):
         with open(batch.path(k), "rb") as f:
             handlers._on_flash(reviewed, k, f, totals)
         gc.collect()
+    handlers._on_flash(_spent_twice, batch, seen.candidates, busy("reviewing"))
+    seen = None
     app.batch_at = None
     for screen in batch_screens(totals, digests):
         app.ui.require(screen, "the officer rejected the batch")

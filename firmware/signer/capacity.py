@@ -18,6 +18,7 @@ MAX_OUTPUTS = 10000
 BATCH_PSBTS = 20  # PSBTs signed after one approval (batch.py)
 BATCH_DESTINATIONS = 40  # distinct addresses a batch pays: each is a line the officer reads
 BATCH_WARNINGS = 30
+BATCH_INPUTS = MAX_INPUTS  # over all its PSBTs: one Bloom filter checks that no coin is spent twice
 SIGNATURE_ROOM = 200  # flash per input for its spooled signatures and their copy
 
 
@@ -57,7 +58,7 @@ def check_counts(inputs, outputs):
 def limits(root):
     return {"psbt_bytes": MAX_PSBT_BYTES, "inputs": MAX_INPUTS, "outputs": MAX_OUTPUTS,
             "flash_free": flash_free(root), "chunk_bytes": CHUNK, "batch_psbts": BATCH_PSBTS,
-            "batch_destinations": BATCH_DESTINATIONS}
+            "batch_destinations": BATCH_DESTINATIONS, "batch_inputs": BATCH_INPUTS}
 
 
 class Heap:

@@ -222,13 +222,15 @@ def review_psbt(stream, keystore, registry=None, limits=None, progress=None):
 class Reviewer:
     """The review of the PSBT in `stream` (seekable, binary) for `keystore`,
     with the registered wallets of `registry` (None: none) and the fee
-    `limits` (DEFAULT_LIMITS if None). `progress(done, total)` is called
+    `limits` (DEFAULT_LIMITS if None), the coins spent so far in `seen`
+    (a batch's Prevouts; None: a fresh one). `progress(done, total)` is called
     after every input and output, so that the device keeps answering pings
     on a long PSBT. run() reads it once for the Summary and the Plan;
     outputs() reads the outputs again for the pages the officer sees."""
 
-    def __init__(self, stream, keystore, registry=None, limits=None, progress=None):
+    def __init__(self, stream, keystore, registry=None, limits=None, progress=None, seen=None):
         self.progress = progress or _nothing
+        self.seen = seen  # a Prevouts shared with the other PSBTs of a batch
         self.view = view = open_view(stream)
         check_counts(view.num_inputs, view.num_outputs)
         self.net = keystore.network
@@ -254,7 +256,7 @@ class Reviewer:
         steps = r.inputs + r.outputs
         hashes = TxHashes()
         locks = Locktime()
-        seen = Prevouts()
+        seen = self.seen or Prevouts()
         foreign = Listed()
         unproven = None  # the first foreign non-taproot input without its previous transaction
         signs_taproot = False
@@ -403,12 +405,18 @@ class Reviewer:
 class Prevouts:
     """Which prevouts the inputs so far spend, in a fixed 4 KiB (a Bloom
     filter): a possible repeat is checked against the earlier inputs
-    themselves, so the answer is exact and the memory does not grow."""
+    themselves, so the answer is exact and the memory does not grow.
+
+    A batch shares one across its PSBTs (`candidates` a list): a possible
+    repeat not found in the same PSBT is kept there, at most CANDIDATES,
+    for the batch to check against the other PSBTs (batch.py)."""
 
     BITS = 4096 * 8
+    CANDIDATES = 64
 
-    def __init__(self):
+    def __init__(self, candidates=None):
         self.bits = bytearray(self.BITS // 8)
+        self.candidates = candidates
 
     def check(self, view, i, vin):
         t, v = vin.txid, vin.vout
@@ -424,6 +432,11 @@ class Prevouts:
             other = view.prevout(j)
             if other.txid == t and other.vout == v:
                 raise Refused("input %d spends the same coin as input %d" % (i, j))
+        if self.candidates is not None and (t, v) not in self.candidates:
+            if len(self.candidates) >= self.CANDIDATES:
+                raise Refused("the batch has too many inputs to check that no coin is spent twice; "
+                              "sign it in smaller batches")
+            self.candidates.append((bytes(t), v))
 
 
 class Listed:

@@ -221,8 +221,18 @@ class Client:
             raise LimitError(f"the device on {self.port} does not sign batches (firmware too old)")
         if not 1 <= len(raws) <= most:
             raise LimitError(f"a batch of {len(raws)} PSBTs; the device signs 1 to {most} in one batch")
+        from .psbt_raw import parse_maps
+
+        inputs = 0
         for raw in raws:
             check_limits(raw, self.limits)
+            try:
+                inputs += len(parse_maps(raw).inputs)
+            except Exception:
+                pass  # the device names what is wrong with it
+        if inputs > self.limits.get("batch_inputs", inputs):
+            raise LimitError(f"the batch has {inputs:,} inputs; the device takes at most "
+                             f"{self.limits['batch_inputs']:,} in one batch")
         digests = []
         for k, raw in enumerate(raws):
             digest = self._upload(raw, lambda stage, done, total: progress(stage, done, total, k))

@@ -9,12 +9,12 @@ signer, and to rewrite one without touching unknown fields), v0 sequences of
 
 import gc
 import hashlib
+import struct
 from contextlib import contextmanager
 from dataclasses import dataclass
-from io import BytesIO
 
 from embit import compact
-from embit.psbt import PSBT, read_string
+from embit.psbt import PSBT
 from embit.transaction import Transaction, TransactionInput
 
 from .errors import PsbtError
@@ -24,11 +24,14 @@ MAGIC = b"psbt\xff"
 # Key types (a key's first byte) the host reads or writes.
 PSBT_GLOBAL_UNSIGNED_TX = 0x00
 PSBT_GLOBAL_TX_VERSION = 0x02
+PSBT_GLOBAL_FALLBACK_LOCKTIME = 0x03
 PSBT_GLOBAL_INPUT_COUNT = 0x04
 PSBT_GLOBAL_OUTPUT_COUNT = 0x05
 PSBT_GLOBAL_TX_MODIFIABLE = 0x06
+PSBT_GLOBAL_VERSION = 0xFB
 MODIFIABLE_INPUTS_OUTPUTS = 0x03  # its Inputs and Outputs Modifiable flags (BIP370)
 PSBT_IN_NON_WITNESS_UTXO = 0x00
+PSBT_IN_WITNESS_UTXO = 0x01
 PSBT_IN_PARTIAL_SIG = 0x02
 PSBT_IN_SIGHASH_TYPE = 0x03
 PSBT_IN_REDEEM_SCRIPT = 0x04
@@ -41,6 +44,9 @@ PSBT_IN_RIPEMD160 = 0x0A
 PSBT_IN_SHA256 = 0x0B
 PSBT_IN_HASH160 = 0x0C
 PSBT_IN_HASH256 = 0x0D
+PSBT_IN_PREVIOUS_TXID = 0x0E
+PSBT_IN_OUTPUT_INDEX = 0x0F
+PSBT_IN_SEQUENCE = 0x10
 PSBT_IN_REQUIRED_TIME_LOCKTIME = 0x11
 PSBT_IN_REQUIRED_HEIGHT_LOCKTIME = 0x12
 PSBT_IN_TAP_KEY_SIG = 0x13
@@ -52,6 +58,8 @@ PSBT_IN_TAP_MERKLE_ROOT = 0x18
 PSBT_IN_MUSIG2_PARTICIPANT_PUBKEYS = 0x1A
 PSBT_IN_MUSIG2_PUB_NONCE = 0x1B
 PSBT_IN_MUSIG2_PARTIAL_SIG = 0x1C
+PSBT_OUT_AMOUNT = 0x03
+PSBT_OUT_SCRIPT = 0x04
 PSBT_OUT_TAP_TREE = 0x06
 
 # Signature records and the lengths of their keys: ECDSA (type, compressed or
@@ -118,50 +126,246 @@ def parse(raw: bytes, what: str = "the PSBT") -> tuple[PSBT, Maps]:
 
 
 def parse_maps(raw: bytes, what: str = "the PSBT") -> Maps:
-    """The raw maps alone, without embit's objects (cheaper, for a PSBT the
-    host made itself): the numbers of inputs and outputs from the global
-    unsigned transaction (v0) or BIP370's counts (v2)."""
+    """The raw maps alone, without embit's objects (what the verifier
+    reads): the numbers of inputs and outputs from the global unsigned
+    transaction (v0) or BIP370's counts (v2)."""
     if not raw.startswith(MAGIC):
         raise PsbtError(f"{what} does not parse: no PSBT magic")
-    s = BytesIO(raw)
-    s.read(len(MAGIC))
     try:
-        glob = _one_map(s, what)
+        glob, _ = _map_at(raw, len(MAGIC), what)
         if bytes([PSBT_GLOBAL_UNSIGNED_TX]) in glob:
-            tx = Transaction.parse(glob[bytes([PSBT_GLOBAL_UNSIGNED_TX])])
-            counts = len(tx.vin), len(tx.vout)
+            tx = parse_tx(glob[bytes([PSBT_GLOBAL_UNSIGNED_TX])])
+            counts = len(tx.outpoints), len(tx.outputs)
         else:
             counts = tuple(compact.from_bytes(glob[bytes([k])]) for k in (PSBT_GLOBAL_INPUT_COUNT,
                                                                           PSBT_GLOBAL_OUTPUT_COUNT))
-    except PsbtError:
-        raise
+    except PsbtError as e:
+        raise PsbtError(f"{what} does not parse: {e.message}") from None
     except Exception as e:
         raise PsbtError(f"{what} does not parse: {e}") from None
     return _read_maps(raw, what, *counts)
 
 
-def _one_map(s, what: str) -> dict:
+def _compact_at(b: bytes, pos: int) -> tuple[int, int]:
+    n = b[pos]
+    if n < 0xFD:
+        return n, pos + 1
+    width = 2 if n == 0xFD else 4 if n == 0xFE else 8
+    end = pos + 1 + width
+    if end > len(b):
+        raise PsbtError("truncated")
+    return int.from_bytes(b[pos + 1 : end], "little"), end
+
+
+def _map_at(raw: bytes, pos: int, what: str) -> tuple[dict, int]:
+    """The key-value map at `pos` of `raw` and where the next one starts."""
     m = {}
-    while key := read_string(s):
+    size = len(raw)
+    while True:
+        if pos >= size:
+            raise PsbtError(f"{what} is truncated")
+        n, pos = _compact_at(raw, pos)
+        if n == 0:
+            return m, pos
+        key = raw[pos : pos + n]
+        pos += n
+        if pos >= size:
+            raise PsbtError(f"{what} is truncated")
+        n, pos = _compact_at(raw, pos)
+        if pos + n > size:
+            raise PsbtError(f"{what} is truncated")
         if key in m:
             raise PsbtError(f"{what} has a duplicated key {key.hex()}")
-        m[key] = read_string(s)
-    return m
+        m[key] = raw[pos : pos + n]
+        pos += n
 
 
 def _read_maps(raw: bytes, what: str, inputs: int, outputs: int) -> Maps:
-    s = BytesIO(raw)
-    s.read(len(MAGIC))  # checked by the caller
+    pos = len(MAGIC)  # checked by the caller
     try:
-        maps = Maps(_one_map(s, what), [_one_map(s, what) for _ in range(inputs)],
-                    [_one_map(s, what) for _ in range(outputs)])
+        glob, pos = _map_at(raw, pos, what)
+        maps = Maps(glob, [], [])
+        for into, n in ((maps.inputs, inputs), (maps.outputs, outputs)):
+            for _ in range(n):
+                m, pos = _map_at(raw, pos, what)
+                into.append(m)
     except PsbtError:
         raise
     except Exception as e:
         raise PsbtError(f"{what} is truncated: {e}") from None
-    if s.read(1):
+    if pos != len(raw):
         raise PsbtError(f"{what} has data after its last output")
     return maps
+
+
+# -- transactions as bytes (what the verifier and the sighashes need, without embit's objects)
+
+
+@dataclass
+class RawTx:
+    """A transaction without its witnesses: outpoints as serialized (txid
+    in internal byte order, vout), sequences, outputs as serialized."""
+
+    version: int
+    locktime: int
+    outpoints: list
+    sequences: list
+    outputs: list
+    script_sigs: list
+
+    def serialize(self) -> bytes:
+        out = [struct.pack("<I", self.version), compact.to_bytes(len(self.outpoints))]
+        for op, sig, seq in zip(self.outpoints, self.script_sigs, self.sequences):
+            out += [op, compact.to_bytes(len(sig)), sig, struct.pack("<I", seq)]
+        out += [compact.to_bytes(len(self.outputs)), *self.outputs, struct.pack("<I", self.locktime)]
+        return b"".join(out)
+
+    def txid(self) -> bytes:
+        """In display order, as explorers and Bitcoin Core print it."""
+        return hashlib.sha256(hashlib.sha256(self.serialize()).digest()).digest()[::-1]
+
+
+def parse_tx(b: bytes) -> RawTx:
+    """A serialized transaction (with or without witnesses); PsbtError if
+    it is not exactly one."""
+    try:
+        version = int.from_bytes(b[0:4], "little")
+        pos = 4
+        segwit = b[4:6] == b"\x00\x01"
+        if segwit:
+            pos = 6
+        n, pos = _compact_at(b, pos)
+        outpoints, sigs, seqs = [], [], []
+        for _ in range(n):
+            outpoints.append(b[pos : pos + 36])
+            size, pos = _compact_at(b, pos + 36)
+            sigs.append(b[pos : pos + size])
+            pos += size
+            seqs.append(int.from_bytes(b[pos : pos + 4], "little"))
+            pos += 4
+        n, pos = _compact_at(b, pos)
+        outputs = []
+        for _ in range(n):
+            size, end = _compact_at(b, pos + 8)
+            outputs.append(b[pos : end + size])
+            pos = end + size
+        if segwit:
+            for _ in outpoints:
+                items, pos = _compact_at(b, pos)
+                for _ in range(items):
+                    size, pos = _compact_at(b, pos)
+                    pos += size
+        locktime = int.from_bytes(b[pos : pos + 4], "little")
+        pos += 4
+    except (IndexError, PsbtError):
+        raise PsbtError("a transaction in the PSBT is truncated") from None
+    if pos != len(b):  # a short slice anywhere leaves pos past the end
+        raise PsbtError("a transaction in the PSBT does not parse (wrong length)")
+    return RawTx(version, locktime, outpoints, seqs, outputs, sigs)
+
+
+def _output_at(b: bytes, vout: int) -> bytes | None:
+    """Output `vout` of a transaction without witnesses, serialized (None if
+    it has fewer); the bytes must be exactly one transaction (PsbtError)."""
+    try:
+        n, pos = _compact_at(b, 4)
+        for _ in range(n):
+            size, pos = _compact_at(b, pos + 36)
+            pos += size + 4
+        n, pos = _compact_at(b, pos)
+        found = None
+        for k in range(n):
+            size, end = _compact_at(b, pos + 8)
+            if k == vout:
+                found = b[pos : end + size]
+            pos = end + size
+    except (IndexError, PsbtError):
+        raise PsbtError("a transaction in the PSBT is truncated") from None
+    if pos + 4 != len(b):
+        raise PsbtError("a transaction in the PSBT does not parse (wrong length)")
+    return found
+
+
+def output_parts(out: bytes) -> tuple[int, bytes]:
+    """(amount, scriptPubKey) of a serialized output; PsbtError unless exactly one."""
+    if len(out) < 9:
+        raise PsbtError("an output of the PSBT is truncated")
+    size, pos = _compact_at(out, 8)
+    if pos + size != len(out):
+        raise PsbtError("an output of the PSBT does not parse (wrong length)")
+    return int.from_bytes(out[:8], "little", signed=True), out[pos:]
+
+
+def psbt_version(maps: Maps) -> int:
+    v = maps.glob.get(bytes([PSBT_GLOBAL_VERSION]))
+    return 0 if v is None else int.from_bytes(v, "little")
+
+
+def transaction_of(maps: Maps) -> RawTx:
+    """The unsigned transaction exactly as the PSBT states it (BIP174's
+    global transaction, or BIP370's fields and required locktimes), read
+    from the raw maps: what unsigned_tx(psbt) gives, without embit."""
+    g = maps.glob
+    if psbt_version(maps) != 2:
+        raw = g.get(bytes([PSBT_GLOBAL_UNSIGNED_TX]))
+        if raw is None:
+            raise PsbtError("the PSBT has no unsigned transaction")
+        tx = parse_tx(raw)
+        if len(tx.outpoints) != len(maps.inputs) or len(tx.outputs) != len(maps.outputs):
+            raise PsbtError("the PSBT's maps do not match its unsigned transaction")
+        return tx
+    version = g.get(bytes([PSBT_GLOBAL_TX_VERSION]))
+    fallback = g.get(bytes([PSBT_GLOBAL_FALLBACK_LOCKTIME]), bytes(4))
+    if version is None or len(version) != 4 or len(fallback) != 4:
+        raise PsbtError("the PSBT's transaction version or locktime does not fit in 4 bytes")
+    outpoints, seqs = [], []
+    for i, m in enumerate(maps.inputs):
+        txid, vout = m.get(bytes([PSBT_IN_PREVIOUS_TXID])), m.get(bytes([PSBT_IN_OUTPUT_INDEX]))
+        seq = m.get(bytes([PSBT_IN_SEQUENCE]), b"\xff" * 4)
+        if txid is None or vout is None or len(txid) != 32 or len(vout) != 4 or len(seq) != 4:
+            raise PsbtError(f"input {i}: no valid outpoint or sequence in the PSBT")
+        outpoints.append(txid + vout)
+        seqs.append(int.from_bytes(seq, "little"))
+    outputs = []
+    for j, m in enumerate(maps.outputs):
+        amount, spk = m.get(bytes([PSBT_OUT_AMOUNT])), m.get(bytes([PSBT_OUT_SCRIPT]))
+        if amount is None or spk is None or len(amount) != 8 or amount[7] & 0x80:
+            raise PsbtError(f"output {j}: no valid amount or script in the PSBT")
+        outputs.append(amount + compact.to_bytes(len(spk)) + spk)
+    locktime = _required_locktime([m.get(bytes([PSBT_IN_REQUIRED_TIME_LOCKTIME])) for m in maps.inputs],
+                                  [m.get(bytes([PSBT_IN_REQUIRED_HEIGHT_LOCKTIME])) for m in maps.inputs],
+                                  int.from_bytes(fallback, "little"))
+    return RawTx(int.from_bytes(version, "little"), locktime, outpoints, seqs, outputs, [b""] * len(outpoints))
+
+
+def spent_of(maps: Maps, i: int, tx: RawTx):
+    """The output input i spends, as a sighash.Spent: from the full previous
+    transaction if given (its txid checked against the outpoint), else the
+    witness UTXO; None if the PSBT does not say."""
+    from .sighash import Spent
+
+    m = maps.inputs[i]
+    prev_raw, utxo = m.get(bytes([PSBT_IN_NON_WITNESS_UTXO])), m.get(bytes([PSBT_IN_WITNESS_UTXO]))
+    if prev_raw is not None:
+        op = tx.outpoints[i]
+        vout = int.from_bytes(op[32:], "little")
+        if prev_raw[4:6] != b"\x00\x01":  # no witness: the txid is the hash of these bytes
+            txid = hashlib.sha256(hashlib.sha256(prev_raw).digest()).digest()[::-1]
+            out = _output_at(prev_raw, vout)
+        else:
+            prev = parse_tx(prev_raw)
+            txid = prev.txid()
+            out = prev.outputs[vout] if vout < len(prev.outputs) else None
+        if txid != op[:32][::-1]:
+            raise PsbtError(f"input {i}: the previous transaction does not match the outpoint")
+        if out is None:
+            raise PsbtError(f"input {i}: the previous transaction has no output {vout}")
+        if utxo is not None and utxo != out:
+            raise PsbtError(f"input {i}: witness UTXO and previous transaction disagree")
+        utxo = out
+    if utxo is None:
+        return None
+    return Spent(*output_parts(utxo))
 
 
 def parse_psbt(raw: bytes) -> PSBT:
@@ -170,13 +374,9 @@ def parse_psbt(raw: bytes) -> PSBT:
     turns a sequence of 0 into 0xFFFFFFFF. Errors are embit's."""
     psbt = PSBT.parse(raw)
     if psbt.version != 2:
-        s = BytesIO(raw)
-        s.read(len(MAGIC))
-        while key := read_string(s):
-            value = read_string(s)
-            if key == bytes([PSBT_GLOBAL_UNSIGNED_TX]):
-                for inp, vin in zip(psbt.inputs, Transaction.parse(value).vin):
-                    inp.sequence = vin.sequence
+        glob, _ = _map_at(raw, len(MAGIC), "the PSBT")
+        for inp, seq in zip(psbt.inputs, parse_tx(glob[bytes([PSBT_GLOBAL_UNSIGNED_TX])]).sequences):
+            inp.sequence = seq
     return psbt
 
 
@@ -211,21 +411,22 @@ def _u32(v) -> bool:
 
 def _v2_locktime(psbt: PSBT) -> int:
     """nLockTime of a PSBTv2 as BIP370 determines it."""
-    times, heights, any_lock = [], [], False
-    for inp in psbt.inputs:
-        t = inp.unknown.get(bytes([PSBT_IN_REQUIRED_TIME_LOCKTIME]))
-        h = inp.unknown.get(bytes([PSBT_IN_REQUIRED_HEIGHT_LOCKTIME]))
-        if t is None and h is None:
-            continue
-        any_lock = True
-        times.append(None if t is None else int.from_bytes(t, "little"))
-        heights.append(None if h is None else int.from_bytes(h, "little"))
-    if not any_lock:
-        return psbt.locktime or 0
-    if all(h is not None for h in heights):
-        return max(heights)
-    if all(t is not None for t in times):
-        return max(times)
+    return _required_locktime([inp.unknown.get(bytes([PSBT_IN_REQUIRED_TIME_LOCKTIME])) for inp in psbt.inputs],
+                              [inp.unknown.get(bytes([PSBT_IN_REQUIRED_HEIGHT_LOCKTIME])) for inp in psbt.inputs],
+                              psbt.locktime or 0)
+
+
+def _required_locktime(times: list, heights: list, fallback: int) -> int:
+    """BIP370: the largest required height if every input that requires a
+    locktime accepts a height, else the largest time if every one accepts a
+    time; the fallback if none requires one."""
+    pairs = [(t, h) for t, h in zip(times, heights) if t is not None or h is not None]
+    if not pairs:
+        return fallback
+    if all(h is not None for _, h in pairs):
+        return max(int.from_bytes(h, "little") for _, h in pairs)
+    if all(t is not None for t, _ in pairs):
+        return max(int.from_bytes(t, "little") for t, _ in pairs)
     raise PsbtError("the inputs' required locktimes cannot be satisfied together")
 
 

@@ -27,6 +27,8 @@ from .psbt_raw import (
     PSBT_GLOBAL_TX_MODIFIABLE,
     is_signature_key,
     parse,
+    parse_maps,
+    transaction_of,
     spent_output,
     unsigned_tx,
 )
@@ -134,10 +136,10 @@ def verify(raw: bytes) -> Verified:
 
 
 def _verify(raw: bytes) -> Verified:
-    psbt, maps = parse(raw)
-    _tx(psbt)  # a PSBT stating no valid transaction is a PsbtError, not a bad signature
+    maps = parse_maps(raw)
+    transaction_of(maps)  # a PSBT stating no valid transaction is a PsbtError, not a bad signature
     try:
-        checker = SignatureChecker(psbt, maps)
+        checker = SignatureChecker(maps)
     except SignatureError:
         raise
     except Exception as e:

@@ -15,7 +15,7 @@ from coincurve import PublicKey, PublicKeyXOnly
 from embit import compact, hashes, script
 from embit.finalizer import parse_multisig
 from embit.psbt import PSBT
-from embit.script import Script
+from embit.script import Script, Witness
 from embit.transaction import SIGHASH
 
 from . import psbt_raw, taproot
@@ -38,7 +38,7 @@ def verify_new_signatures(before: bytes, after: bytes) -> int:
 def _verify_new(before: bytes, after: bytes) -> int:
     with _as_signature_error():
         old_maps = psbt_raw.parse_maps(before, "the PSBT sent to the device")
-    new, new_maps = _parse(after, "the PSBT returned by the device")
+        new_maps = psbt_raw.parse_maps(after, "the PSBT returned by the device")
     if len(old_maps.inputs) != len(new_maps.inputs) or len(old_maps.outputs) != len(new_maps.outputs):
         raise SignatureError("the device changed the number of inputs or outputs")
     try:
@@ -46,11 +46,12 @@ def _verify_new(before: bytes, after: bytes) -> int:
         added = _only_signatures_added(old_maps, new_maps)
     except SignatureError:
         old, _ = _parse(before, "the PSBT sent to the device")
+        new, _ = _parse(after, "the PSBT returned by the device")
         _check_same_transaction(old, new)  # names the changed outpoint, amount or version if that is it
         raise
     if not added:
         return 0
-    checker = SignatureChecker(new, new_maps)
+    checker = SignatureChecker(new_maps)
     count = 0
     for i, keys in added.items():
         for key in keys:
@@ -125,16 +126,72 @@ def _only_signatures_added(old: psbt_raw.Maps, new: psbt_raw.Maps) -> dict[int, 
     return added
 
 
-class SignatureChecker:
-    """Verifies the signature records of a PSBT against sighashes of the
-    transaction it states and the outputs its inputs spend."""
+class InputFields:
+    """The fields of an input's raw map the checks read, by the names of
+    embit's InputScope (so that script_code and final_form take either)."""
 
-    def __init__(self, psbt: PSBT, maps: psbt_raw.Maps | None = None):
-        self.psbt = psbt
+    def __init__(self, m: dict):
+        self.m = m
+
+    def _script(self, kind: int):
+        v = self.m.get(bytes([kind]))
+        return None if v is None else Script(v)
+
+    @property
+    def sighash_type(self):
+        v = self.m.get(bytes([psbt_raw.PSBT_IN_SIGHASH_TYPE]))
+        if v is not None and len(v) != 4:
+            raise PsbtError("a sighash type field is not 4 bytes")
+        return None if v is None else int.from_bytes(v, "little")
+
+    @property
+    def redeem_script(self):
+        return self._script(psbt_raw.PSBT_IN_REDEEM_SCRIPT)
+
+    @property
+    def witness_script(self):
+        return self._script(psbt_raw.PSBT_IN_WITNESS_SCRIPT)
+
+    @property
+    def final_scriptsig(self):
+        return self._script(psbt_raw.PSBT_IN_FINAL_SCRIPTSIG)
+
+    @property
+    def final_scriptwitness(self):
+        v = self.m.get(bytes([psbt_raw.PSBT_IN_FINAL_SCRIPTWITNESS]))
+        return None if v is None else Witness.parse(v)
+
+    @property
+    def taproot_scripts(self) -> dict:
+        """{control block: leaf script and leaf version}."""
+        return {k[1:]: v for k, v in self.m.items() if k[0] == psbt_raw.PSBT_IN_TAP_LEAF_SCRIPT}
+
+
+class Utxo:
+    """An output an input spends: its amount and script (an embit Script)."""
+
+    __slots__ = ("value", "script_pubkey")
+
+    def __init__(self, value: int, script_pubkey: Script):
+        self.value = value
+        self.script_pubkey = script_pubkey
+
+
+class SignatureChecker:
+    """Verifies the signature records of a PSBT, read from its raw maps,
+    against sighashes of the transaction it states and the outputs its
+    inputs spend (sighash.TxDigests: the per-transaction hashes once)."""
+
+    def __init__(self, maps: psbt_raw.Maps):
+        self.inputs = [InputFields(m) for m in maps.inputs]
         with _as_signature_error():
-            self.tx = psbt_raw.unsigned_tx(psbt)
-            self.spent = [psbt_raw.spent_output(psbt, i, maps) for i in range(len(psbt.inputs))]
-        self.digests = TxDigests.from_tx(self.tx, self.spent)  # once per transaction
+            self.tx = psbt_raw.transaction_of(maps)
+            spent = [psbt_raw.spent_of(maps, i, self.tx) for i in range(len(maps.inputs))]
+        self.spent = [None if s is None else Utxo(s.value, Script(s.script_pubkey)) for s in spent]
+        self.unknown_spent = spent.index(None) if None in spent else None  # the first input without one
+        tx = self.tx
+        self.digests = TxDigests(tx.version, tx.locktime, tx.outpoints, tx.sequences, tx.outputs,
+                                 None if None in spent else spent)
 
     def check(self, i: int, key: bytes, value: bytes) -> None:
         """Verify one signature record (its PSBT key and value) of input i.
@@ -152,7 +209,7 @@ class SignatureChecker:
         except Exception as e:
             raise SignatureError(f"input {i}: cannot check its signature ({type(e).__name__}: {e})") from None
 
-    def utxo(self, i: int):
+    def utxo(self, i: int) -> Utxo:
         if self.spent[i] is None:
             raise SignatureError(f"input {i}: no previous output in the PSBT, cannot check its signature")
         return self.spent[i]
@@ -160,7 +217,7 @@ class SignatureChecker:
     # -- ECDSA (legacy, P2SH, segwit v0) --
 
     def check_ecdsa(self, i: int, pub: bytes, sig: bytes) -> None:
-        code, segwit = script_code(i, self.psbt.inputs[i], self.utxo(i).script_pubkey, pub)
+        code, segwit = script_code(i, self.inputs[i], self.utxo(i).script_pubkey, pub)
         if not self._ecdsa_ok(i, pub, sig, code, segwit):
             raise SignatureError(f"input {i}: invalid ECDSA signature for key {pub.hex()}")
 
@@ -170,7 +227,7 @@ class SignatureChecker:
         if len(sig) < 9:
             raise SignatureError(f"input {i}: signature too short")
         der, sighash = sig[:-1], sig[-1]
-        _check_sighash(i, sighash, self.psbt.inputs[i].sighash_type, ECDSA_TYPES, schnorr=False)
+        _check_sighash(i, sighash, self.inputs[i].sighash_type, ECDSA_TYPES, schnorr=False)
         try:
             if segwit:
                 digest = self.digests.segwit_v0(i, code.data, self.utxo(i).value, sighash)
@@ -186,7 +243,7 @@ class SignatureChecker:
     # -- Schnorr (taproot) --
 
     def _taproot_digest(self, i: int, sig: bytes, **leaf) -> tuple[bytes, bytes]:
-        inp = self.psbt.inputs[i]
+        inp = self.inputs[i]
         if len(sig) == 64:
             sighash = SIGHASH.DEFAULT
         elif len(sig) == 65 and sig[64] != SIGHASH.DEFAULT:
@@ -194,8 +251,8 @@ class SignatureChecker:
         else:
             raise SignatureError(f"input {i}: Schnorr signature of {len(sig)} bytes")
         _check_sighash(i, sighash, inp.sighash_type, SCHNORR_TYPES, schnorr=True)
-        for j in range(len(self.spent)):  # BIP341 commits to every spent output
-            self.utxo(j)
+        if self.unknown_spent is not None:  # BIP341 commits to every spent output
+            self.utxo(self.unknown_spent)
         try:
             digest = self.digests.taproot(i, sighash, **leaf)
         except SighashError as e:
@@ -216,7 +273,7 @@ class SignatureChecker:
 
     def check_taproot_script(self, i: int, xonly: bytes, leaf_hash: bytes, sig: bytes) -> None:
         out_key = self._output_key(i)
-        leaf = _find_leaf(self.psbt.inputs[i], leaf_hash, out_key)
+        leaf = _find_leaf(self.inputs[i], leaf_hash, out_key)
         if leaf is None:
             raise SignatureError(f"input {i}: signature for a leaf not committed to by the output key")
         leaf_script, leaf_version = leaf
@@ -234,7 +291,7 @@ class SignatureChecker:
         there are; None if the input is not finalized. Final fields that are
         not a form finalizers make (single-sig, CHECKMULTISIG, taproot key
         path, taproot CHECKSIG/CHECKSIGADD leaves) are refused, not passed on."""
-        inp = self.psbt.inputs[i]
+        inp = self.inputs[i]
         if not (inp.final_scriptsig or inp.final_scriptwitness):
             return None
         try:

@@ -108,7 +108,8 @@ def call(app, method, _id=7, **params):
 
 def upload(app, raw):
     assert call(app, "psbt_begin", length=len(raw))["result"]["chunk_size"] > 0
-    call(app, "psbt_chunk", offset=0, data=raw)
+    for off in range(0, len(raw), 4096):
+        call(app, "psbt_chunk", _id=100 + off // 4096, offset=off, data=raw[off : off + 4096])
     digest = call(app, "psbt_end")["result"]["sha256"]
     assert digest == hashlib.sha256(raw).digest()
     return digest

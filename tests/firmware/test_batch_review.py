@@ -167,3 +167,44 @@ def test_pings_say_which_psbt_the_device_works_on(tmp_path):
     assert ("signing", [0, 2]) in seen and ("signing", [1, 2]) in seen
     assert seen.index(("signing", [0, 2])) > seen.index(("reviewing", [1, 2]))  # all reviewed before any signing
     assert app.batch_at is None  # idle again
+
+
+def test_two_psbts_spending_the_same_coin_fail_the_batch(tmp_path):
+    app = make_app(tmp_path)
+    # spend(3) twice, to different payees: two transactions, one coin
+    raws = [spend(1), spend(3, pay=1), spend(2), spend(3, pay=2, amount=40_000)]
+    res = call(app, "sign_batch", sha256s=add_all(app, raws))
+    assert res["error"]["code"] == 9
+    assert res["error"]["message"] == ("PSBT 1 input 0 and PSBT 3 input 0 of the batch spend the same coin: "
+                                       "they cannot both confirm")
+    assert not screens(app, "review_batch")
+
+
+def test_possible_repeats_across_the_batch_are_looked_up_exactly(tmp_path):
+    """The shared filter's false positives become candidates, looked up in
+    every PSBT: distinct coins sign; more candidates than the device keeps
+    refuse the batch (never a repeat let through)."""
+    from signer import review
+
+    acct = account()
+
+    def batch(inputs):
+        return [txbuild.build_spend([(acct, 100 * k + i, 10_000) for i in range(inputs)], payee(k), 5_000 * inputs,
+                                    100 * inputs, change=(acct, 1), tag=300 + 50 * k).psbt.serialize()
+                for k in range(3)]
+
+    real = review.Prevouts.check
+
+    def crowded(self, view, i, vin):  # a filter that always says "maybe": every coin is a candidate
+        self.bits[:] = b"\xff" * len(self.bits)
+        real(self, view, i, vin)
+
+    review.Prevouts.check = crowded
+    try:
+        app = make_app(tmp_path)
+        res = call(app, "sign_batch", sha256s=add_all(app, batch(20)))  # 60 candidates
+        assert [s["signatures"] for s in res["result"]["signed"]] == [20, 20, 20]
+        res = call(app, "sign_batch", _id=9, sha256s=add_all(app, batch(30)))  # 90
+        assert res["error"]["code"] == 9 and "too many inputs to check" in res["error"]["message"]
+    finally:
+        review.Prevouts.check = real
