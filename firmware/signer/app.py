@@ -49,6 +49,7 @@ class App:
         self.upload = Upload(root + "/upload.psbt")
         self.signed_path = root + "/signed.psbt"
         self.batch = Batch(root)
+        self.batch.clear()  # a batch does not outlive a restart: its files would only hold flash
         self.batch_at = None  # [PSBT, of] of the batch being reviewed or signed
         self.signed_length = None
         self.read_buf = None  # the download's chunk buffer (handlers.psbt_read)

@@ -208,3 +208,14 @@ def test_possible_repeats_across_the_batch_are_looked_up_exactly(tmp_path):
         assert res["error"]["code"] == 9 and "too many inputs to check" in res["error"]["message"]
     finally:
         review.Prevouts.check = real
+
+
+def test_a_restart_drops_the_batch_and_its_files(tmp_path):
+    app = make_app(tmp_path)
+    blob = add_all(app, [spend(0), spend(1)])
+    call(app, "sign_batch", sha256s=blob)
+    assert (tmp_path / "batch1.signed.psbt").exists()
+    again = make_app(tmp_path)
+    assert not list(tmp_path.glob("batch*"))
+    assert call(again, "sign_batch", sha256s=blob)["error"]["code"] == 10
+    assert call(again, "psbt_read", offset=0, size=10, index=0)["error"]["code"] == 10
