@@ -50,6 +50,38 @@ class BoardBase:
         """Append an exception with its traceback to the error log; never raises."""
         raise NotImplementedError
 
+    # ---- the device-unique secret
+    def device_hmac(self, data):
+        """HMAC-SHA256 of `data` under the board's device-unique key, which
+        is not in the filesystem: a copy of the flash alone cannot unseal
+        the seed, nor test a PIN offline (signer/storage.py)."""
+        import hashlib  # the port's own sha256 (boards load before the firmware's crypto)
+
+        key = self.device_key()  # 32 bytes: HMAC pads it to the 64-byte block
+        pad = bytearray(64)
+        try:
+            for i in range(32):
+                pad[i] = key[i] ^ 0x36
+            for i in range(32, 64):
+                pad[i] = 0x36
+            inner = hashlib.sha256(pad)
+            inner.update(data)
+            for i in range(64):
+                pad[i] ^= 0x36 ^ 0x5C
+            outer = hashlib.sha256(pad)
+            outer.update(inner.digest())
+            return outer.digest()
+        finally:
+            for b in (key, pad):
+                for i in range(len(b)):
+                    b[i] = 0
+
+    def device_key(self):
+        """The device-unique key as a new bytearray (the caller wipes it):
+        an eFuse key on the production ESP32 (docs/threat-model.md), NVS on
+        the development board, a file beside the flash image in emulators."""
+        raise NotImplementedError
+
     # ---- time and input
     def ticks_ms(self):
         """A millisecond clock (wraps as time.ticks_ms does)."""

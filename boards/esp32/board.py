@@ -270,6 +270,26 @@ class Board(BoardBase):
         self._event = None
         self._status("Starting")
 
+    # ---- the device key
+    def device_key(self):
+        """Development boards: 32 random bytes in NVS (its own partition, not
+        the filesystem), made at the first boot. The production build derives
+        it from an eFuse key through the HMAC peripheral, with flash (and NVS)
+        encryption on, so that it is never readable (docs/threat-model.md)."""
+        import esp32
+
+        nvs = esp32.NVS("amanat")
+        key = bytearray(32)
+        try:
+            n = nvs.get_blob("device_key", key)
+        except OSError:
+            n = 0
+        if n != 32:
+            key[:] = os.urandom(32)
+            nvs.set_blob("device_key", key)
+            nvs.commit()
+        return key
+
     # ---- flash and logs
     def mount_flash(self):
         try:

@@ -46,6 +46,7 @@ FLASH_ADDR = 0x21000000
 FLASH_BLOCK = 4096
 FLASH_BLOCKS = 1024  # 4 MiB, as the unix board and the ESP32's data partition
 HEAP_SIZE = 131072  # the image's heap (boards/qemu/mpconfigboard.mk)
+DEVICE_KEY_ADDR = 0x21400020  # STATE/device.key, loaded there by the launcher (after hal.c's random seed)
 
 # Set by boot() from the launcher's options.
 SETTINGS = {"network": "regtest", "auto_confirm": False, "measure_heap": False, "baud": 0}
@@ -182,6 +183,9 @@ class Board(BoardBase):
         self._audit = Uart(UART2)
         self._log = _UartText(Uart(UART3))
         self._trail = self.flash_root + "/audit.jsonl"
+
+    def device_key(self):
+        return bytearray(uctypes.bytes_at(DEVICE_KEY_ADDR, 32))
 
     def mount_flash(self):
         dev = RamBlockDevice(FLASH_ADDR, FLASH_BLOCKS, FLASH_BLOCK)

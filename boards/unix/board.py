@@ -9,6 +9,9 @@
 - Flash: a littlefs2 image file in the state folder, mounted at /flash,
   the filesystem the ESP32 build uses.
 - Screens: every screen with its answer is appended to STATE/screens.jsonl.
+- Device key: STATE/device.key (32 random bytes, made at the first boot),
+  standing for the ESP32's eFuse key: not in flash.img, so a copy of the
+  flash image alone cannot unseal the seed or test a PIN.
 
 Settings come from the environment the launcher sets: AMANAT_STATE,
 AMANAT_NETWORK (used at setup only), AMANAT_AUTO_CONFIRM, AMANAT_MEASURE_HEAP,
@@ -132,6 +135,21 @@ class Board(BoardBase):
             vfs.VfsLfs2.mkfs(dev)
             fs = vfs.VfsLfs2(dev)
         vfs.mount(fs, self.flash_root)
+
+    def device_key(self):
+        path = self.state + "/device.key"
+        key = bytearray(32)
+        try:
+            with open(path, "rb") as f:
+                n = f.readinto(key)
+        except OSError:
+            n = 0
+        if n != 32:
+            key[:] = os.urandom(32)
+            with open(path + ".tmp", "wb") as f:
+                f.write(key)
+            os.rename(path + ".tmp", path)
+        return key
 
     def wait(self, timeout_ms):
         """Block until a channel has input or timeout_ms passes."""

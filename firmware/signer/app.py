@@ -35,7 +35,7 @@ class App:
         self.board = board
         board.mount_flash()
         root = board.flash_root
-        self.storage = Storage(root)
+        self.storage = Storage(root, board.device_hmac)
         self.serial = Link(board.serial, board, REQUEST_MAX_PAYLOAD)
         # DebugLink requests are a button, a key or a line of text: a small
         # frame buffer (a full one would hold 8 KB of the heap for nothing).
@@ -266,6 +266,11 @@ class App:
 
     def unlock(self):
         err = None
+        try:
+            self.storage.check_record()  # a record no PIN can open is said so before any PIN is asked for
+        except StorageError as e:
+            self._damaged_seed(e)
+            return
         while self.keystore is None and self.storage.initialized():
             pin = self.ui.ask_text(screens.unlock_pin(err))
             try:

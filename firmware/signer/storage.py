@@ -1,12 +1,21 @@
 """What the device keeps in flash, and how the seed is sealed there.
 
-The seed is stored as its BIP39 entropy, encrypted (AES-256-CBC) under a key
-derived from the PIN (PBKDF2-HMAC-SHA512 with a random salt) and
-authenticated (HMAC-SHA256, encrypt-then-MAC), so that neither the seed nor
-the PIN is readable from a flash dump and a wrong PIN is told from a right
-one without decrypting anything. Failed PIN attempts are counted in flash
-*before* each check, so that cutting the power does not reset the count;
-after MAX_PIN_ATTEMPTS the seed is erased.
+The seed is stored as its BIP39 entropy, encrypted (AES-256-CBC) under keys
+derived from the PIN (PBKDF2-HMAC-SHA512 with a random salt) *and* the
+board's device-unique key (BoardBase.device_hmac: an eFuse key on the
+ESP32, never in the filesystem), and authenticated (HMAC-SHA256,
+encrypt-then-MAC). Neither the seed nor the PIN is readable from a flash
+dump, and a copy of the flash alone cannot even test a PIN guess: each
+guess needs the device. A wrong PIN is told from a right one without
+decrypting anything. Failed PIN attempts are counted in flash, written and
+read back *before* each check, so that cutting the power does not reset
+the count; after MAX_PIN_ATTEMPTS the seed is erased.
+
+Seed record, format 2: format (1 byte), flags (1: a passphrase is used),
+salt (16), IV (16), device check (4: HMAC of a label under the device key,
+to tell "sealed on another device" from a wrong PIN), ciphertext (48), MAC
+(32). Format 1 (no device key, no check) is still read, and sealed again as
+format 2 at the unlock that opens it.
 """
 
 import hashlib
@@ -17,7 +26,7 @@ import os
 from .errors import StorageError
 from .secrets import wipe
 
-SEED_FORMAT = 1
+SEED_FORMAT = 2
 KDF_ROUNDS = 4096
 MAX_PIN_ATTEMPTS = 10
 # Fee limits until the officer approves others (docs/protocol.md, "Fee limits").
@@ -32,9 +41,21 @@ class WrongPin(Exception):
         self.left = left
 
 
-def _keys(pin, salt):
-    out = bytearray(hashlib.pbkdf2_hmac("sha512", pin, salt, KDF_ROUNDS, 64))
-    return out
+_LABEL_KEYS = b"amanat seed keys v2"
+_LABEL_CHECK = b"amanat device check"
+
+
+def _keys(pin, salt, device_hmac=None):
+    """64 bytes (AES key, MAC key) from the PIN and the salt, and with
+    `device_hmac` (format 2) the device key: a bytearray the caller wipes."""
+    k = bytearray(hashlib.pbkdf2_hmac("sha512", pin, salt, KDF_ROUNDS, 64))
+    if device_hmac is None:
+        return k
+    try:
+        d = device_hmac(k)
+    finally:
+        wipe(k)
+    return bytearray(hmac.new(d, _LABEL_KEYS, "sha512").digest())
 
 
 def check_pin_format(pin):
@@ -47,8 +68,9 @@ def check_pin_format(pin):
 
 
 class Storage:
-    def __init__(self, root):
+    def __init__(self, root, device_hmac):
         self.root = root
+        self.device_hmac = device_hmac  # the board's (BoardBase.device_hmac)
 
     def path(self, name):
         return self.root + name
@@ -79,9 +101,20 @@ class Storage:
 
     def store_seed(self, entropy, pin, network, passphrase_used, fingerprint=None):
         """Seal `entropy` (bytearray, 16..32 bytes) under `pin` (bytes)."""
+        self._seal(entropy, pin, 1 if passphrase_used else 0)
+        s = self.settings()
+        s["network"] = network
+        s["pin_failures"] = 0
+        s["fingerprint"] = fingerprint  # public (it is in every PSBT); checks the passphrase
+        self.save_settings(s)
+
+    def _device_check(self):
+        return self.device_hmac(_LABEL_CHECK)[:4]
+
+    def _seal(self, entropy, pin, flags):
         salt = os.urandom(16)
         iv = os.urandom(16)
-        keys = _keys(pin, salt)
+        keys = _keys(pin, salt, self.device_hmac)
         import cryptolib  # MicroPython's AES; imported here so that the
         # settings helpers also load on CPython for tests.
 
@@ -90,7 +123,7 @@ class Storage:
         plain[1 : 1 + len(entropy)] = entropy
         try:
             ct = cryptolib.aes(memoryview(keys)[:32], 2, iv).encrypt(plain)
-            head = bytes([SEED_FORMAT, 1 if passphrase_used else 0]) + salt + iv
+            head = bytes([SEED_FORMAT, flags]) + salt + iv + self._device_check()
             mac = hmac.new(memoryview(keys)[32:], head + ct, "sha256").digest()
         finally:
             wipe(keys)
@@ -102,11 +135,6 @@ class Storage:
             os.rename(tmp, self.path(_SEED))
         except OSError as e:
             raise StorageError("cannot store the seed: %s" % e)
-        s = self.settings()
-        s["network"] = network
-        s["pin_failures"] = 0
-        s["fingerprint"] = fingerprint  # public (it is in every PSBT); checks the passphrase
-        self.save_settings(s)
 
     def seed_header(self):
         with open(self.path(_SEED), "rb") as f:
@@ -115,19 +143,32 @@ class Storage:
     def passphrase_used(self):
         return self.seed_header()[1] == 1
 
+    def check_record(self):
+        """StorageError unless the seed record is one this device can open with a PIN."""
+        self._record()
+
+    def _record(self):
+        """(format, head, ciphertext, MAC) of the seed record; StorageError
+        if it is not one this firmware reads, or was sealed on another device."""
+        blob = self.seed_header()
+        form = blob[0] if blob else None
+        size = {1: 34, 2: 38}.get(form)
+        if size is None or len(blob) != size + 80:
+            raise StorageError("the seed record has an unknown format or length")
+        head = blob[:size]
+        if form == 2 and not hmac.compare_digest(head[34:38], self._device_check()):
+            raise StorageError("the seed was sealed on another device (its device key differs): "
+                               "a copied flash image cannot be opened here")
+        return form, head, blob[size : size + 48], blob[size + 48 :]
+
     def unseal(self, pin):
         """The entropy as a bytearray (caller wipes it), or WrongPin."""
-        s = self.settings()
-        failures = s.get("pin_failures", 0) + 1
-        s["pin_failures"] = failures
-        self.save_settings(s)
-        blob = self.seed_header()
-        head, ct, mac = blob[:34], blob[34:82], blob[82:]
-        if blob[0] != SEED_FORMAT or len(mac) != 32:
-            raise StorageError("seed record has an unknown format")
+        form, head, ct, mac = self._record()
+        failures = self.pin_failures() + 1
+        self._count_attempt(failures)
         import cryptolib
 
-        keys = _keys(pin, head[2:18])
+        keys = _keys(pin, head[2:18], self.device_hmac if form == 2 else None)
         try:
             want = hmac.new(memoryview(keys)[32:], head + ct, "sha256").digest()
             if not hmac.compare_digest(want, mac):
@@ -138,15 +179,31 @@ class Storage:
             plain = bytearray(cryptolib.aes(memoryview(keys)[:32], 2, head[18:34]).decrypt(ct))
         finally:
             wipe(keys)
+        try:
+            n = plain[0]
+            if not 16 <= n <= 32:
+                raise StorageError("seed record is damaged")
+            entropy = bytearray(plain[1 : 1 + n])
+        finally:
+            wipe(plain)
+        if form == 1:  # sealed again with the device key, before the count is cleared
+            self._seal(entropy, pin, head[1])
+        s = self.settings()
         s["pin_failures"] = 0
         self.save_settings(s)
-        n = plain[0]
-        if not 16 <= n <= 32:
-            wipe(plain)
-            raise StorageError("seed record is damaged")
-        entropy = bytearray(plain[1 : 1 + n])
-        wipe(plain)
         return entropy
+
+    def pin_failures(self):
+        return self.settings().get("pin_failures", 0)
+
+    def _count_attempt(self, failures):
+        """Record the attempt about to be checked, and read it back: a count
+        that did not reach the flash must not let a PIN be tried."""
+        s = self.settings()
+        s["pin_failures"] = failures
+        self.save_settings(s)
+        if self.pin_failures() != failures:
+            raise StorageError("the PIN attempt could not be recorded in flash")
 
     def erase(self):
         for name in (_SEED, _SETTINGS):

@@ -39,6 +39,7 @@ START_TIMEOUT = 30.0
 QEMU_FLASH_ADDR = 0x21000000
 QEMU_FLASH_SIZE = 4 * 1024 * 1024
 QEMU_SEED_ADDR = 0x21400000
+QEMU_DEVICE_KEY_ADDR = 0x21400020  # boards/qemu/board.py: STATE/device.key
 QEMU_HEAP = 131072
 
 
@@ -180,6 +181,10 @@ def _spawn_qemu(heap):
         for i in range(4):  # os.urandom's seed on the device (boards/qemu/hal.c)
             cmd += ["-device", f"loader,addr={QEMU_SEED_ADDR + 8 * i:#x},"
                                f"data={int.from_bytes(seed[8 * i:8 * i + 8], 'little'):#x},data-len=8"]
+        key = state / "device.key"  # the eFuse key's stand-in: beside the flash image, never in it
+        if not key.exists() or key.stat().st_size != 32:
+            key.write_bytes(os.urandom(32))
+        cmd += ["-device", f"loader,file={key.name},addr={QEMU_DEVICE_KEY_ADDR:#x},force-raw=on"]
         trail = _read(state / "screens.jsonl")
         fds = [fd for m, s, _ in ptys for fd in (m, s)] + [lock]
         with open(state / "qemu.log", "wb") as log:  # QEMU's own messages (its NIC has no network)
@@ -333,7 +338,9 @@ def _bring_up(proc, record, mnemonic, passphrase, pin):
             dl.wait_screen("setup_passphrase")
             dl.type_text(passphrase)
         else:
-            dl.wait_screen("unlock_pin")
+            screen = dl.wait_screen(("unlock_pin", "seed_damaged"))
+            if screen["screen"] == "seed_damaged":
+                raise EmulatorError("the device cannot open its stored seed: " + " ".join(screen["lines"][:1]))
             dl.type_text(pin)
         _wait_ready(record, dl, passphrase)
 

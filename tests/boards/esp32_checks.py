@@ -37,6 +37,11 @@ b.mount_flash()
 b.mount_flash()  # a second start finds the folder there
 emit("flash", existed_before=existed, exists=os.stat(FLASH + "/data")[0] & 0x4000 != 0)
 
+# ---- the device key (NVS, not the filesystem)
+k1, k2 = b.device_key(), b.device_key()
+files = b"".join(open(FLASH + "/data/" + n, "rb").read() for n in os.listdir(FLASH + "/data"))
+emit("device_key", length=len(k1), same=k1 == k2, in_flash=bytes(k1) in files, hmac=len(b.device_hmac(b"x")))
+
 # ---- display init
 emit("init", cmds=panel.cmds[:9], spi_id=spi.id, baud=spi.baudrate,
      backlight=machine.Pin.pins[board.PIN_BL].v, pixels=panel.pixels)

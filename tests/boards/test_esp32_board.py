@@ -69,6 +69,7 @@ def test_manifest_freezes_the_application(tmp_path, monkeypatch):
 def checks(tmp_path_factory):
     fake = tmp_path_factory.mktemp("fake")
     shutil.copy(HERE / "fake_machine.py", fake / "machine.py")
+    shutil.copy(HERE / "fake_esp32.py", fake / "esp32.py")
     flash = tmp_path_factory.mktemp("flash")
     with pytest.MonkeyPatch.context() as mp:  # the environment reaches the micropython process
         mp.setenv("AMANAT_TEST_FLASH", str(flash))
@@ -190,6 +191,12 @@ def test_audit_trail_rotates(checks):
     assert r["ns"] == list(range(r["ns"][0], 40))  # the latest records, in order, none lost between files
     assert r["last"] == {"screen": "review_tx", "n": 39, "fee_rate_sat_vb": 2.5, "title": "Send bitcoin? \u20bf",
                          "answer": "approve"}
+
+
+def test_the_device_key_is_made_once_and_kept_out_of_the_filesystem(checks):
+    r = checks["device_key"]
+    assert r["length"] == 32 and r["same"] and not r["in_flash"]
+    assert r["hmac"] == 32
 
 
 def test_device_log_rotates(checks):

@@ -6,6 +6,7 @@ from embit.descriptor import Descriptor
 from embit.descriptor.checksum import add_checksum, checksum
 from embit.networks import NETWORKS
 
+from amanat import emulator
 from amanat.descriptors import DescriptorError
 from amanat.errors import DeviceError
 
@@ -192,3 +193,22 @@ def test_setup_shows_the_fingerprint_and_a_reject_starts_again(tmp_path):
     finally:
         e.stop()
     assert not (tmp_path / "flash.img").read_bytes().count(b"seed.bin")
+
+
+def test_a_copy_of_the_flash_opens_on_no_other_device(tmp_path):
+    """The seed is sealed with the device key too (STATE/device.key, the
+    eFuse key's stand-in): the flash image alone, in another emulator, is
+    reported as sealed on another device; no PIN is tried or counted."""
+    import shutil
+
+    Emu(tmp_path / "a", mnemonic=MNEMONIC, pin="2468").start().stop()
+    (tmp_path / "b").mkdir()
+    shutil.copy(tmp_path / "a" / "flash.img", tmp_path / "b" / "flash.img")
+    assert (tmp_path / "a" / "device.key").stat().st_size == 32
+    assert (tmp_path / "a" / "device.key").read_bytes() not in (tmp_path / "a" / "flash.img").read_bytes()
+    with pytest.raises(emulator.EmulatorError, match="the seed was sealed on another device"):
+        Emu(tmp_path / "b", pin="2468").start()
+    trail = tmp_path / "b" / "screens.jsonl"
+    assert not trail.exists() or "unlock_pin" not in trail.read_text()  # no PIN was asked for, none counted
+    e = Emu(tmp_path / "a", pin="2468").start()  # the original still opens
+    e.stop()
