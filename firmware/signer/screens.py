@@ -61,7 +61,7 @@ def setup_check(fingerprint, network):
 
 
 def seed_damaged(message):
-    return {"screen": "seed_damaged", "title": "Stored seed damaged",
+    return {"screen": "seed_damaged", "title": "Stored records damaged",
             "lines": [message, "Erase it and set up again from the recovery words?"]}
 
 

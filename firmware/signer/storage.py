@@ -20,9 +20,9 @@ format 2 at the unlock that opens it.
 
 import hashlib
 import hmac
-import json
 import os
 
+from . import records
 from .errors import StorageError
 from .secrets import wipe
 
@@ -33,6 +33,8 @@ MAX_PIN_ATTEMPTS = 10
 DEFAULT_LIMITS = {"fee_percent_tenths": 100, "fee_max_sat": 1000000}
 _SEED = "/seed.bin"
 _SETTINGS = "/settings.json"
+SETTINGS_VERSION = 1
+_SETTINGS_MIGRATIONS = (lambda rec: rec,)  # 0 -> 1: the same fields, the version added
 
 
 class WrongPin(Exception):
@@ -75,22 +77,14 @@ class Storage:
     def path(self, name):
         return self.root + name
 
-    # settings: small JSON, rewritten whole through a temporary file
+    # settings: small JSON, rewritten whole (records.py)
     def settings(self):
-        try:
-            with open(self.path(_SETTINGS)) as f:
-                return json.loads(f.read())
-        except (OSError, ValueError):
-            return {}
+        """The settings (network, fingerprint, PIN failures, fee limits);
+        {} before setup; StorageError if the record is damaged."""
+        return records.read(self.path(_SETTINGS), "settings", SETTINGS_VERSION, _SETTINGS_MIGRATIONS, missing={})
 
     def save_settings(self, values):
-        tmp = self.path(_SETTINGS + ".tmp")
-        try:
-            with open(tmp, "w") as f:
-                f.write(json.dumps(values))
-            os.rename(tmp, self.path(_SETTINGS))
-        except OSError as e:
-            raise StorageError("cannot write settings: %s" % e)
+        records.write(self.path(_SETTINGS), "settings", SETTINGS_VERSION, values)
 
     def initialized(self):
         try:
@@ -102,11 +96,9 @@ class Storage:
     def store_seed(self, entropy, pin, network, passphrase_used, fingerprint=None):
         """Seal `entropy` (bytearray, 16..32 bytes) under `pin` (bytes)."""
         self._seal(entropy, pin, 1 if passphrase_used else 0)
-        s = self.settings()
-        s["network"] = network
-        s["pin_failures"] = 0
-        s["fingerprint"] = fingerprint  # public (it is in every PSBT); checks the passphrase
-        self.save_settings(s)
+        # A new seed starts with new settings (the fingerprint is public: it
+        # is in every PSBT; it tells a mistyped passphrase at unlock).
+        self.save_settings({"network": network, "pin_failures": 0, "fingerprint": fingerprint})
 
     def _device_check(self):
         return self.device_hmac(_LABEL_CHECK)[:4]

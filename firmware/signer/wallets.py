@@ -18,7 +18,6 @@ reported (StorageError) and never used.
 
 import hashlib
 import hmac
-import json
 import os
 from binascii import hexlify, unhexlify
 
@@ -28,6 +27,7 @@ from embit.misc import secp256k1
 from embit.networks import NETWORKS
 from embit.script import Script
 
+from . import records
 from .desc_checksum import checksum, strip_checksum
 from .errors import BadParams, NotReady, StorageError
 from .hd import Parent
@@ -455,8 +455,12 @@ class Listed:
         return w
 
 
+WALLET_VERSION = 1
+_WALLET_MIGRATIONS = (lambda rec: rec,)  # 0 -> 1: the same fields, the version added
+
+
 class Registry:
-    """Wallets in flash, one JSON file per wallet: ROOT/wallets/<hex name>.json."""
+    """Wallets in flash, one record per wallet (records.py): ROOT/wallets/<hex name>.json."""
 
     def __init__(self, root, keystore, network):
         self.dir = root.rstrip("/") + "/wallets"
@@ -486,17 +490,15 @@ class Registry:
 
     def _record(self, name):
         """(descriptor, mac hex) as stored, unverified; BadParams if missing."""
+        path = self._file(name)
         try:
-            with open(self._file(name)) as f:
-                raw = f.read()
+            os.stat(path)
         except OSError:
             raise BadParams("no wallet named %s" % name)
-        try:
-            rec = json.loads(raw)
-            desc, mac = rec["descriptor"], rec["mac"]
-            if rec["name"] != name or not isinstance(desc, str) or not isinstance(mac, str):
-                raise ValueError
-        except (ValueError, KeyError, TypeError, IndexError):
+        what = "wallet %s" % name
+        rec = records.read(path, what, WALLET_VERSION, _WALLET_MIGRATIONS)
+        desc, mac = rec.get("descriptor"), rec.get("mac")
+        if rec.get("name") != name or not isinstance(desc, str) or not isinstance(mac, str):
             raise StorageError("wallet %s: record fails its integrity check" % name)
         return desc, mac
 
@@ -554,18 +556,12 @@ class Registry:
             mac = registration_mac(key, wallet.name, wallet.descriptor)
         finally:
             wipe(key)
-        rec = json.dumps({"name": wallet.name, "descriptor": wallet.descriptor, "mac": hexlify(mac).decode()})
-        path = self._file(wallet.name)
         try:
-            try:
-                os.mkdir(self.dir)
-            except OSError:
-                pass  # already there
-            with open(path + ".tmp", "w") as f:
-                f.write(rec)
-            os.rename(path + ".tmp", path)
-        except OSError as e:
-            raise StorageError("cannot store wallet %s: %s" % (wallet.name, e))
+            os.mkdir(self.dir)
+        except OSError:
+            pass  # already there
+        records.write(self._file(wallet.name), "wallet %s" % wallet.name, WALLET_VERSION,
+                      {"name": wallet.name, "descriptor": wallet.descriptor, "mac": hexlify(mac).decode()})
         return mac
 
     def delete(self, name):
