@@ -84,7 +84,7 @@ class App:
         served; anything else is answered BUSY (or NOT_READY before unlock).
         `done` of `total` is the progress ping reports."""
         if busy is not None:
-            self.heap.sample()
+            self.heap.sample(busy)
             self.progress = None if done is None else (done, total)
         while not self.ui.answered():
             payload = self.serial.next()

@@ -165,12 +165,12 @@ def _spent_twice(batch, candidates, progress):
                     owner[key] = (k, j)
 
 
-def batch_screens(totals, digests):
-    """The screens of a batch review: the destinations page by page when
-    they do not fit on the last screen, then the totals."""
+def batch_screens(shown, digests):
+    """The screens of a batch review (`shown`: Totals.to_dict()): the
+    destinations page by page when they do not fit on the last screen,
+    then the totals."""
     from .review import PAGE
 
-    shown = totals.to_dict()
     dests = shown["destinations"]
     if len(dests) > PAGE:
         for first in range(0, len(dests), PAGE):
@@ -188,8 +188,9 @@ def sign_batch(app, p):
 
     blob = p.data("sha256s", limit=32 * MAX_PSBTS)
     batch = app.batch
-    digests = [bytes(blob[i : i + 32]) for i in range(0, len(blob), 32)]
-    if not digests or len(blob) % 32 or digests != batch.digests or batch.signed:
+    digests = batch.digests
+    same = len(blob) == 32 * len(digests) and all([blob[32 * k : 32 * k + 32] == d for k, d in enumerate(digests)])
+    if not digests or not same or batch.signed:
         raise UploadError("the device holds no unsigned batch of these PSBTs (%d hashes sent, %d PSBTs held)"
                           % (len(blob) // 32, len(batch.digests)))
     app.heap.start()
@@ -230,26 +231,29 @@ def sign_batch(app, p):
     handlers._on_flash(_spent_twice, batch, seen.candidates, busy("reviewing"))
     seen = None
     app.batch_at = None
-    for screen in batch_screens(totals, digests):
-        app.ui.require(screen, "the officer rejected the batch")
     shown = totals.to_dict()
-    totals = None
+    for screen in batch_screens(shown, digests):
+        app.ui.require(screen, "the officer rejected the batch")
+    screen = shown = None  # rebuilt for the answer: not kept through the signing
+    gc.collect()
     # 2. Signed one by one, each checked unchanged and reviewed again for its plan.
-    out = []
+    hashes = bytearray(32 * n)  # of the signed copies: compact, while the signing needs the heap
+    counts = []
     for k in range(n):
         app.batch_at = [k, n]
         batch.check(k, busy("checking"))
         with open(batch.path(k), "rb") as f:
             plan = handlers._on_flash(reviewed, k, f, None)
         gc.collect()
-        count = handlers.sign_file(app, batch.path(k), batch.signed_path(k), plan, registry)
+        counts.append(handlers.sign_file(app, batch.path(k), batch.signed_path(k), plan, registry))
         plan = None
-        length = os.stat(batch.signed_path(k))[6]
-        out.append({"sha256": file_sha256(batch.signed_path(k)), "length": length, "signatures": count})
-        batch.signed.append(length)
+        hashes[32 * k : 32 * k + 32] = file_sha256(batch.signed_path(k))
+        batch.signed.append(os.stat(batch.signed_path(k))[6])
         gc.collect()
     app.batch_at = None
-    return {"review": shown, "signed": out}
+    out = [{"sha256": bytes(hashes[32 * k : 32 * k + 32]), "length": batch.signed[k], "signatures": counts[k]}
+           for k in range(n)]
+    return {"review": totals.to_dict(), "signed": out}
 
 
 METHODS = {

@@ -73,6 +73,7 @@ class Heap:
         self.free_after_boot = gc.mem_free()
         self.free_after_imports = None
         self.peak = None
+        self.peak_at = None  # what the device was doing then (ping's busy)
 
     def imported(self):
         gc.collect()
@@ -80,15 +81,17 @@ class Heap:
 
     def start(self):
         self.peak = None
+        self.peak_at = None
 
-    def sample(self):
+    def sample(self, at=None):
         if self.measure:
             gc.collect()
             used = gc.mem_alloc()
             if self.peak is None or used > self.peak:
                 self.peak = used
+                self.peak_at = at
 
     def to_dict(self):
         gc.collect()
         return {"size": self.size, "free": gc.mem_free(), "free_after_boot": self.free_after_boot,
-                "free_after_imports": self.free_after_imports, "peak": self.peak}
+                "free_after_imports": self.free_after_imports, "peak": self.peak, "peak_at": self.peak_at}
