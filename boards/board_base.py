@@ -23,6 +23,7 @@ class BoardBase:
     default_network = "main"  # the network chosen at setup
     auto_confirm = False  # approve every yes/no prompt (emulator option only)
     measure_heap = False  # sample the heap in use at every progress point (emulators, for benchmarks)
+    clock_speed = 1  # PIN delays pass this many times faster (emulators' --fast-clock, for tests)
     serial = None  # the protocol line: a channel
     debug = None  # DebugLink: a channel in emulators, None on a device
 

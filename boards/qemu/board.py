@@ -49,7 +49,7 @@ HEAP_SIZE = 131072  # the image's heap (boards/qemu/mpconfigboard.mk)
 DEVICE_KEY_ADDR = 0x21400020  # STATE/device.key, loaded there by the launcher (after hal.c's random seed)
 
 # Set by boot() from the launcher's options.
-SETTINGS = {"network": "regtest", "auto_confirm": False, "measure_heap": False, "baud": 0}
+SETTINGS = {"network": "regtest", "auto_confirm": False, "measure_heap": False, "baud": 0, "fast_clock": False}
 _ballast = None
 
 
@@ -178,6 +178,7 @@ class Board(BoardBase):
         self.default_network = SETTINGS["network"]
         self.auto_confirm = SETTINGS["auto_confirm"]
         self.measure_heap = SETTINGS["measure_heap"]
+        self.clock_speed = 100 if SETTINGS["fast_clock"] else 1
         self.serial = Uart(UART0, SETTINGS["baud"])
         self.debug = Uart(UART1)
         self._audit = Uart(UART2)

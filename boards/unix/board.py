@@ -15,7 +15,8 @@
 
 Settings come from the environment the launcher sets: AMANAT_STATE,
 AMANAT_NETWORK (used at setup only), AMANAT_AUTO_CONFIRM, AMANAT_MEASURE_HEAP,
-AMANAT_BAUD (the serial line paced like a UART at that rate).
+AMANAT_BAUD (the serial line paced like a UART at that rate), AMANAT_FAST_CLOCK
+(PIN delays 100 times shorter, for tests).
 """
 
 import json
@@ -116,6 +117,7 @@ class Board(BoardBase):
         self.default_network = os.getenv("AMANAT_NETWORK") or "regtest"
         self.auto_confirm = os.getenv("AMANAT_AUTO_CONFIRM") == "1"
         self.measure_heap = os.getenv("AMANAT_MEASURE_HEAP") == "1"
+        self.clock_speed = 100 if os.getenv("AMANAT_FAST_CLOCK") == "1" else 1
         self.serial = Channel(sys.stdin.buffer, int(os.getenv("AMANAT_BAUD") or 0))
         self.debug = Channel(sys.stderr.buffer)
         self._poll = select.poll()

@@ -18,7 +18,7 @@ from .keystore import Keystore
 from .link import Link
 from .secrets import wipe
 from .spool import Upload
-from .storage import Storage, WrongPin, check_pin_format
+from .storage import MAX_PIN_ATTEMPTS, Storage, WrongPin, check_pin_format, pin_delay_ms
 from .ui import APPROVE, REJECT, UI
 
 FIRMWARE_VERSION = "0.3.0"
@@ -272,7 +272,15 @@ class App:
             self._damaged_seed(e)
             return
         while self.keystore is None and self.storage.initialized():
-            pin = self.ui.ask_text(screens.unlock_pin(err))
+            try:
+                failures = self.storage.pin_failures()
+            except StorageError as e:
+                self._damaged_seed(e)
+                return
+            delay = pin_delay_ms(failures) // self.board.clock_speed
+            if delay:
+                self.ui.pause(screens.pin_wait(MAX_PIN_ATTEMPTS - failures, pin_delay_ms(failures) // 1000), delay)
+            pin = self.ui.ask_text(screens.unlock_pin(err, MAX_PIN_ATTEMPTS - failures))
             try:
                 entropy = self.storage.unseal(pin)
             except WrongPin as e:

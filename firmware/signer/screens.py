@@ -46,12 +46,20 @@ def setup_passphrase():
     return _prompt("setup_passphrase", "Passphrase", "Enter the BIP39 passphrase, or nothing", None, "text")
 
 
-def unlock_pin(err):
-    return _prompt("unlock_pin", "Enter PIN", "Unlock the device", err, "pin")
+def unlock_pin(err, left):
+    """`left`: the attempts left before the seed is erased."""
+    screen = _prompt("unlock_pin", "Enter PIN", "Unlock the device", err, "pin")
+    screen["left"] = left
+    return screen
 
 
 def unlock_passphrase(err):
     return _prompt("unlock_passphrase", "Passphrase", "Enter the BIP39 passphrase", err, "text")
+
+
+def pin_wait(left, seconds):
+    return {"screen": "pin_wait", "title": "Wrong PIN", "left": left, "seconds": seconds,
+            "lines": ["%d attempts left before the seed is erased" % left, "Wait %d s for the next try" % seconds]}
 
 
 def setup_check(fingerprint, network):

@@ -60,6 +60,14 @@ def _keys(pin, salt, device_hmac=None):
     return bytearray(hmac.new(d, _LABEL_KEYS, "sha512").digest())
 
 
+def pin_delay_ms(failures):
+    """How long the device waits, by its own clock, before it takes the next
+    PIN after `failures` wrong ones in a row: nothing after one or two, then
+    2, 4, 8 ... 128 seconds. The count is in flash, so the wait is applied
+    again after a restart: cutting the power does not skip it."""
+    return 0 if failures < 3 else 1000 << (failures - 2)
+
+
 def check_pin_format(pin):
     """None if `pin` (text, or bytes-like so that no str copy is made) is
     4 to 12 digits; else the reason."""
@@ -198,6 +206,16 @@ class Storage:
             raise StorageError("the PIN attempt could not be recorded in flash")
 
     def erase(self):
+        """Remove the seed and the settings. The sealed record is first
+        overwritten in place with random bytes, so that the file's last
+        contents are not the ciphertext (littlefs writes copies: blocks it
+        freed may keep old bytes until reused; docs/threat-model.md)."""
+        try:
+            size = len(self.seed_header())
+            with open(self.path(_SEED), "r+b") as f:
+                f.write(os.urandom(size))
+        except OSError:
+            pass
         for name in (_SEED, _SETTINGS):
             try:
                 os.remove(self.path(name))

@@ -102,6 +102,20 @@ class UI:
         self._answer = REJECT
         return True
 
+    def pause(self, screen, ms):
+        """Show a screen that asks nothing (a PIN delay) for `ms` of the
+        device's clock; the request loop keeps answering meanwhile."""
+        from .framing import ticks_diff
+
+        self._show(screen, "wait")
+        start = self.board.ticks_ms()
+        try:
+            while ticks_diff(self.board.ticks_ms(), start) < ms:
+                self.board.wait(50)
+                self.app.pump(screen["screen"])
+        finally:
+            self.current = None
+
     def ask_text(self, screen):
         """Show a text prompt (recovery words, PIN); the text typed, as a
         bytearray so that the caller can wipe it."""

@@ -302,7 +302,8 @@ def emulator():
 @click.option("--passphrase", default="", help="BIP39 passphrase typed in at setup and unlock.")
 @click.option("--network", type=click.Choice(["main", "test", "signet", "regtest"]), default="regtest", show_default=True,
               help="Network chosen at setup (a set-up device keeps its own).")
-@click.option("--pin", default=None, help="PIN typed in at setup and unlock (default: the emulator PIN 123456).")
+@click.option("--pin", default=None, help="PIN typed in at setup (default: the emulator PIN 123456) and, given, at unlock: "
+                                         "without it a set-up device starts locked (amanat emulator unlock).")
 @click.option("--auto-confirm", is_flag=True, help="Approve every prompt (tests and scripts).")
 @click.option("--heap", type=click.IntRange(1), default=None,
               help="Cap the MicroPython heap, in bytes (qemu: at most its 131072).")
@@ -310,10 +311,12 @@ def emulator():
               help="Pace the serial line like a UART at this rate (baud/10 bytes a second each way; "
                    "at least 115200, the protocol's line rate).")
 @click.option("--measure-heap", is_flag=True, help="Sample the heap in use while signing (info's heap.peak).")
+@click.option("--fast-clock", is_flag=True, help="PIN delays 100 times shorter (tests of the delays; no board has this).")
 @click.option("--detach", is_flag=True, help="Return once the device answers and leave it running.")
-def emulator_start(state, target, mnemonic, passphrase, network, pin, auto_confirm, heap, baud, measure_heap, detach):
-    """Start an emulator; prints {"port", "debug_port", "pid", "state", "target", "fingerprint", "network"}
-    once it answers (fingerprint null while it waits at setup)."""
+def emulator_start(state, target, mnemonic, passphrase, network, pin, auto_confirm, heap, baud, measure_heap,
+                   fast_clock, detach):
+    """Start an emulator; prints {"port", "debug_port", "pid", "state", "target", "fingerprint", "network",
+    "locked"} once it answers (fingerprint null while it waits at setup or is locked)."""
     from . import emulator as emu
 
     if pin is not None and not (pin.isdigit() and 4 <= len(pin) <= 12):
@@ -322,13 +325,14 @@ def emulator_start(state, target, mnemonic, passphrase, network, pin, auto_confi
     try:
         rec = emu.start(state, mnemonic=mnemonic, passphrase=passphrase, network=network,
                         auto_confirm=auto_confirm, heap=heap, pin=pin or emu.DEFAULT_PIN, target=target,
-                        baud=baud, measure_heap=measure_heap)
+                        baud=baud, measure_heap=measure_heap, unlock=pin is not None or mnemonic is not None,
+                        fast_clock=fast_clock)
     except AmanatError as e:
         raise CliError(e.message) from None
     except OSError as e:  # e.g. the micropython binary is missing
         raise CliError(f"cannot start the emulator: {e}") from None
     click.echo(json.dumps({k: rec[k] for k in ("port", "debug_port", "pid", "state", "target", "fingerprint",
-                                                "network")}))
+                                                "network", "locked")}))
     sys.stdout.flush()
     if detach:
         return
@@ -356,6 +360,26 @@ def emulator_list(as_json):
         t.add_row(Text(e["port"]), str(e["fingerprint"] or "(not set up)"), str(e["network"]), str(e["target"]),
                   Text(e["state"]))
     console.print(t)
+
+
+@emulator.command("unlock")
+@click.option("--state", required=True, type=click.Path(file_okay=False))
+@click.option("--pin", required=True, help="The PIN, typed in on the device through DebugLink.")
+@click.option("--passphrase", default="", help="The BIP39 passphrase, if the device asks for one.")
+def emulator_unlock(state, pin, passphrase):
+    """Type a PIN into a locked emulator; prints {"outcome": "unlocked" | "wrong" | "wiped", "left", "delay_s"}
+    (exit 7 unless unlocked)."""
+    from . import emulator as emu
+
+    try:
+        res = emu.unlock(state, pin, passphrase)
+    except AmanatError as e:
+        raise CliError(e.message) from None
+    click.echo(json.dumps(res))
+    if res["outcome"] != "unlocked":
+        err_console.print(f"PIN {'wrong: ' + str(res['left']) + ' attempts left' if res['outcome'] == 'wrong' else 'wrong: the device erased its seed'}"
+                          + (f"; the next try in {res['delay_s']} s" if res.get("delay_s") else ""))
+        raise SystemExit(EXIT_NOT_READY)
 
 
 @emulator.command("stop")

@@ -70,12 +70,15 @@ def _pty():
 
 
 def start(state, mnemonic=None, passphrase="", network="regtest", auto_confirm=False,
-          heap=None, pin=DEFAULT_PIN, target="unix", baud=None, measure_heap=False) -> dict:
+          heap=None, pin=DEFAULT_PIN, target="unix", baud=None, measure_heap=False, unlock=True,
+          fast_clock=False) -> dict:
     """Start an emulator on `state`; return {"port", "debug_port", "pid", "state",
-    "target", "fingerprint", "network"} once it answers (fingerprint None while
-    it waits at setup) (set up with `mnemonic` on first start, unlocked
-    with `pin`). `baud` paces its serial line like a UART; `measure_heap` has
-    `info` report the heap's peak during signing."""
+    "target", "fingerprint", "network", "locked"} once it answers (fingerprint None while
+    it waits at setup or is locked) (set up with `mnemonic` on first start, unlocked
+    with `pin` unless `unlock` is False: then a set-up device waits at its PIN
+    prompt). `baud` paces its serial line like a UART; `measure_heap` has
+    `info` report the heap's peak during signing; `fast_clock` makes PIN
+    delays 100 times shorter."""
     state = Path(state).resolve()
     if not (pin.isdigit() and 4 <= len(pin) <= 12):
         raise EmulatorError("a PIN is 4 to 12 digits")  # checked before anything starts
@@ -87,7 +90,7 @@ def start(state, mnemonic=None, passphrase="", network="regtest", auto_confirm=F
         # A frame is given the time its length takes at the protocol's rate.
         raise EmulatorError(f"baud must be at least {LINE_BAUD}, the protocol's line rate")
     settings = {"network": network, "auto_confirm": bool(auto_confirm), "measure_heap": bool(measure_heap),
-                "baud": int(baud or 0)}
+                "baud": int(baud or 0), "fast_clock": bool(fast_clock)}
     try:
         spawn = _spawn_qemu(heap) if target == "qemu" else _spawn_unix(heap)
     except FileNotFoundError as e:
@@ -121,13 +124,14 @@ def start(state, mnemonic=None, passphrase="", network="regtest", auto_confirm=F
     try:
         if boot:
             boot(proc, record)
-        _bring_up(proc, record, mnemonic, passphrase, pin)
+        _bring_up(proc, record, mnemonic, passphrase, pin if unlock else None)
         if started:
             started()
         with Client(record["port"]) as c:  # what the officer checks: this seed, this network
             i = c.info()
         record["fingerprint"] = bytes(i["fingerprint"]).hex() if i.get("fingerprint") else None
         record["network"] = i.get("network")
+        record["locked"] = i["locked"]
         _record_path(state).write_text(json.dumps(record))
         (reg / f"{proc.pid}.json").write_text(json.dumps(record))
     except BaseException:
@@ -152,6 +156,7 @@ def _spawn_unix(heap):
             AMANAT_AUTO_CONFIRM="1" if settings["auto_confirm"] else "0",
             AMANAT_MEASURE_HEAP="1" if settings["measure_heap"] else "0",
             AMANAT_BAUD=str(settings["baud"]),
+            AMANAT_FAST_CLOCK="1" if settings["fast_clock"] else "0",
         )
         proc = subprocess.Popen(cmd, stdin=m1, stdout=m1, stderr=m2, pass_fds=(s1, s2, lock),
                                 cwd=state, env=env, start_new_session=True)
@@ -338,11 +343,57 @@ def _bring_up(proc, record, mnemonic, passphrase, pin):
             dl.wait_screen("setup_passphrase")
             dl.type_text(passphrase)
         else:
-            screen = dl.wait_screen(("unlock_pin", "seed_damaged"))
+            screen = dl.wait_screen(("unlock_pin", "seed_damaged", "pin_wait"))
             if screen["screen"] == "seed_damaged":
                 raise EmulatorError("the device cannot open its stored seed: " + " ".join(screen["lines"][:1]))
-            dl.type_text(pin)
+            if pin is None:
+                return  # left locked, at its PIN prompt (amanat emulator unlock)
+            _type_pin(dl, pin)
         _wait_ready(record, dl, passphrase)
+
+
+def _type_pin(dl, pin):
+    """Type `pin` at the PIN prompt, once the device's delay after earlier
+    wrong PINs (a pin_wait screen) has passed; the prompt it answered."""
+    while True:
+        screen = dl.wait_screen(("unlock_pin", "pin_wait"), timeout=300)
+        if screen["screen"] == "unlock_pin":
+            dl.type_text(pin)
+            return screen
+        time.sleep(0.05)
+
+
+def unlock(state, pin, passphrase="") -> dict:
+    """Type `pin` into the locked emulator on `state` (DebugLink), as an
+    officer does: {"outcome": "unlocked" | "wrong" | "wiped", "left": attempts
+    left, "delay_s": the wait before the next try}."""
+    if not (pin.isdigit() and 4 <= len(pin) <= 12):
+        raise EmulatorError("a PIN is 4 to 12 digits")
+    record = read_record(state)
+    if record is None:
+        raise EmulatorError(f"no emulator running on {state}")
+    with Client(record["port"]) as c:
+        if not c.info()["initialized"]:
+            raise EmulatorError("the emulator is not set up: nothing to unlock")
+        if not c.info()["locked"]:
+            return {"outcome": "unlocked", "left": None, "delay_s": 0}
+    with DebugLink(record["debug_port"]) as dl:
+        typed_at = _type_pin(dl, pin)  # the prompt answered: a new one is the outcome
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            screen = dl.screen()
+            with Client(record["port"]) as c:
+                i = c.info()
+            if not i["locked"]:
+                return {"outcome": "unlocked", "left": None, "delay_s": 0}
+            if not i["initialized"]:
+                return {"outcome": "wiped", "left": 0, "delay_s": 0}
+            if screen is not None and screen["screen"] == "unlock_passphrase":
+                dl.type_text(passphrase)
+            elif screen is not None and screen["screen"] in ("unlock_pin", "pin_wait") and screen != typed_at:
+                return {"outcome": "wrong", "left": screen["left"], "delay_s": screen.get("seconds", 0)}
+            time.sleep(0.05)
+    raise EmulatorError("the emulator did not answer the PIN")
 
 
 def _wait_ready(record, dl, passphrase):
@@ -361,6 +412,8 @@ def _wait_ready(record, dl, passphrase):
                 dl.approve()  # the launcher's caller chose the words and passphrase
             elif screen["screen"] == "unlock_pin" and screen.get("error"):
                 raise EmulatorError(f"the emulator refused the PIN: {screen['error']}")
+            elif screen["screen"] == "pin_wait":
+                raise EmulatorError(f"the emulator refused the PIN: {'; '.join(screen['lines'])}")
             elif screen["screen"].startswith("setup_"):
                 raise EmulatorError("the emulator erased its seed after too many wrong PINs")
             time.sleep(0.05)
