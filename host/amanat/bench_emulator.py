@@ -84,13 +84,17 @@ def signing_report(sizes=(1, 10, 50), multisig=(("wsh", 10), ("tr", 10))) -> lis
     return rows
 
 
-def signs_with_heap(heap: int, raw: bytes, tmp: Path) -> bool:
+def signs_with_heap(heap: int, raw: bytes, tmp: Path, why: dict | None = None) -> bool:
     """Whether a fresh emulator with this heap signs `raw` (its state in a new
-    folder under tmp)."""
+    folder under tmp). `why`, given, gets "boot" when the emulator did not
+    even start: the unix port compiles the firmware from source at boot, and
+    near the smallest heap that compile can fail on a fragmented heap."""
     state = Path(tempfile.mkdtemp(prefix=f"heap-{heap}-", dir=tmp))
     try:
         rec = emulator.start(state, mnemonic=MNEMONIC, network=NETWORK, auto_confirm=True, heap=heap)
     except AmanatError:
+        if why is not None:
+            why["failed"] = "boot"
         return False
     try:
         _sign_once(rec["port"], raw)

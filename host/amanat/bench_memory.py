@@ -203,8 +203,9 @@ def headroom_report(tmp: Path, low=300_000, high=1_000_000, step=4096) -> dict:
     small = smallest_heap(raw=p2wpkh_psbt(10), low=low, high=high, step=step)
     if small is None:
         return {"smallest_10": None}
-    ok = signs_with_heap(small + HEADROOM, p2wpkh_psbt(1000), tmp)
-    return {"smallest_10": small, "headroom": HEADROOM, "signs_1000": ok}
+    why = {}
+    ok = signs_with_heap(small + HEADROOM, p2wpkh_psbt(1000), tmp, why)
+    return {"smallest_10": small, "headroom": HEADROOM, "signs_1000": ok, "failed": why.get("failed")}
 
 
 def report(say=print) -> dict:
