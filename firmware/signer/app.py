@@ -221,32 +221,66 @@ class App:
 
     # ---- first start and unlock
     def setup(self):
-        err = None
-        while True:
-            words = self.ui.ask_text(screens.setup_mnemonic(err))
-            try:
-                entropy = bytearray(bip39.mnemonic_to_bytes(" ".join(words.decode().split())))
-                break
-            except Exception:
-                err = "Invalid words or checksum, try again"
-            finally:
-                wipe(words)
+        # Not auto-approved: the emulator's launcher (or the officer) answers it.
+        if self.ui.confirm(screens.setup_kind(), auto=False):
+            secret, meta = self._recover_shares()
+        else:
+            secret, meta = self._enter_words(), None
         pin = self._choose_pin()
         passphrase = self.ui.ask_text(screens.setup_passphrase())
         try:
             network = self.board.default_network
-            self._load(entropy, passphrase, network)
+            self._load(secret, passphrase, network, meta)
             # The fingerprint identifies words + passphrase together: a typo in
             # the passphrase (typed once, masked) shows here as a strange one.
             fp = hexlify(self.keystore.fingerprint).decode()
             if not self.ui.confirm(screens.setup_check(fp, network)):
                 self.keystore = None
                 return  # nothing stored: setup starts again
-            self.storage.store_seed(entropy, pin, network, len(passphrase) > 0, fp)
+            self.storage.store_seed(secret, pin, network, len(passphrase) > 0, fp, slip39=meta)
         finally:
-            wipe(entropy)
+            wipe(secret)
             wipe(pin)
             wipe(passphrase)
+
+    def _enter_words(self):
+        """BIP39 entropy of the recovery words the officer types."""
+        err = None
+        while True:
+            words = self.ui.ask_text(screens.setup_mnemonic(err))
+            try:
+                return bytearray(bip39.mnemonic_to_bytes(" ".join(words.decode().split())))
+            except Exception:
+                err = "Invalid words or checksum, try again"
+            finally:
+                wipe(words)
+
+    def _recover_shares(self):
+        """(encrypted master secret, (identifier, extendable, exponent)) of
+        the SLIP39 shares the officer types, each checked as it comes: a
+        mistyped one, one of another backup or a duplicate is named at once
+        and typed again. The passphrase decrypts the secret at each unlock."""
+        from .slip39 import Recovery, ShareError
+
+        err = None
+        while True:
+            r = Recovery()
+            while not r.complete():
+                of = r.first.member_threshold if r.first is not None and r.first.group_threshold == 1 else None
+                text = self.ui.ask_text(screens.setup_share(r.count + 1, err, of))
+                try:
+                    r.add(text.decode())
+                    err = None
+                except ShareError as e:
+                    err = e.message
+                finally:
+                    wipe(text)
+            try:
+                ems, identifier, extendable, exponent = r.encrypted_secret()
+                return bytearray(ems), (identifier, extendable, exponent)
+            except ShareError as e:
+                # the shares agree but do not recover (one is wrong): from share 1 again
+                err = e.message + "; start again"
 
     def _choose_pin(self):
         err = None
@@ -282,7 +316,7 @@ class App:
                 self.ui.pause(screens.pin_wait(MAX_PIN_ATTEMPTS - failures, pin_delay_ms(failures) // 1000), delay)
             pin = self.ui.ask_text(screens.unlock_pin(err, MAX_PIN_ATTEMPTS - failures))
             try:
-                entropy = self.storage.unseal(pin)
+                entropy, meta = self.storage.unseal(pin)
             except WrongPin as e:
                 err = str(e)
                 continue
@@ -292,11 +326,11 @@ class App:
             finally:
                 wipe(pin)
             try:
-                self._unlock_with_passphrase(entropy)
+                self._unlock_with_passphrase(entropy, meta)
             finally:
                 wipe(entropy)
 
-    def _unlock_with_passphrase(self, entropy):
+    def _unlock_with_passphrase(self, entropy, meta=None):
         # The fingerprint kept at setup tells a mistyped passphrase (another
         # wallet entirely) from the right one before anything is signed.
         settings = self.storage.settings()
@@ -307,7 +341,7 @@ class App:
             if self.storage.passphrase_used():
                 passphrase = self.ui.ask_text(screens.unlock_passphrase(err))
             try:
-                self._load(entropy, passphrase, settings.get("network", "main"))
+                self._load(entropy, passphrase, settings.get("network", "main"), meta)
             finally:
                 wipe(passphrase)
             got = hexlify(self.keystore.fingerprint).decode()
@@ -322,9 +356,9 @@ class App:
         if self.ui.confirm(screens.seed_damaged(e.message), auto=False):
             self.storage.erase()
 
-    def _load(self, entropy, passphrase, network):
+    def _load(self, entropy, passphrase, network, meta=None):
         ks = Keystore(network)
-        ks.load_entropy(entropy, passphrase)
+        ks.load_sealed(entropy, meta, passphrase)
         self.keystore = ks
         self._registry = None
         gc.collect()

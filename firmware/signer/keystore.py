@@ -1,4 +1,5 @@
-"""The device's keys: a BIP39 mnemonic turned into a BIP32 root, kept in RAM.
+"""The device's keys: a BIP39 mnemonic (or a SLIP-0039 backup's master
+secret) turned into a BIP32 root, kept in RAM.
 
 Nothing here talks to a screen or a serial line; the request handlers ask the
 keystore for public data (fingerprint, xpubs) and hand it PSBTs to sign.
@@ -40,6 +41,26 @@ class Keystore:
         """Load from BIP39 entropy (bytearray) and passphrase (bytes-like)."""
         words = bip39.mnemonic_from_bytes(bytes(entropy))
         self.load_mnemonic(words, bytes(passphrase).decode())
+
+    def load_slip39(self, ems, meta, passphrase=b""):
+        """Load from a SLIP-0039 encrypted master secret (bytearray) and its
+        (identifier, extendable, exponent): the passphrase decrypts it to the
+        master secret, which is the BIP32 seed (SLIP-0039's semantics)."""
+        from .slip39 import decrypt
+
+        identifier, extendable, exponent = meta
+        seed = bytearray(decrypt(bytes(ems), bytes(passphrase), identifier, extendable, exponent))
+        try:
+            self.root = bip32.HDKey.from_seed(seed, version=self.network["xprv"])
+        finally:
+            wipe(seed)
+
+    def load_sealed(self, secret, meta, passphrase=b""):
+        """Load what storage.unseal gives: BIP39 entropy (meta None) or a SLIP-0039 backup."""
+        if meta is None:
+            self.load_entropy(secret, passphrase)
+        else:
+            self.load_slip39(secret, meta, passphrase)
 
     def _require(self):
         if self.root is None:

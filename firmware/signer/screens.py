@@ -30,6 +30,19 @@ def _prompt(name, title, line, err, entry):
     return {"screen": name, "title": title, "lines": lines, "error": err, "entry": entry}
 
 
+def setup_kind():
+    return {"screen": "setup_kind", "title": "Set up", "lines": ["Recover from SLIP39 shares (a Shamir backup)?",
+                                                              "Reject to enter BIP39 recovery words"]}
+
+
+def setup_share(n, err, of):
+    """Share n of a SLIP39 recovery; `of` the shares needed, once the first told it (else None)."""
+    line = "Enter share %d" % n + (" of %d" % of if of else "")
+    screen = _prompt("setup_share", "Share %d" % n, line, err, "share")
+    screen["share"] = n
+    return screen
+
+
 def setup_mnemonic(err):
     return _prompt("setup_mnemonic", "Recovery words", "Enter the 12 or 24 recovery words", err, "words")
 

@@ -108,6 +108,15 @@ def _checksum(data, extendable):
     return [(polymod >> RADIX_BITS * (2 - k)) & 1023 for k in range(3)]
 
 
+def share_checksum_ok(indices):
+    """Whether the word indices of a share pass its RS1024 checksum (the
+    customization string from its extendable flag)."""
+    if len(indices) < 2:
+        return False
+    extendable = bool(indices[1] >> ITERATION_EXP_BITS & 1)
+    return rs1024_polymod(list(_customization(extendable)) + list(indices)) == 1
+
+
 def parse_share(text, n=1):
     """The Share of one mnemonic; ShareError naming share `n` (its position
     in what was entered) if it is not a well-formed share."""
@@ -149,37 +158,79 @@ def combine(mnemonics, passphrase=b""):
     order."""
     if not mnemonics:
         raise ShareError("no share given")
-    shares = [parse_share(m, k + 1) for k, m in enumerate(mnemonics)]
-    first = shares[0]
-    groups = {}
-    for k, s in enumerate(shares):
-        n = k + 1
+    r = Recovery()
+    for m in mnemonics:
+        r.add(m)
+    return r.master_secret(passphrase)
+
+
+class Recovery:
+    """Shares entered one at a time (the device's recovery screens): each is
+    checked as it comes, so that a mistyped share, one of another backup or
+    a duplicate is named at once, and complete() says when enough are in."""
+
+    def __init__(self):
+        self.first = None
+        self.groups = {}  # group index -> [(share number, Share)]
+        self.count = 0
+
+    def add(self, text):
+        """Check and keep the next share; ShareError naming it otherwise."""
+        n = self.count + 1
+        s = parse_share(text, n)
+        first = self.first or s
         if s.identifier != first.identifier or s.extendable != first.extendable:
             raise ShareError("share %d is from another backup than share 1 (its first words differ)" % n)
         if s.common() != first.common():
             raise ShareError("share %d does not match share 1 (iteration exponent or group parameters differ)" % n)
         if len(s.value) != len(first.value):
             raise ShareError("share %d is not as long as share 1" % n)
-        group = groups.setdefault(s.group_index, [])
+        group = self.groups.get(s.group_index, [])
         for other_n, other in group:
             if other.member_index == s.member_index:
                 raise ShareError("share %d is a duplicate of share %d (the same member)" % (n, other_n))
             if other.member_threshold != s.member_threshold:
                 raise ShareError("share %d does not match share %d (member thresholds differ)" % (n, other_n))
+        self.first = first
         group.append((n, s))
-    if len(groups) < first.group_threshold:
-        raise ShareError("shares of %d groups; this backup needs %d" % (len(groups), first.group_threshold))
-    if len(groups) > first.group_threshold:
-        raise ShareError("shares of %d groups; this backup takes exactly %d" % (len(groups), first.group_threshold))
-    points = []
-    for gi in sorted(groups):
-        group = groups[gi]
-        need = group[0][1].member_threshold
-        if len(group) != need:
-            raise ShareError("group %d: %d shares; it takes exactly %d" % (gi + 1, len(group), need))
-        points.append((gi, _recover([(s.member_index, s.value) for _, s in group])))
-    ems = _recover(points)
-    return _crypt(ems, passphrase, first.exponent, first.identifier, first.extendable, (3, 2, 1, 0))
+        self.groups[s.group_index] = group
+        self.count = n
+        return s
+
+    def complete(self):
+        """Enough shares: the group threshold of groups, each with its member threshold."""
+        if self.first is None:
+            return False
+        full = [g for g in self.groups.values() if len(g) >= g[0][1].member_threshold]
+        return len(full) >= self.first.group_threshold
+
+    def encrypted_secret(self):
+        """(encrypted master secret, identifier, extendable, exponent): what a
+        device keeps, so that the passphrase is applied at every unlock."""
+        first = self.first
+        if first is None:
+            raise ShareError("no share given")
+        if len(self.groups) < first.group_threshold:
+            raise ShareError("shares of %d groups; this backup needs %d" % (len(self.groups), first.group_threshold))
+        if len(self.groups) > first.group_threshold:
+            raise ShareError("shares of %d groups; this backup takes exactly %d" % (len(self.groups), first.group_threshold))
+        points = []
+        for gi in sorted(self.groups):
+            group = self.groups[gi]
+            need = group[0][1].member_threshold
+            if len(group) != need:
+                raise ShareError("group %d: %d shares; it takes exactly %d" % (gi + 1, len(group), need))
+            points.append((gi, _recover([(s.member_index, s.value) for _, s in group])))
+        return _recover(points), first.identifier, first.extendable, first.exponent
+
+    def master_secret(self, passphrase=b""):
+        ems, identifier, extendable, exponent = self.encrypted_secret()
+        return decrypt(ems, passphrase, identifier, extendable, exponent)
+
+
+def decrypt(ems, passphrase, identifier, extendable, exponent):
+    """The master secret of an encrypted master secret, with the passphrase."""
+    return _crypt(ems, passphrase, exponent, identifier, extendable, (3, 2, 1, 0))
 
 
 def _recover(points):

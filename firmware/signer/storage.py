@@ -14,8 +14,12 @@ the count; after MAX_PIN_ATTEMPTS the seed is erased.
 Seed record, format 2: format (1 byte), flags (1: a passphrase is used),
 salt (16), IV (16), device check (4: HMAC of a label under the device key,
 to tell "sealed on another device" from a wrong PIN), ciphertext (48), MAC
-(32). Format 1 (no device key, no check) is still read, and sealed again as
-format 2 at the unlock that opens it.
+(32). The 48-byte plaintext: length, secret (BIP39 entropy or a SLIP-0039
+encrypted master secret), and at byte 33 the kind (0 BIP39; 1 SLIP-0039,
+then its identifier, extendable flag and iteration exponent: the passphrase
+is never stored, it decrypts the master secret at each unlock). Format 1
+(no device key, no check) is still read, and sealed again as format 2 at
+the unlock that opens it.
 """
 
 import hashlib
@@ -27,6 +31,7 @@ from .errors import StorageError
 from .secrets import wipe
 
 SEED_FORMAT = 2
+KIND_SLIP39 = 1  # plaintext byte 33: 0 BIP39 entropy, 1 a SLIP-0039 encrypted master secret
 KDF_ROUNDS = 4096
 MAX_PIN_ATTEMPTS = 10
 # Fee limits until the officer approves others (docs/protocol.md, "Fee limits").
@@ -101,9 +106,11 @@ class Storage:
         except OSError:
             return False
 
-    def store_seed(self, entropy, pin, network, passphrase_used, fingerprint=None):
-        """Seal `entropy` (bytearray, 16..32 bytes) under `pin` (bytes)."""
-        self._seal(entropy, pin, 1 if passphrase_used else 0)
+    def store_seed(self, entropy, pin, network, passphrase_used, fingerprint=None, slip39=None):
+        """Seal `entropy` (bytearray, 16..32 bytes: BIP39 entropy, or with
+        `slip39` = (identifier, extendable, exponent) a SLIP-0039 encrypted
+        master secret) under `pin` (bytes)."""
+        self._seal(entropy, pin, 1 if passphrase_used else 0, slip39)
         # A new seed starts with new settings (the fingerprint is public: it
         # is in every PSBT; it tells a mistyped passphrase at unlock).
         self.save_settings({"network": network, "pin_failures": 0, "fingerprint": fingerprint})
@@ -111,7 +118,7 @@ class Storage:
     def _device_check(self):
         return self.device_hmac(_LABEL_CHECK)[:4]
 
-    def _seal(self, entropy, pin, flags):
+    def _seal(self, entropy, pin, flags, slip39=None):
         salt = os.urandom(16)
         iv = os.urandom(16)
         keys = _keys(pin, salt, self.device_hmac)
@@ -121,6 +128,12 @@ class Storage:
         plain = bytearray(48)
         plain[0] = len(entropy)
         plain[1 : 1 + len(entropy)] = entropy
+        if slip39 is not None:  # the kind and what SLIP-0039 decryption needs (zeros: BIP39)
+            identifier, extendable, exponent = slip39
+            plain[33] = KIND_SLIP39
+            plain[34:36] = identifier.to_bytes(2, "big")
+            plain[36] = 1 if extendable else 0
+            plain[37] = exponent
         try:
             ct = cryptolib.aes(memoryview(keys)[:32], 2, iv).encrypt(plain)
             head = bytes([SEED_FORMAT, flags]) + salt + iv + self._device_check()
@@ -162,7 +175,9 @@ class Storage:
         return form, head, blob[size : size + 48], blob[size + 48 :]
 
     def unseal(self, pin):
-        """The entropy as a bytearray (caller wipes it), or WrongPin."""
+        """(secret as a bytearray the caller wipes, SLIP-0039 meta or None),
+        or WrongPin. The secret is BIP39 entropy, or with meta
+        (identifier, extendable, exponent) a SLIP-0039 encrypted master secret."""
         form, head, ct, mac = self._record()
         failures = self.pin_failures() + 1
         self._count_attempt(failures)
@@ -181,9 +196,12 @@ class Storage:
             wipe(keys)
         try:
             n = plain[0]
-            if not 16 <= n <= 32:
+            if not 16 <= n <= 32 or plain[33] not in (0, KIND_SLIP39):
                 raise StorageError("seed record is damaged")
             entropy = bytearray(plain[1 : 1 + n])
+            meta = None
+            if plain[33] == KIND_SLIP39:
+                meta = (int.from_bytes(plain[34:36], "big"), plain[36] == 1, plain[37])
         finally:
             wipe(plain)
         if form == 1:  # sealed again with the device key, before the count is cleared
@@ -191,7 +209,7 @@ class Storage:
         s = self.settings()
         s["pin_failures"] = 0
         self.save_settings(s)
-        return entropy
+        return entropy, meta
 
     def pin_failures(self):
         return self.settings().get("pin_failures", 0)

@@ -20,6 +20,8 @@ Kinds:
   for correcting. delete takes back the last letter the officer chose along
   with what was filled in after it; at the start of a word it goes back into
   the previous word.
+- "share" (a SLIP-0039 share): the same, with SLIP-0039's word list; DONE at
+  20 or 33 words, after its RS1024 checksum.
 - "pin": 4 to 12 digits. Each digit's wheel starts on a random digit, so
   that someone counting the presses learns nothing; digits typed show as
   '*' and the wheel shows only the digit under the cursor.
@@ -37,12 +39,13 @@ import os
 
 from .secrets import wipe
 
-KINDS = ("words", "pin", "text")
+KINDS = ("words", "share", "pin", "text")
 WORD_COUNTS = (12, 15, 18, 21, 24)
+SHARE_COUNTS = (20, 33)  # SLIP-0039 shares of 128 and 256 bits
 PIN_MIN = 4
 PIN_MAX = 12
 TEXT_MAX = 100
-_CAPACITY = {"words": 24 * 9, "pin": PIN_MAX, "text": TEXT_MAX}
+_CAPACITY = {"words": 24 * 9, "share": 33 * 9, "pin": PIN_MAX, "text": TEXT_MAX}
 
 # Choices: a character is its byte value; the special ones are negative.
 DEL = -1
@@ -99,10 +102,14 @@ class TextEntry:
         self._note = None  # shown instead of the text until the next event
         self._pos = 0
         self._page = 0
-        if kind == "words":
-            from embit.wordlists.bip39 import WORDLIST
-
+        self._wordy = kind in ("words", "share")
+        if self._wordy:
+            if kind == "words":
+                from embit.wordlists.bip39 import WORDLIST
+            else:
+                from embit.wordlists.slip39 import SLIP39_WORDS as WORDLIST
             self._list = WORDLIST
+            self._counts = WORD_COUNTS if kind == "words" else SHARE_COUNTS
             self._start = 0  # where the word being typed starts
             self._k = 0  # how many words come before it
         elif kind == "pin":
@@ -119,7 +126,7 @@ class TextEntry:
 
     def _text_line(self):
         n = self._n
-        if self.kind == "words":
+        if self._wordy:
             word = str(memoryview(self._buf)[self._start:n], "ascii")
             return "%d: %s_" % (self._k + 1, word)
         if n > 13:
@@ -137,7 +144,7 @@ class TextEntry:
     @property
     def value(self):
         n = self._n
-        if n and self._buf[n - 1] == SPACE and self.kind == "words":
+        if n and self._buf[n - 1] == SPACE and self._wordy:
             n -= 1  # NEXT then DONE
         return bytearray(memoryview(self._buf)[:n])
 
@@ -183,7 +190,7 @@ class TextEntry:
             self._wheel = self._make_wheel()
             self._pos = 0
             return
-        elif self.kind == "words":
+        elif self._wordy:
             self._add_letter(c)
         elif self._n < len(self._buf):
             self._put(c)
@@ -195,7 +202,7 @@ class TextEntry:
     def _rewheel(self, was):
         """Rebuild the wheel; the cursor stays on `was` where the wheel has
         not changed (pin, text), else goes to the first choice."""
-        if self.kind == "words":
+        if self._wordy:
             self._wheel = self._make_wheel()
             self._pos = 0
         elif was is not None and was in self._wheel:
@@ -205,7 +212,7 @@ class TextEntry:
         if self.kind == "pin" and self._n < PIN_MIN:
             self._note = "4-12 digits"
             return False
-        if self.kind == "words" and not self._checksum_ok():
+        if self._wordy and not self._checksum_ok():
             self._note = "Bad checksum"
             return False
         return True
@@ -213,7 +220,7 @@ class TextEntry:
     def _delete(self):
         if not self._n:
             return
-        back_into_word = self.kind == "words" and self._n == self._start
+        back_into_word = self._wordy and self._n == self._start
         self._drop()
         if back_into_word:  # the space: the previous word again, whole
             self._k -= 1
@@ -221,7 +228,7 @@ class TextEntry:
             while s and self._buf[s - 1] != SPACE:
                 s -= 1
             self._start = s
-        elif self.kind == "words":
+        elif self._wordy:
             # Back to where the officer last had a choice: letters that
             # were filled in go with the letter chosen before them.
             while self._n > self._start and not self._branches():
@@ -278,9 +285,9 @@ class TextEntry:
         whole = i > 0 and len(words[lo]) == i
         count = self._k + (1 if whole else 0)
         wheel = []
-        if (whole or not i) and count in WORD_COUNTS:
+        if (whole or not i) and count in self._counts:
             wheel.append(DONE)
-        if whole and count < 24:
+        if whole and count < self._counts[-1]:
             wheel.append(NEXT)
         if whole:
             lo += 1
@@ -291,7 +298,38 @@ class TextEntry:
         wheel.append(DEL)
         return wheel
 
+    def _indices(self):
+        """The word list indices of the words typed (a list the caller
+        clears: small ints live in the list itself, never elsewhere)."""
+        nwords = self._k + (1 if self._n > self._start else 0)
+        out = []
+        start = 0
+        saved = self._start, self._n
+        try:
+            for _ in range(nwords):
+                end = start
+                while end < saved[1] and self._buf[end] != SPACE:
+                    end += 1
+                self._start, self._n = start, end
+                out.append(self._range()[0])
+                start = end + 1
+        finally:
+            self._start, self._n = saved
+        return out
+
     def _checksum_ok(self):
+        if self.kind == "share":
+            from .slip39 import share_checksum_ok
+
+            idx = self._indices()
+            try:
+                return share_checksum_ok(idx)
+            finally:
+                for i in range(len(idx)):
+                    idx[i] = 0
+        return self._bip39_checksum_ok()
+
+    def _bip39_checksum_ok(self):
         """The BIP39 checksum of the words typed, without making a str."""
         import hashlib
 

@@ -302,6 +302,8 @@ def emulator():
 @click.option("--target", type=click.Choice(["unix", "qemu"]), default="unix", show_default=True,
               help="unix: the MicroPython unix port; qemu: the frozen Cortex-M3 image under QEMU (make qemu).")
 @click.option("--mnemonic", help="BIP39 words typed in on first start.")
+@click.option("--share", "shares", multiple=True, help="A SLIP39 share typed in on first start, instead of --mnemonic "
+                                                        "(repeat for each share the backup needs).")
 @click.option("--passphrase", default="", help="BIP39 passphrase typed in at setup and unlock.")
 @click.option("--network", type=click.Choice(["main", "test", "signet", "regtest"]), default="regtest", show_default=True,
               help="Network chosen at setup (a set-up device keeps its own).")
@@ -316,7 +318,7 @@ def emulator():
 @click.option("--measure-heap", is_flag=True, help="Sample the heap in use while signing (info's heap.peak).")
 @click.option("--fast-clock", is_flag=True, help="PIN delays 100 times shorter (tests of the delays; no board has this).")
 @click.option("--detach", is_flag=True, help="Return once the device answers and leave it running.")
-def emulator_start(state, target, mnemonic, passphrase, network, pin, auto_confirm, heap, baud, measure_heap,
+def emulator_start(state, target, mnemonic, shares, passphrase, network, pin, auto_confirm, heap, baud, measure_heap,
                    fast_clock, detach):
     """Start an emulator; prints {"port", "debug_port", "pid", "state", "target", "fingerprint", "network",
     "locked"} once it answers (fingerprint null while it waits at setup or is locked)."""
@@ -324,6 +326,9 @@ def emulator_start(state, target, mnemonic, passphrase, network, pin, auto_confi
 
     if pin is not None and not (pin.isdigit() and 4 <= len(pin) <= 12):
         raise CliError("--pin must be 4 to 12 digits", 2)
+    if shares and mnemonic:
+        raise CliError("give --mnemonic or --share, not both", 2)
+    mnemonic = list(shares) if shares else mnemonic
 
     try:
         rec = emu.start(state, mnemonic=mnemonic, passphrase=passphrase, network=network,

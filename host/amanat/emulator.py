@@ -74,7 +74,8 @@ def start(state, mnemonic=None, passphrase="", network="regtest", auto_confirm=F
           fast_clock=False) -> dict:
     """Start an emulator on `state`; return {"port", "debug_port", "pid", "state",
     "target", "fingerprint", "network", "locked"} once it answers (fingerprint None while
-    it waits at setup or is locked) (set up with `mnemonic` on first start, unlocked
+    it waits at setup or is locked) (set up with `mnemonic` on first start: BIP39
+    words, or a list of SLIP39 shares; unlocked
     with `pin` unless `unlock` is False: then a set-up device waits at its PIN
     prompt). `baud` paces its serial line like a UART; `measure_heap` has
     `info` report the heap's peak during signing; `fast_clock` makes PIN
@@ -332,11 +333,27 @@ def _bring_up(proc, record, mnemonic, passphrase, pin):
             if not mnemonic:
                 return  # left at the setup screen, for the officer (or a test) to drive
             # Typed in as an officer would, prompt by prompt.
-            dl.wait_screen("setup_mnemonic")
-            dl.type_text(mnemonic)
-            screen = dl.wait_screen(("setup_pin", "setup_mnemonic"))
-            if screen["screen"] == "setup_mnemonic":
-                raise EmulatorError("the device refused the mnemonic: " + (screen.get("error") or ""))
+            dl.wait_screen("setup_kind")
+            if isinstance(mnemonic, (list, tuple)):  # SLIP39 shares
+                dl.approve()
+                for share in mnemonic:
+                    screen = dl.wait_screen(("setup_share", "setup_pin"))
+                    if screen["screen"] == "setup_pin":
+                        break  # enough shares
+                    if screen.get("error"):
+                        raise EmulatorError("the device refused a share: " + screen["error"])
+                    dl.type_text(share)
+                screen = dl.wait_screen(("setup_pin", "setup_share"))
+                if screen["screen"] == "setup_share":
+                    raise EmulatorError("the device wants more shares" + (": " + screen["error"] if screen.get("error")
+                                                                          else ""))
+            else:
+                dl.reject()
+                dl.wait_screen("setup_mnemonic")
+                dl.type_text(mnemonic)
+                screen = dl.wait_screen(("setup_pin", "setup_mnemonic"))
+                if screen["screen"] == "setup_mnemonic":
+                    raise EmulatorError("the device refused the mnemonic: " + (screen.get("error") or ""))
             dl.type_text(pin)
             dl.wait_screen("setup_pin_confirm")
             dl.type_text(pin)

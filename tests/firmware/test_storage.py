@@ -51,15 +51,15 @@ def test_seal_unseal_and_the_attempt_counter(tmp_path):
     r = run(tmp_path, """
 s = Storage(ROOT, here.device_hmac)
 s.store_seed(ENTROPY, b"2468", "regtest", False, "00112233")
-out(case="right", entropy=list(s.unseal(b"2468")), failures=s.pin_failures())
+out(case="right", entropy=list(s.unseal(b"2468")[0]), meta=s.unseal(b"2468")[1], failures=s.pin_failures())
 out(case="wrong", error=error(lambda: s.unseal(b"1111")), failures=s.pin_failures())
-out(case="right again", ok=s.unseal(b"2468") == ENTROPY, failures=s.pin_failures())
+out(case="right again", ok=s.unseal(b"2468")[0] == ENTROPY, failures=s.pin_failures())
 for i in range(MAX_PIN_ATTEMPTS - 1):
     error(lambda: s.unseal(b"1111"))
 out(case="last", error=error(lambda: s.unseal(b"1111")), initialized=s.initialized(),
     files=sorted(os.listdir(ROOT)))
 """)
-    assert r["right"] == {"entropy": list(range(16)), "failures": 0}
+    assert r["right"] == {"entropy": list(range(16)), "meta": None, "failures": 0}
     assert r["wrong"] == {"error": "WrongPin 9", "failures": 1}
     assert r["right again"] == {"ok": True, "failures": 0}
     assert r["last"] == {"error": "WrongPin 0", "initialized": False, "files": []}
@@ -93,8 +93,8 @@ ct = cryptolib.aes(memoryview(keys)[:32], 2, iv).encrypt(plain)
 head = bytes([1, 0]) + salt + iv
 open(ROOT + "/seed.bin", "wb").write(head + ct + h.new(memoryview(keys)[32:], head + ct, "sha256").digest())
 s = Storage(ROOT, here.device_hmac)
-out(case="migrated", ok=s.unseal(b"2468") == ENTROPY, format=open(ROOT + "/seed.bin", "rb").read()[0])
-out(case="again", ok=s.unseal(b"2468") == ENTROPY, elsewhere=error(lambda: Storage(ROOT, other.device_hmac).unseal(b"2468")) is not None)
+out(case="migrated", ok=s.unseal(b"2468") == (ENTROPY, None), format=open(ROOT + "/seed.bin", "rb").read()[0])
+out(case="again", ok=s.unseal(b"2468")[0] == ENTROPY, elsewhere=error(lambda: Storage(ROOT, other.device_hmac).unseal(b"2468")) is not None)
 """)
     assert r["migrated"] == {"ok": True, "format": 2}
     assert r["again"] == {"ok": True, "elsewhere": True}
@@ -116,3 +116,13 @@ import binascii
 print(json.dumps(binascii.hexlify(here.device_hmac(b"amanat")).decode()))
 """, extra_path=[paths.boards_dir()])
     assert got == hmac.new(b"\x01" * 32, b"amanat", hashlib.sha256).hexdigest()
+
+
+def test_a_slip39_backup_is_sealed_with_what_decrypts_it(tmp_path):
+    r = run(tmp_path, """
+s = Storage(ROOT, here.device_hmac)
+s.store_seed(bytearray(range(32)), b"2468", "regtest", True, None, slip39=(12345, True, 1))
+secret, meta = s.unseal(b"2468")
+out(case="slip39", secret=list(secret), meta=list(meta), passphrase=s.passphrase_used())
+""")
+    assert r["slip39"] == {"secret": list(range(32)), "meta": [12345, True, 1], "passphrase": True}

@@ -13,12 +13,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from amanat import mpy
-from conftest import firmware_on_cpython
+from conftest import VECTORS, firmware_on_cpython
 
 firmware_on_cpython()
 from embit import bip39  # noqa: E402
 from embit.wordlists.bip39 import WORDLIST  # noqa: E402
-from signer import text_entry  # noqa: E402
+from embit.wordlists.slip39 import SLIP39_WORDS  # noqa: E402
+from signer import slip39, text_entry  # noqa: E402
 from signer.text_entry import TextEntry  # noqa: E402
 
 MNEMONIC = "usage scrap plug noble deny corn permit stage tennis ceiling ranch hockey"
@@ -215,10 +216,11 @@ def _check_state(e):
         assert len(value) <= text_entry.TEXT_MAX and set(text) <= PRINTABLE
         assert set(lines[0]) <= {"*", "_"} or lines[0] == "%d chars_" % len(value)
     else:
+        wordlist, most = (WORDLIST, 24) if e.kind == "words" else (SLIP39_WORDS, 33)
         words = text.split(" ")
-        assert len(words) <= 24 and all(w.isalpha() and w.islower() for w in words[:-1])
-        assert all(w in WORDLIST for w in words[:-1])
-        assert any(w.startswith(words[-1]) for w in WORDLIST)
+        assert len(words) <= most and all(w.isalpha() and w.islower() for w in words[:-1])
+        assert all(w in wordlist for w in words[:-1])
+        assert any(w.startswith(words[-1]) for w in wordlist)
     return value
 
 
@@ -231,6 +233,8 @@ def _run(e, events):
                 assert 4 <= len(value) <= 12
             elif e.kind == "words":
                 bip39.mnemonic_to_bytes(value.decode())  # a valid mnemonic, checksum and all
+            elif e.kind == "share":
+                slip39.parse_share(value.decode())  # a share whose checksum holds
             assert e.handle("next") is True and bytes(e.value) == value  # done stays done
             break
         _check_state(e)
@@ -287,6 +291,8 @@ def test_debuglink_keys_set_up_the_emulator(tmp_path):
                     dl.key("next")
                 raise AssertionError(want)
 
+            dl.wait_screen("setup_kind")
+            dl.reject()
             dl.wait_screen("setup_mnemonic")
             dl.type_text(MNEMONIC)  # the whole text at once still works
             for screen in ("setup_pin", "setup_pin_confirm"):
@@ -317,7 +323,38 @@ def test_debuglink_keys_set_up_the_emulator(tmp_path):
     finally:
         e.stop()
     screens = e.screens()
-    assert [s["screen"] for s in screens] == ["setup_mnemonic", "setup_pin", "setup_pin_confirm", "setup_passphrase",
-                                             "setup_check"]
-    assert [s.get("entry") for s in screens] == ["words", "pin", "pin", "text", None]
+    assert [s["screen"] for s in screens] == ["setup_kind", "setup_mnemonic", "setup_pin", "setup_pin_confirm",
+                                             "setup_passphrase", "setup_check"]
+    assert [s.get("entry") for s in screens] == [None, "words", "pin", "pin", "text", None]
     assert "1357" not in json.dumps(screens)
+
+
+def _type_words(e, words, wordlist):
+    """Type whole words on the wheel: for each letter, 'next' to it, 'select'."""
+    for k, w in enumerate(words):
+        while e.lines()[0].split(": ", 1)[1].rstrip("_") != w:
+            typed = e.lines()[0].split(": ", 1)[1].rstrip("_")
+            want = w[len(typed)]
+            while e.choice() != want:
+                e.handle("next")
+            e.handle("select")
+        if k < len(words) - 1:
+            while e.choice() != "NEXT":
+                e.handle("next")
+            e.handle("select")
+
+
+def test_a_slip39_share_is_typed_on_the_wheel_and_its_checksum_checked():
+    import json
+
+    case = json.loads((VECTORS / "slip39_vectors.json").read_text())[0]
+    words = case[1][0].split()
+    e = TextEntry("share")
+    _type_words(e, words, SLIP39_WORDS)
+    assert e.choice() == "DONE" and e.handle("select")
+    assert bytes(e.value).decode() == " ".join(words)
+    bad = TextEntry("share")
+    _type_words(bad, words[:-1] + ["academic" if words[-1] != "academic" else "acid"], SLIP39_WORDS)
+    while bad.choice() != "DONE":
+        bad.handle("next")
+    assert not bad.handle("select") and bad.lines()[0] == "Bad checksum"
