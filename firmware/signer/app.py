@@ -223,10 +223,10 @@ class App:
     def setup(self):
         # Not auto-approved: the emulator's launcher (or the officer) answers it.
         if self.ui.confirm(screens.setup_kind(), auto=False):
-            secret, meta = self._recover_shares()
+            secret, meta = self.recover_shares(screens.setup_share)
         else:
             secret, meta = self._enter_words(), None
-        pin = self._choose_pin()
+        pin = self.choose_pin(screens.setup_pin)
         passphrase = self.ui.ask_text(screens.setup_passphrase())
         try:
             network = self.board.default_network
@@ -255,7 +255,7 @@ class App:
             finally:
                 wipe(words)
 
-    def _recover_shares(self):
+    def recover_shares(self, prompt):
         """(encrypted master secret, (identifier, extendable, exponent)) of
         the SLIP39 shares the officer types, each checked as it comes: a
         mistyped one, one of another backup or a duplicate is named at once
@@ -267,7 +267,7 @@ class App:
             r = Recovery()
             while not r.complete():
                 of = r.first.member_threshold if r.first is not None and r.first.group_threshold == 1 else None
-                text = self.ui.ask_text(screens.setup_share(r.count + 1, err, of))
+                text = self.ui.ask_text(prompt(r.count + 1, err, of))
                 try:
                     r.add(text.decode())
                     err = None
@@ -282,10 +282,18 @@ class App:
                 # the shares agree but do not recover (one is wrong): from share 1 again
                 err = e.message + "; start again"
 
-    def _choose_pin(self):
+    def forget_seed(self):
+        """The seed is gone (wiped, or erased after the last wrong PIN): the
+        keys leave RAM and the device starts its setup."""
+        self.keystore = None
+        self._registry = None
+        gc.collect()
+
+    def choose_pin(self, prompt):
+        """A new PIN typed twice (prompt(err): the first screen)."""
         err = None
         while True:
-            pin = self.ui.ask_text(screens.setup_pin(err))
+            pin = self.ui.ask_text(prompt(err))
             err = check_pin_format(pin)
             if err:
                 wipe(pin)

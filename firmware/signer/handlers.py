@@ -8,12 +8,13 @@ import gc
 import os
 from binascii import b2a_base64, hexlify
 
-from embit import compact, ec, hashes
+from embit import bip39, compact, ec, hashes
 
 from . import capacity, keyexpr, screens, scripts
 from .desc_checksum import add_checksum, strip_checksum
 from .errors import BadParams, StorageError, UploadError
 from .keyexpr import HARDENED, format_path, parse_path
+from .secrets import wipe
 from .spool import CHUNK, file_sha256
 
 READ_MAX = 4096
@@ -320,6 +321,89 @@ def message_kind(path):
     return kind, BIP137[kind]
 
 
+def _confirm_pin(app, what):
+    """The seed opened again with the PIN typed now: (secret, meta), the
+    caller wipes the secret. A wrong PIN counts as any other (REJECTED
+    naming the attempts left; the seed is erased at the limit)."""
+    from .errors import Rejected
+    from .storage import MAX_PIN_ATTEMPTS, WrongPin
+
+    pin = app.ui.ask_text(screens.confirm_pin(what, None, MAX_PIN_ATTEMPTS - app.storage.pin_failures()))
+    try:
+        return app.storage.unseal(pin)
+    except WrongPin as e:
+        if not app.storage.initialized():
+            app.forget_seed()
+        raise Rejected(str(e))
+    finally:
+        wipe(pin)
+
+
+def change_pin(app, p):
+    """The officer types the PIN, then the new one twice, on the device."""
+    from .errors import Rejected
+    from .storage import MAX_PIN_ATTEMPTS, WrongPin
+
+    old = app.ui.ask_text(screens.confirm_pin("change the PIN", None, MAX_PIN_ATTEMPTS - app.storage.pin_failures()))
+    try:
+        secret, _ = app.storage.unseal(old)  # checked (and counted) before a new PIN is asked for
+        wipe(secret)
+        new = app.choose_pin(screens.new_pin)
+        try:
+            app.storage.change_pin(old, new)
+        finally:
+            wipe(new)
+    except WrongPin as e:
+        if not app.storage.initialized():
+            app.forget_seed()
+        raise Rejected(str(e))
+    finally:
+        wipe(old)
+    return {}
+
+
+def backup_check(app, p):
+    """The officer types the backup (the BIP39 words, or enough SLIP39
+    shares) on the device; it compares it with the sealed seed, shows the
+    outcome and answers {"matches": bool}. Nothing of the backup leaves it."""
+    secret, meta = _confirm_pin(app, "check the backup")
+    try:
+        if meta is None:
+            words = app.ui.ask_text(screens.check_words(None))
+            try:
+                typed = bytearray(bip39.mnemonic_to_bytes(" ".join(words.decode().split())))
+            except Exception:
+                typed = bytearray()
+            finally:
+                wipe(words)
+            what = "words"
+            matches = bytes(typed) == bytes(secret)
+            wipe(typed)
+        else:
+            ems, typed_meta = app.recover_shares(screens.check_share)
+            what = "shares"
+            matches = bytes(ems) == bytes(secret) and typed_meta == meta
+            wipe(ems)
+    finally:
+        wipe(secret)
+    app.ui.confirm(screens.backup_result(matches, what))
+    return {"matches": matches}
+
+
+def wipe_device(app, p):
+    """Erase the seed and the registered wallets once the officer confirms
+    on the device (never auto-approved); the device then starts its setup."""
+    from .errors import Rejected
+
+    fp = hexlify(app.keystore.fingerprint).decode()
+    if not app.ui.confirm(screens.wipe_device(fp), auto=False):
+        raise Rejected("the officer did not confirm the wipe")
+    app.registry().erase_all()
+    app.storage.erase()
+    app.forget_seed()
+    return {}
+
+
 def _all_methods():
     from .batch import METHODS as batch_methods
     from .wallet_methods import METHODS as wallet_methods
@@ -350,6 +434,9 @@ _METHODS = {
     "psbt_read": (psbt_read, ("offset", "size", "index")),
     "sign_message": (sign_message, ("message", "path")),
     "audit_read": (audit_read, ("offset", "size")),
+    "change_pin": (change_pin, ()),
+    "backup_check": (backup_check, ()),
+    "wipe": (wipe_device, ()),
 }
 
 METHODS = _all_methods()

@@ -75,6 +75,40 @@ def pin_wait(left, seconds):
             "lines": ["%d attempts left before the seed is erased" % left, "Wait %d s for the next try" % seconds]}
 
 
+def confirm_pin(what, err, left):
+    """The PIN again, before `what` (a backup check, a PIN change)."""
+    screen = _prompt("confirm_pin", "Enter PIN", "To " + what, err, "pin")
+    screen["left"] = left
+    return screen
+
+
+def new_pin(err):
+    return _prompt("new_pin", "New PIN", "4 to 12 digits", err, "pin")
+
+
+def check_words(err):
+    return _prompt("check_words", "Backup check", "Enter the 12 or 24 recovery words of this device", err, "words")
+
+
+def check_share(n, err, of):
+    screen = setup_share(n, err, of)
+    screen["screen"] = "check_share"
+    screen["title"] = "Backup check: share %d" % n
+    return screen
+
+
+def backup_result(matches, what):
+    return {"screen": "backup_result", "title": "Backup check", "matches": matches,
+            "lines": [("The %s match this device's seed" if matches else "The %s do NOT match this device's seed") % what,
+                      "Approve to go on"]}
+
+
+def wipe_device(fingerprint):
+    return {"screen": "wipe_device", "title": "Erase this device?", "fingerprint": fingerprint,
+            "lines": ["Erase the seed of wallet " + fingerprint + " and its registered wallets",
+                      "Only its backup can restore it", "Approve to erase"]}
+
+
 def setup_check(fingerprint, network):
     return {"screen": "setup_check", "title": "Check the wallet", "fingerprint": fingerprint,
             "network": network, "lines": ["Fingerprint " + fingerprint, "Network " + network,

@@ -564,6 +564,11 @@ class Registry:
                       {"name": wallet.name, "descriptor": wallet.descriptor, "mac": hexlify(mac).decode()})
         return mac
 
+    def erase_all(self):
+        """Remove every registered wallet (a wipe: their HMACs are keyed from the seed)."""
+        for name in self.names():
+            self.delete(name)
+
     def delete(self, name):
         try:
             os.remove(self._file(name))

@@ -297,6 +297,53 @@ def emulator():
     """Run emulated devices (the firmware under MicroPython, serial over a pty)."""
 
 
+@main.group()
+def device():
+    """The seed's lifecycle on the device: PIN, backup check, wipe (the officer works on the device)."""
+
+
+def _on_device(port, what, call):
+    with _device(port) as c:
+        err_console.print(what)
+        c.on_prompt = lambda prompt: _show_prompt(prompt, {}, err_console)
+        try:
+            return call(c)
+        except AmanatError as e:
+            _fail(e)
+
+
+@device.command("change-pin")
+@port_option
+def device_change_pin(port):
+    """Change the PIN: type the current PIN, then the new one twice, on the device."""
+    _on_device(port, "On the device: enter the current PIN, then the new PIN twice.", lambda c: c.change_pin())
+    click.echo("PIN changed")
+
+
+@device.command("backup-check")
+@port_option
+@json_option
+def device_backup_check(port, as_json):
+    """Check a backup: type the PIN, then the recovery words (or the SLIP39
+    shares), on the device; it says whether they are this device's seed."""
+    matches = _on_device(port, "On the device: enter the PIN, then the backup's words or shares.",
+                         lambda c: c.backup_check())
+    if as_json:
+        _emit_json({"matches": matches})
+    else:
+        click.echo("the backup matches this device's seed" if matches else "the backup does NOT match this device's seed")
+    if not matches:
+        raise SystemExit(1)
+
+
+@device.command("wipe")
+@port_option
+def device_wipe(port):
+    """Erase the seed and the registered wallets, once confirmed on the device."""
+    _on_device(port, "On the device: read the fingerprint and confirm the erase.", lambda c: c.wipe())
+    click.echo("the device is erased; it starts its setup")
+
+
 @emulator.command("start")
 @click.option("--state", required=True, type=click.Path(file_okay=False), help="Folder for the flash image and logs.")
 @click.option("--target", type=click.Choice(["unix", "qemu"]), default="unix", show_default=True,

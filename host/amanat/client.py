@@ -47,6 +47,9 @@ RESULTS = {
     "wallet_address": {"address": str},
     "get_limits": {"fee_percent_tenths": int, "fee_max_sat": int},
     "set_limits": {"fee_percent_tenths": int, "fee_max_sat": int},
+    "change_pin": {},
+    "backup_check": {"matches": bool},
+    "wipe": {},
 }
 
 
@@ -183,6 +186,20 @@ class Client:
     def wallet_address(self, name: str, index: int, change: bool = False, status=None) -> str:
         params = {"name": name, "index": index, "change": change}
         return self._long("wallet_address", params, status)["address"]
+
+    # -- the seed's lifecycle: the officer does everything on the device
+
+    def change_pin(self, status=None) -> None:
+        """The officer types the PIN and the new one twice on the device."""
+        self._long("change_pin", {}, status)
+
+    def backup_check(self, status=None) -> bool:
+        """The officer types the PIN, then the backup, on the device: whether it matches."""
+        return self._long("backup_check", {}, status)["matches"]
+
+    def wipe(self, status=None) -> None:
+        """Erase the seed and the registered wallets once the officer confirms on the device."""
+        self._long("wipe", {}, status)
 
     def get_limits(self) -> dict:
         return self._call("get_limits")

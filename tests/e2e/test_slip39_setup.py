@@ -71,3 +71,24 @@ def test_a_mistyped_foreign_or_repeated_share_is_named_at_once(tmp_path):
             dl.wait_screen("setup_pin")
     finally:
         e.stop()
+
+
+def test_backup_check_of_a_slip39_device(tmp_path):
+    import threading
+
+    _, shares, _, _ = CASES[3]
+    e = Emu(tmp_path, mnemonic=shares, passphrase="TREZOR", pin="2468", auto_confirm=True).start()
+    try:
+        with e.client() as c, e.debuglink() as dl:
+            out = {}
+            t = threading.Thread(target=lambda: out.update(matches=c.backup_check()), daemon=True)
+            t.start()
+            dl.wait_screen("confirm_pin")
+            dl.type_text("2468")
+            for share in reversed(shares):  # any order
+                dl.wait_screen("check_share")
+                dl.type_text(share)
+            t.join(30)
+        assert out == {"matches": True}
+    finally:
+        e.stop()
