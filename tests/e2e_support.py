@@ -52,7 +52,8 @@ class LossyLine:
     """A relay between a host and an emulator's serial pty that damages the
     line: each byte, in either direction, is dropped or has a bit flipped with
     probability `rate` (seeded). The host opens `port`, as it would a USB
-    serial port."""
+    serial port. `captured` holds every byte that went either way, as sent
+    (rate 0: a tap on the line)."""
 
     def __init__(self, device_port, rate, seed=1):
         import os
@@ -69,6 +70,7 @@ class LossyLine:
         self.dev = os.open(device_port, os.O_RDWR | os.O_NOCTTY)
         tty.setraw(self.dev)
         self.damaged = 0
+        self.captured = bytearray()
         self.running = True
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -99,6 +101,7 @@ class LossyLine:
                 except OSError:
                     continue
                 if data:
+                    self.captured += data
                     os.write(pair[fd], self._damage(data))
 
     def close(self):
