@@ -54,7 +54,24 @@ def cases():
         ("hmac_sha512", lambda: hmac.new(SECRET, MSG, "sha512").digest(), 50),
         ("ripemd160_32", lambda: hashlib.new("ripemd160", MSG).digest(), 100),
         ("bip39_seed", lambda: bip39.mnemonic_to_seed(MNEMONIC, "TREZOR"), 2),
+        # what an unlock costs: the seal's keys (PBKDF2-HMAC-SHA512, 4096
+        # rounds, then the device key's HMAC), and a SLIP39 backup's
+        # passphrase decryption at the iteration exponent shares get here (1)
+        ("seal_keys_pbkdf2_4096", lambda: _seal_keys(), 2),
+        ("slip39_decrypt_e1", lambda: _slip39_decrypt(), 1),
     ]
+
+
+def _seal_keys():
+    from .storage import _keys
+
+    return _keys(b"123456", bytes(16), lambda k: hmac.new(SECRET, k, "sha256").digest())
+
+
+def _slip39_decrypt():
+    from .slip39 import decrypt
+
+    return decrypt(bytes(32), b"passphrase", 1234, True, 1)
 
 
 def run(only=None):

@@ -19,6 +19,8 @@ TARGETS_US = {
     "bip32_child_hardened": 5_000,
     "bip32_child_public": 5_000,
     "bip39_seed": 2_000_000,
+    "seal_keys_pbkdf2_4096": 2_000_000,  # every unlock, PIN change and backup check
+    "slip39_decrypt_e1": 2_000_000,  # every unlock of a device set up from SLIP39 shares
 }
 
 
@@ -65,6 +67,10 @@ def host_figures() -> dict[str, float]:
         "hmac_sha512": _time(lambda: hmac.new(secret, msg, "sha512").digest()),
         "ripemd160_32": _time(lambda: ripemd160(msg)),
         "bip39_seed": _time(lambda: bip39.mnemonic_to_seed(mnemonic, "TREZOR"), 5),
+        "seal_keys_pbkdf2_4096": _time(lambda: hmac.new(secret, hashlib.pbkdf2_hmac("sha512", b"123456", bytes(16), 4096),
+                                                        "sha256").digest(), 5),
+        "slip39_decrypt_e1": _time(lambda: [hashlib.pbkdf2_hmac("sha256", bytes([i]) + b"passphrase", bytes(16), 5000, 16)
+                                            for i in range(4)], 5),
     }
 
 
