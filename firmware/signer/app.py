@@ -6,6 +6,7 @@ drive it with a board of their own.
 """
 
 import gc
+import os
 from binascii import hexlify
 
 from embit import bip39
@@ -22,6 +23,8 @@ from .storage import MAX_PIN_ATTEMPTS, Storage, WrongPin, check_pin_format, pin_
 from .ui import APPROVE, REJECT, UI
 
 FIRMWARE_VERSION = "0.3.0"
+WORDS_A_PAGE = 4  # of a new seed, on the device's screen
+CHECKED_WORDS = 3  # typed back at random positions before setup goes on
 PROTOCOL_VERSION = 1
 # The largest request the device takes (docs/protocol.md): a psbt_chunk of
 # spool.CHUNK bytes and its envelope. Answers may be up to framing.MAX_PAYLOAD;
@@ -169,8 +172,8 @@ class App:
         (name, title, lines: what the trail records, no secret), or None.
         Text prompts (words, PIN) are not shown off the device."""
         cur = self.ui.current
-        if cur is None or cur.get("kind") != "confirm":
-            return None
+        if cur is None or cur.get("kind") != "confirm" or cur.get("secret"):
+            return None  # a secret screen (the new seed's words) is for the device's screen alone
         return {"screen": cur["screen"], "title": cur.get("title", ""), "lines": list(cur.get("lines", []))}
 
     def _progress(self, busy):
@@ -221,8 +224,10 @@ class App:
 
     # ---- first start and unlock
     def setup(self):
-        # Not auto-approved: the emulator's launcher (or the officer) answers it.
-        if self.ui.confirm(screens.setup_kind(), auto=False):
+        # Not auto-approved: the emulator's launcher (or the officer) answers them.
+        if self.ui.confirm(screens.setup_create(), auto=False):
+            secret, meta = self._create(), None
+        elif self.ui.confirm(screens.setup_kind(), auto=False):
             secret, meta = self.recover_shares(screens.setup_share)
         else:
             secret, meta = self._enter_words(), None
@@ -242,6 +247,55 @@ class App:
             wipe(secret)
             wipe(pin)
             wipe(passphrase)
+
+    def _create(self):
+        """New BIP39 entropy: the board's RNG, mixed (SHA-256) with dice rolls
+        if the officer adds them; the words shown page by page on the device
+        alone, then checked back at positions picked at random until they
+        match. The entropy (a bytearray the caller wipes)."""
+        import hashlib
+
+        n = 32 if self.ui.confirm(screens.create_length(), auto=False) else 16
+        mix = hashlib.sha256(os.urandom(32))
+        if self.ui.confirm(screens.create_dice(), auto=False):
+            need = 99 if n == 32 else 50  # log2(6) = 2.58 bits a roll
+            err = None
+            while True:
+                rolls = self.ui.ask_text(screens.create_rolls(need, err))
+                try:
+                    if len(rolls) >= need:
+                        mix.update(rolls)
+                        break
+                    err = "%d rolls: at least %d" % (len(rolls), need)
+                finally:
+                    wipe(rolls)
+        entropy = bytearray(mix.digest()[:n])
+        while True:
+            words = bip39.mnemonic_from_bytes(bytes(entropy)).split()  # str: shown, then dropped
+            for first in range(0, len(words), WORDS_A_PAGE):
+                while not self.ui.confirm(screens.show_words(words[first : first + WORDS_A_PAGE], first, len(words)),
+                                          auto=False):
+                    pass  # a page is approved once written down
+            if self._words_checked(words):
+                words = None
+                return entropy
+
+    def _words_checked(self, words):
+        """The officer types CHECKED_WORDS words at random positions: True if all match."""
+        positions = []
+        while len(positions) < CHECKED_WORDS:
+            k = os.urandom(1)[0] % len(words)
+            if k not in positions:
+                positions.append(k)
+        for k in positions:
+            typed = self.ui.ask_text(screens.check_word(k + 1, None))
+            try:
+                if bytes(typed) != words[k].encode():
+                    self.ui.confirm(screens.backup_mismatch(k + 1), auto=False)
+                    return False
+            finally:
+                wipe(typed)
+        return True
 
     def _enter_words(self):
         """BIP39 entropy of the recovery words the officer types."""

@@ -30,6 +30,43 @@ def _prompt(name, title, line, err, entry):
     return {"screen": name, "title": title, "lines": lines, "error": err, "entry": entry}
 
 
+def setup_create():
+    return {"screen": "setup_create", "title": "Set up", "lines": ["Create a new seed on this device?",
+                                                                "Reject to restore one from a backup"]}
+
+
+def create_length():
+    return {"screen": "create_length", "title": "New seed", "lines": ["24 words (256 bits)?", "Reject for 12 words"]}
+
+
+def create_dice():
+    return {"screen": "create_dice", "title": "New seed", "lines": ["Add dice rolls to the device's randomness?",
+                                                                 "Reject to use the device's alone"]}
+
+
+def create_rolls(need, err):
+    return _prompt("create_rolls", "Dice rolls", "Roll a die at least %d times: type each 1-6" % need, err, "dice")
+
+
+def show_words(words, first, total):
+    """A page of the new seed's words: never recorded, never sent (secret)."""
+    lines = ["%d. %s" % (first + k + 1, w) for k, w in enumerate(words)]
+    last = first + len(words) - 1
+    return {"screen": "show_words", "title": "Words %d-%d of %d" % (first + 1, last + 1, total), "first": first,
+            "last": last, "words": words, "lines": lines + ["Write them down, then approve"], "secret": True}
+
+
+def check_word(position, err):
+    screen = _prompt("check_word", "Backup check", "Enter word %d of your backup" % position, err, "word")
+    screen["position"] = position
+    return screen
+
+
+def backup_mismatch(position):
+    return {"screen": "backup_mismatch", "title": "Backup check", "position": position,
+            "lines": ["That is not word %d" % position, "Approve to see the words again"]}
+
+
 def setup_kind():
     return {"screen": "setup_kind", "title": "Set up", "lines": ["Recover from SLIP39 shares (a Shamir backup)?",
                                                               "Reject to enter BIP39 recovery words"]}

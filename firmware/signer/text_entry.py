@@ -22,6 +22,8 @@ Kinds:
   the previous word.
 - "share" (a SLIP-0039 share): the same, with SLIP-0039's word list; DONE at
   20 or 33 words, after its RS1024 checksum.
+- "word": one BIP39 word (a backup check), DONE once it is whole.
+- "dice": die rolls, 1 to 6 each, up to 200; the text line counts them.
 - "pin": 4 to 12 digits. Each digit's wheel starts on a random digit, so
   that someone counting the presses learns nothing; digits typed show as
   '*' and the wheel shows only the digit under the cursor.
@@ -39,13 +41,14 @@ import os
 
 from .secrets import wipe
 
-KINDS = ("words", "share", "pin", "text")
+KINDS = ("words", "share", "word", "pin", "text", "dice")
 WORD_COUNTS = (12, 15, 18, 21, 24)
 SHARE_COUNTS = (20, 33)  # SLIP-0039 shares of 128 and 256 bits
 PIN_MIN = 4
 PIN_MAX = 12
 TEXT_MAX = 100
-_CAPACITY = {"words": 24 * 9, "share": 33 * 9, "pin": PIN_MAX, "text": TEXT_MAX}
+DICE_MAX = 200
+_CAPACITY = {"words": 24 * 9, "share": 33 * 9, "word": 9, "pin": PIN_MAX, "text": TEXT_MAX, "dice": DICE_MAX}
 
 # Choices: a character is its byte value; the special ones are negative.
 DEL = -1
@@ -58,6 +61,7 @@ _PAGES = (b"abcdefghijklmnopqrstuvwxyz", b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"012345
           b"!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 _PAGE_NAMES = ("abc", "ABC", "123", "#+=")
 _PIN_WHEEL = list(b"0123456789") + [DEL, DONE]
+_DICE_WHEEL = list(b"123456") + [DEL, DONE]
 
 
 def _random(n):
@@ -102,14 +106,14 @@ class TextEntry:
         self._note = None  # shown instead of the text until the next event
         self._pos = 0
         self._page = 0
-        self._wordy = kind in ("words", "share")
+        self._wordy = kind in ("words", "share", "word")
         if self._wordy:
-            if kind == "words":
-                from embit.wordlists.bip39 import WORDLIST
-            else:
+            if kind == "share":
                 from embit.wordlists.slip39 import SLIP39_WORDS as WORDLIST
+            else:
+                from embit.wordlists.bip39 import WORDLIST
             self._list = WORDLIST
-            self._counts = WORD_COUNTS if kind == "words" else SHARE_COUNTS
+            self._counts = {"words": WORD_COUNTS, "share": SHARE_COUNTS, "word": (1,)}[kind]
             self._start = 0  # where the word being typed starts
             self._k = 0  # how many words come before it
         elif kind == "pin":
@@ -129,6 +133,8 @@ class TextEntry:
         if self._wordy:
             word = str(memoryview(self._buf)[self._start:n], "ascii")
             return "%d: %s_" % (self._k + 1, word)
+        if self.kind == "dice":
+            return "%d rolls_" % n
         if n > 13:
             return "%d chars_" % n
         return "*" * n + ("_" if n < len(self._buf) else "")
@@ -270,6 +276,8 @@ class TextEntry:
     def _make_wheel(self):
         if self.kind == "pin":
             return _PIN_WHEEL
+        if self.kind == "dice":
+            return _DICE_WHEEL
         if self.kind == "text":
             wheel = list(_PAGES[self._page])
             wheel.append(SPACE)
@@ -318,6 +326,8 @@ class TextEntry:
         return out
 
     def _checksum_ok(self):
+        if self.kind == "word":
+            return True  # one word: the caller compares it
         if self.kind == "share":
             from .slip39 import share_checksum_ok
 

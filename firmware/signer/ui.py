@@ -26,6 +26,14 @@ CANCELLED = "cancelled"
 HOST_GONE_MS = 15000
 
 
+def _recordable(screen):
+    """What the trail keeps of a screen: all of it, but of a secret one (the
+    new seed's words) only its name, title and what page it was."""
+    if not screen.get("secret"):
+        return dict(screen)
+    return {k: screen[k] for k in ("screen", "title", "first", "last", "secret", "kind") if k in screen}
+
+
 class UI:
     def __init__(self, app):
         self.app = app
@@ -78,7 +86,7 @@ class UI:
         if self.board.auto_confirm and auto:
             self._answer = APPROVE
         screen = self._wait()
-        record = dict(screen)
+        record = _recordable(screen)
         record["answer"] = self._answer if self._cancelled is None else CANCELLED
         if self._cancelled is not None:
             record["cancelled"] = self._cancelled

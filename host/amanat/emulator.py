@@ -333,6 +333,8 @@ def _bring_up(proc, record, mnemonic, passphrase, pin):
             if not mnemonic:
                 return  # left at the setup screen, for the officer (or a test) to drive
             # Typed in as an officer would, prompt by prompt.
+            dl.wait_screen("setup_create")
+            dl.reject()  # restore, not create: the words (or shares) are given
             dl.wait_screen("setup_kind")
             if isinstance(mnemonic, (list, tuple)):  # SLIP39 shares
                 dl.approve()

@@ -167,6 +167,8 @@ def test_uninitialized_device(tmp_path):
             with pytest.raises(DeviceError) as err:
                 c.get_xpub("m/0")
             assert err.value.name == "NOT_READY"
+            dl.wait_screen("setup_create")
+            dl.reject()
             dl.wait_screen("setup_kind")
             dl.reject()  # BIP39 words, not SLIP39 shares
             dl.wait_screen("setup_mnemonic")
@@ -182,6 +184,8 @@ def test_setup_shows_the_fingerprint_and_a_reject_starts_again(tmp_path):
     e = Emu(tmp_path).start()
     try:
         with e.debuglink() as dl, e.client() as c:
+            dl.wait_screen("setup_create")
+            dl.reject()
             dl.wait_screen("setup_kind")
             dl.reject()
             for name, text in (("setup_mnemonic", MNEMONIC), ("setup_pin", "2468"), ("setup_pin_confirm", "2468"),
@@ -192,7 +196,7 @@ def test_setup_shows_the_fingerprint_and_a_reject_starts_again(tmp_path):
             want = bip32.HDKey.from_seed(bip39.mnemonic_to_seed(MNEMONIC, "typo")).my_fingerprint.hex()
             assert check["fingerprint"] == want and check["fingerprint"] != FP
             dl.reject()
-            dl.wait_screen("setup_kind")
+            dl.wait_screen("setup_create")  # setup starts again
             assert c.info()["initialized"] is False
     finally:
         e.stop()

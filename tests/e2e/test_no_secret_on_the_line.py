@@ -20,6 +20,8 @@ def test_nothing_secret_crosses_the_serial_line(tmp_path):
     tap = LossyLine(rec["port"], 0.0)
     try:
         with Client(tap.port) as c, DebugLink(rec["debug_port"]) as dl:
+            dl.wait_screen("setup_create")
+            dl.reject()
             dl.wait_screen("setup_kind")
             dl.reject()
             for name, text in (("setup_mnemonic", MNEMONIC), ("setup_pin", PIN), ("setup_pin_confirm", PIN),

@@ -74,6 +74,8 @@ def cut(state, op, delay):
         try:
             if op == "setup":  # typed in as the officer does; the check screen is auto-approved
                 with DebugLink(rec["debug_port"]) as dl:
+                    dl.wait_screen("setup_create")
+                    dl.reject()
                     dl.wait_screen("setup_kind")
                     dl.reject()
                     for name, text in (("setup_mnemonic", MNEMONIC), ("setup_pin", PIN), ("setup_pin_confirm", PIN),

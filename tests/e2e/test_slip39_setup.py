@@ -34,7 +34,7 @@ def test_recover_from_the_official_shares(tmp_path, n):
     try:
         assert e.rec["fingerprint"] == _fingerprint(xprv)
         screens = [s["screen"] for s in e.screens()]
-        assert "unlock_passphrase" in screens and screens[0] == "setup_kind"
+        assert "unlock_passphrase" in screens and screens[:2] == ["setup_create", "setup_kind"]
         assert screens.count("setup_share") == len(shares)
     finally:
         e.stop()
@@ -49,6 +49,8 @@ def test_a_mistyped_foreign_or_repeated_share_is_named_at_once(tmp_path):
     e = Emu(tmp_path).start()
     try:
         with e.debuglink() as dl:
+            dl.wait_screen("setup_create")
+            dl.reject()
             dl.wait_screen("setup_kind")
             dl.approve()
             dl.wait_screen("setup_share")

@@ -215,8 +215,11 @@ def _check_state(e):
     elif e.kind == "text":
         assert len(value) <= text_entry.TEXT_MAX and set(text) <= PRINTABLE
         assert set(lines[0]) <= {"*", "_"} or lines[0] == "%d chars_" % len(value)
+    elif e.kind == "dice":
+        assert len(value) <= text_entry.DICE_MAX and set(text) <= set("123456")
+        assert lines[0] == "%d rolls_" % len(value)
     else:
-        wordlist, most = (WORDLIST, 24) if e.kind == "words" else (SLIP39_WORDS, 33)
+        wordlist, most = {"words": (WORDLIST, 24), "share": (SLIP39_WORDS, 33), "word": (WORDLIST, 1)}[e.kind]
         words = text.split(" ")
         assert len(words) <= most and all(w.isalpha() and w.islower() for w in words[:-1])
         assert all(w in wordlist for w in words[:-1])
@@ -235,6 +238,8 @@ def _run(e, events):
                 bip39.mnemonic_to_bytes(value.decode())  # a valid mnemonic, checksum and all
             elif e.kind == "share":
                 slip39.parse_share(value.decode())  # a share whose checksum holds
+            elif e.kind == "word":
+                assert value.decode() in WORDLIST
             assert e.handle("next") is True and bytes(e.value) == value  # done stays done
             break
         _check_state(e)
@@ -291,6 +296,10 @@ def test_debuglink_keys_set_up_the_emulator(tmp_path):
                     dl.key("next")
                 raise AssertionError(want)
 
+            dl.wait_screen("setup_create")
+
+            dl.reject()
+
             dl.wait_screen("setup_kind")
             dl.reject()
             dl.wait_screen("setup_mnemonic")
@@ -323,9 +332,9 @@ def test_debuglink_keys_set_up_the_emulator(tmp_path):
     finally:
         e.stop()
     screens = e.screens()
-    assert [s["screen"] for s in screens] == ["setup_kind", "setup_mnemonic", "setup_pin", "setup_pin_confirm",
-                                             "setup_passphrase", "setup_check"]
-    assert [s.get("entry") for s in screens] == [None, "words", "pin", "pin", "text", None]
+    assert [s["screen"] for s in screens] == ["setup_create", "setup_kind", "setup_mnemonic", "setup_pin",
+                                             "setup_pin_confirm", "setup_passphrase", "setup_check"]
+    assert [s.get("entry") for s in screens] == [None, None, "words", "pin", "pin", "text", None]
     assert "1357" not in json.dumps(screens)
 
 

@@ -1,0 +1,113 @@
+"""A seed born on the device: its RNG mixed with dice rolls if the officer
+adds them, the words shown page by page on the device's screen alone (never
+in the trail, never sent to the host), checked back at random positions
+before setup goes on."""
+
+import json
+
+import pytest
+from embit import bip32, bip39
+
+from amanat import emulator
+from amanat.client import Client
+from e2e_support import Emu
+
+
+def create(e, words24, dice, mistakes=0):
+    """Drive the device's create flow over DebugLink; the words it showed."""
+    with e.debuglink() as dl:
+        dl.wait_screen("setup_create")
+        dl.approve()
+        dl.wait_screen("create_length")
+        dl.approve() if words24 else dl.reject()
+        dl.wait_screen("create_dice")
+        if dice:
+            dl.approve()
+            screen = dl.wait_screen("create_rolls")
+            assert ("at least %d" % (99 if words24 else 50)) in screen["lines"][0]
+            dl.type_text("3" * 10)  # too few: asked again
+            screen = dl.wait_screen("create_rolls")
+            for _ in range(100):
+                screen = dl.screen()
+                if screen.get("error"):
+                    break
+            assert "10 rolls" in screen["error"]
+            dl.type_text("".join(str(1 + i % 6) for i in range(120)))
+        else:
+            dl.reject()
+        while True:
+            words = []
+            while True:
+                screen = dl.wait_screen(("show_words", "check_word"))
+                if screen["screen"] == "check_word":
+                    break
+                words += screen["words"]
+                assert screen["lines"][0].startswith("%d. " % (screen["first"] + 1))
+                with Client(e.port) as c:
+                    assert c.t.call("prompt") == {"prompt": None}  # the words are for the device's screen alone
+                dl.approve()
+                dl.wait_screen(("show_words", "check_word"))
+                for _ in range(100):  # the next page, not the one just approved
+                    s = dl.screen()
+                    if s and (s["screen"] != "show_words" or s["first"] != screen["first"]):
+                        break
+            asked = []
+            for _ in range(3):
+                screen = dl.wait_screen(("check_word", "backup_mismatch", "setup_pin"))
+                if screen["screen"] != "check_word":
+                    break
+                pos = screen["position"]
+                asked.append(pos)
+                wrong = mistakes > 0
+                dl.type_text("zoo" if wrong and words[pos - 1] != "zoo" else words[pos - 1])
+                if wrong:
+                    mistakes -= 1
+                    dl.wait_screen("backup_mismatch")
+                    dl.approve()  # the words again
+                    break
+                for _ in range(100):
+                    s = dl.screen()
+                    if s and not (s["screen"] == "check_word" and s["position"] == pos):
+                        break
+            else:
+                assert len(set(asked)) == 3
+                break
+            if dl.screen() and dl.screen()["screen"] == "setup_pin":
+                break
+        for name, text in (("setup_pin", "2468"), ("setup_pin_confirm", "2468"), ("setup_passphrase", "")):
+            dl.wait_screen(name)
+            dl.type_text(text)
+        check = dl.wait_screen("setup_check")
+        dl.approve()
+    return words, check
+
+
+@pytest.mark.parametrize("words24, dice", [(False, False), (True, True)])
+def test_a_seed_created_on_the_device(tmp_path, words24, dice):
+    e = Emu(tmp_path).start()  # fresh: it waits at its setup
+    try:
+        words, check = create(e, words24, dice, mistakes=1)
+        mnemonic = " ".join(words)
+        assert len(words) == (24 if words24 else 12) and bip39.mnemonic_is_valid(mnemonic)
+        fp = bip32.HDKey.from_seed(bip39.mnemonic_to_seed(mnemonic)).my_fingerprint.hex()
+        assert check["fingerprint"] == fp
+        with Client(e.port) as c:
+            for _ in range(200):
+                if not c.info()["locked"]:
+                    break
+            assert bytes(c.info()["fingerprint"]).hex() == fp
+    finally:
+        e.stop()
+    trail = (tmp_path / "screens.jsonl").read_text()
+    shown = [json.loads(line) for line in trail.splitlines() if '"show_words"' in line]
+    assert shown and all("words" not in s and "lines" not in s for s in shown)
+    for k, w in enumerate(words):  # no word of the new seed in the trail, as listed or in a row
+        assert f"{k + 1}. {w}" not in trail
+        if k:
+            assert f"{words[k - 1]} {w}" not in trail
+    assert "backup_mismatch" in trail  # the wrong word was caught, the words shown again
+    e = Emu(tmp_path, pin="2468").start()  # and it opens again with its PIN
+    try:
+        assert e.rec["fingerprint"] == fp
+    finally:
+        e.stop()
