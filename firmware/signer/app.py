@@ -226,7 +226,7 @@ class App:
     def setup(self):
         # Not auto-approved: the emulator's launcher (or the officer) answers them.
         if self.ui.confirm(screens.setup_create(), auto=False):
-            secret, meta = self._create(), None
+            secret, meta = self._create()
         elif self.ui.confirm(screens.setup_kind(), auto=False):
             secret, meta = self.recover_shares(screens.setup_share)
         else:
@@ -256,6 +256,7 @@ class App:
         import hashlib
 
         n = 32 if self.ui.confirm(screens.create_length(), auto=False) else 16
+        shamir = self._shares_wanted()
         mix = hashlib.sha256(os.urandom(32))
         if self.ui.confirm(screens.create_dice(), auto=False):
             need = 99 if n == 32 else 50  # log2(6) = 2.58 bits a roll
@@ -270,6 +271,8 @@ class App:
                 finally:
                     wipe(rolls)
         entropy = bytearray(mix.digest()[:n])
+        if shamir is not None:
+            return self._create_shares(entropy, *shamir)
         while True:
             words = bip39.mnemonic_from_bytes(bytes(entropy)).split()  # str: shown, then dropped
             for first in range(0, len(words), WORDS_A_PAGE):
@@ -278,9 +281,54 @@ class App:
                     pass  # a page is approved once written down
             if self._words_checked(words):
                 words = None
-                return entropy
+                return entropy, None
 
-    def _words_checked(self, words):
+    def _shares_wanted(self):
+        """(threshold, count) if the officer backs the new seed up as SLIP39
+        shares (one group), else None."""
+        if not self.ui.confirm(screens.create_shamir(), auto=False):
+            return None
+        err = None
+        while True:
+            count = self._number(screens.create_number("create_count", "How many shares (2-16)?", err))
+            threshold = self._number(screens.create_number("create_threshold", "How many recover it (2-%d)?"
+                                                           % max(count, 2), None))
+            if 2 <= threshold <= count <= 16:
+                return threshold, count
+            err = "%d of %d shares: 2 <= recover <= shares <= 16" % (threshold, count)
+
+    def _number(self, screen):
+        text = self.ui.ask_text(screen)
+        try:
+            return int(bytes(text).decode()) if len(text) else 0
+        finally:
+            wipe(text)
+
+    def _create_shares(self, master, threshold, count):
+        """SLIP39 shares of the new master secret (the BIP32 seed), each shown
+        and checked back; (encrypted master secret, meta) as a recovery gives."""
+        from .slip39 import Recovery, split
+
+        try:
+            shares = split(bytes(master), threshold, count, b"", exponent=1, extendable=True)
+        finally:
+            wipe(master)
+        for k, share in enumerate(shares):
+            while True:
+                for first in range(0, len(share), WORDS_A_PAGE):
+                    while not self.ui.confirm(screens.show_share(share[first : first + WORDS_A_PAGE], first, k + 1,
+                                                                 count), auto=False):
+                        pass
+                if self._words_checked(share, k + 1):
+                    break
+        r = Recovery()
+        for share in shares[:threshold]:
+            r.add(" ".join(share))
+        shares = None
+        ems, identifier, extendable, exponent = r.encrypted_secret()
+        return bytearray(ems), (identifier, extendable, exponent)
+
+    def _words_checked(self, words, share=None):
         """The officer types CHECKED_WORDS words at random positions: True if all match."""
         positions = []
         while len(positions) < CHECKED_WORDS:
@@ -288,7 +336,7 @@ class App:
             if k not in positions:
                 positions.append(k)
         for k in positions:
-            typed = self.ui.ask_text(screens.check_word(k + 1, None))
+            typed = self.ui.ask_text(screens.check_word(k + 1, None, share))
             try:
                 if bytes(typed) != words[k].encode():
                     self.ui.confirm(screens.backup_mismatch(k + 1), auto=False)

@@ -48,6 +48,24 @@ def create_rolls(need, err):
     return _prompt("create_rolls", "Dice rolls", "Roll a die at least %d times: type each 1-6" % need, err, "dice")
 
 
+def create_shamir():
+    return {"screen": "create_shamir", "title": "New seed", "lines": ["Back it up as SLIP39 shares (Shamir)?",
+                                                                   "Reject for one list of BIP39 words"]}
+
+
+def create_number(name, line, err):
+    return _prompt(name, "SLIP39 shares", line, err, "number")
+
+
+def show_share(words, first, share, count):
+    """A page of SLIP39 share `share` of `count` (secret, as show_words)."""
+    screen = show_words(words, first, 20 if len(words) <= 20 else 33)
+    screen["screen"] = "show_share"
+    screen["share"] = share
+    screen["title"] = "Share %d of %d: %s" % (share, count, screen["title"])
+    return screen
+
+
 def show_words(words, first, total):
     """A page of the new seed's words: never recorded, never sent (secret)."""
     lines = ["%d. %s" % (first + k + 1, w) for k, w in enumerate(words)]
@@ -56,9 +74,13 @@ def show_words(words, first, total):
             "last": last, "words": words, "lines": lines + ["Write them down, then approve"], "secret": True}
 
 
-def check_word(position, err):
-    screen = _prompt("check_word", "Backup check", "Enter word %d of your backup" % position, err, "word")
+def check_word(position, err, share=None):
+    what = "of your backup" if share is None else "of share %d" % share
+    screen = _prompt("check_word", "Backup check", "Enter word %d %s" % (position, what), err,
+                     "word" if share is None else "share_word")
     screen["position"] = position
+    if share is not None:
+        screen["share"] = share
     return screen
 
 

@@ -22,8 +22,9 @@ Kinds:
   the previous word.
 - "share" (a SLIP-0039 share): the same, with SLIP-0039's word list; DONE at
   20 or 33 words, after its RS1024 checksum.
-- "word": one BIP39 word (a backup check), DONE once it is whole.
+- "word", "share_word": one BIP39 or SLIP39 word (a backup check), DONE once it is whole.
 - "dice": die rolls, 1 to 6 each, up to 200; the text line counts them.
+- "number": one or two digits (how many shares, and how many recover).
 - "pin": 4 to 12 digits. Each digit's wheel starts on a random digit, so
   that someone counting the presses learns nothing; digits typed show as
   '*' and the wheel shows only the digit under the cursor.
@@ -41,14 +42,15 @@ import os
 
 from .secrets import wipe
 
-KINDS = ("words", "share", "word", "pin", "text", "dice")
+KINDS = ("words", "share", "word", "share_word", "pin", "text", "dice", "number")
 WORD_COUNTS = (12, 15, 18, 21, 24)
 SHARE_COUNTS = (20, 33)  # SLIP-0039 shares of 128 and 256 bits
 PIN_MIN = 4
 PIN_MAX = 12
 TEXT_MAX = 100
 DICE_MAX = 200
-_CAPACITY = {"words": 24 * 9, "share": 33 * 9, "word": 9, "pin": PIN_MAX, "text": TEXT_MAX, "dice": DICE_MAX}
+_CAPACITY = {"words": 24 * 9, "share": 33 * 9, "word": 9, "share_word": 9, "pin": PIN_MAX, "text": TEXT_MAX, "dice": DICE_MAX,
+             "number": 2}
 
 # Choices: a character is its byte value; the special ones are negative.
 DEL = -1
@@ -62,6 +64,7 @@ _PAGES = (b"abcdefghijklmnopqrstuvwxyz", b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"012345
 _PAGE_NAMES = ("abc", "ABC", "123", "#+=")
 _PIN_WHEEL = list(b"0123456789") + [DEL, DONE]
 _DICE_WHEEL = list(b"123456") + [DEL, DONE]
+_NUMBER_WHEEL = list(b"0123456789") + [DEL, DONE]
 
 
 def _random(n):
@@ -106,14 +109,14 @@ class TextEntry:
         self._note = None  # shown instead of the text until the next event
         self._pos = 0
         self._page = 0
-        self._wordy = kind in ("words", "share", "word")
+        self._wordy = kind in ("words", "share", "word", "share_word")
         if self._wordy:
-            if kind == "share":
+            if kind in ("share", "share_word"):
                 from embit.wordlists.slip39 import SLIP39_WORDS as WORDLIST
             else:
                 from embit.wordlists.bip39 import WORDLIST
             self._list = WORDLIST
-            self._counts = {"words": WORD_COUNTS, "share": SHARE_COUNTS, "word": (1,)}[kind]
+            self._counts = {"words": WORD_COUNTS, "share": SHARE_COUNTS, "word": (1,), "share_word": (1,)}[kind]
             self._start = 0  # where the word being typed starts
             self._k = 0  # how many words come before it
         elif kind == "pin":
@@ -135,6 +138,8 @@ class TextEntry:
             return "%d: %s_" % (self._k + 1, word)
         if self.kind == "dice":
             return "%d rolls_" % n
+        if self.kind == "number":
+            return str(memoryview(self._buf)[:n], "ascii") + "_"
         if n > 13:
             return "%d chars_" % n
         return "*" * n + ("_" if n < len(self._buf) else "")
@@ -278,6 +283,8 @@ class TextEntry:
             return _PIN_WHEEL
         if self.kind == "dice":
             return _DICE_WHEEL
+        if self.kind == "number":
+            return _NUMBER_WHEEL
         if self.kind == "text":
             wheel = list(_PAGES[self._page])
             wheel.append(SPACE)
@@ -326,7 +333,7 @@ class TextEntry:
         return out
 
     def _checksum_ok(self):
-        if self.kind == "word":
+        if self.kind in ("word", "share_word"):
             return True  # one word: the caller compares it
         if self.kind == "share":
             from .slip39 import share_checksum_ok

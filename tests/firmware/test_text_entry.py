@@ -218,8 +218,11 @@ def _check_state(e):
     elif e.kind == "dice":
         assert len(value) <= text_entry.DICE_MAX and set(text) <= set("123456")
         assert lines[0] == "%d rolls_" % len(value)
+    elif e.kind == "number":
+        assert len(value) <= 2 and set(text) <= set("0123456789") and lines[0] == text + "_"
     else:
-        wordlist, most = {"words": (WORDLIST, 24), "share": (SLIP39_WORDS, 33), "word": (WORDLIST, 1)}[e.kind]
+        wordlist, most = {"words": (WORDLIST, 24), "share": (SLIP39_WORDS, 33), "word": (WORDLIST, 1),
+                          "share_word": (SLIP39_WORDS, 1)}[e.kind]
         words = text.split(" ")
         assert len(words) <= most and all(w.isalpha() and w.islower() for w in words[:-1])
         assert all(w in wordlist for w in words[:-1])
@@ -240,6 +243,8 @@ def _run(e, events):
                 slip39.parse_share(value.decode())  # a share whose checksum holds
             elif e.kind == "word":
                 assert value.decode() in WORDLIST
+            elif e.kind == "share_word":
+                assert value.decode() in SLIP39_WORDS
             assert e.handle("next") is True and bytes(e.value) == value  # done stays done
             break
         _check_state(e)
