@@ -71,7 +71,7 @@ class UI:
         except BaseException:
             # The request died while its screen waited: take the screen
             # down (never leave a prompt nobody is waiting for) and log it.
-            record = dict(self.current)
+            record = _recordable(self.current)
             record["answer"] = None
             self.current = None
             self.app.record(record)
