@@ -39,6 +39,22 @@ class Emu:
         return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
+def restore_by_hand(dl, mnemonic, pin, passphrase="", between=None):
+    """Answer a fresh device's setup over DebugLink as an officer restoring
+    BIP39 words does: not create, not shares, the words, the PIN twice, the
+    passphrase (`between()` after each text, e.g. a host's poll)."""
+    dl.wait_screen("setup_create")
+    dl.reject()
+    dl.wait_screen("setup_kind")
+    dl.reject()
+    for name, text in (("setup_mnemonic", mnemonic), ("setup_pin", pin), ("setup_pin_confirm", pin),
+                       ("setup_passphrase", passphrase)):
+        dl.wait_screen(name)
+        dl.type_text(text)
+        if between is not None:
+            between()
+
+
 def sign_checked(emu, built):
     """(signed PSBT, the device's review) of `built` signed through the emulator,
     every new signature verified by the host."""

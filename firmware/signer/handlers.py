@@ -322,41 +322,33 @@ def message_kind(path):
 
 
 def _confirm_pin(app, what):
-    """The seed opened again with the PIN typed now: (secret, meta), the
-    caller wipes the secret. A wrong PIN counts as any other (REJECTED
-    naming the attempts left; the seed is erased at the limit)."""
+    """(PIN, secret, meta): the PIN typed now and the seed it opened again;
+    the caller wipes both. A wrong PIN counts as any other (REJECTED naming
+    the attempts left; the seed is erased at the limit)."""
     from .errors import Rejected
     from .storage import MAX_PIN_ATTEMPTS, WrongPin
 
     pin = app.ui.ask_text(screens.confirm_pin(what, None, MAX_PIN_ATTEMPTS - app.storage.pin_failures()))
     try:
-        return app.storage.unseal(pin)
+        secret, meta = app.storage.unseal(pin)
+        return pin, secret, meta
     except WrongPin as e:
+        wipe(pin)
         if not app.storage.initialized():
             app.forget_seed()
         raise Rejected(str(e))
-    finally:
-        wipe(pin)
 
 
 def change_pin(app, p):
     """The officer types the PIN, then the new one twice, on the device."""
-    from .errors import Rejected
-    from .storage import MAX_PIN_ATTEMPTS, WrongPin
-
-    old = app.ui.ask_text(screens.confirm_pin("change the PIN", None, MAX_PIN_ATTEMPTS - app.storage.pin_failures()))
+    old, secret, _ = _confirm_pin(app, "change the PIN")  # checked (and counted) before a new PIN is asked for
+    wipe(secret)
     try:
-        secret, _ = app.storage.unseal(old)  # checked (and counted) before a new PIN is asked for
-        wipe(secret)
         new = app.choose_pin(screens.new_pin)
         try:
             app.storage.change_pin(old, new)
         finally:
             wipe(new)
-    except WrongPin as e:
-        if not app.storage.initialized():
-            app.forget_seed()
-        raise Rejected(str(e))
     finally:
         wipe(old)
     return {}
@@ -366,7 +358,8 @@ def backup_check(app, p):
     """The officer types the backup (the BIP39 words, or enough SLIP39
     shares) on the device; it compares it with the sealed seed, shows the
     outcome and answers {"matches": bool}. Nothing of the backup leaves it."""
-    secret, meta = _confirm_pin(app, "check the backup")
+    pin, secret, meta = _confirm_pin(app, "check the backup")
+    wipe(pin)
     try:
         if meta is None:
             words = app.ui.ask_text(screens.check_words(None))

@@ -350,25 +350,16 @@ class TextEntry:
         """The BIP39 checksum of the words typed, without making a str."""
         import hashlib
 
-        nwords = self._k + (1 if self._n > self._start else 0)
+        idx = self._indices()
+        nwords = len(idx)
         bits = bytearray((nwords * 11 + 7) // 8)
         pos = 0
-        start = 0
-        saved = self._start, self._n
-        try:
-            for _ in range(nwords):
-                end = start
-                while end < saved[1] and self._buf[end] != SPACE:
-                    end += 1
-                self._start, self._n = start, end
-                idx = self._range()[0]
-                for b in range(10, -1, -1):
-                    if (idx >> b) & 1:
-                        bits[pos >> 3] |= 0x80 >> (pos & 7)
-                    pos += 1
-                start = end + 1
-        finally:
-            self._start, self._n = saved
+        for k in range(nwords):
+            for b in range(10, -1, -1):
+                if (idx[k] >> b) & 1:
+                    bits[pos >> 3] |= 0x80 >> (pos & 7)
+                pos += 1
+            idx[k] = 0
         size = nwords * 4 // 3  # entropy bytes
         cs = nwords // 3  # checksum bits
         digest = hashlib.sha256(memoryview(bits)[:size]).digest()

@@ -10,7 +10,7 @@ from embit import bip32, bip39
 from amanat import emulator, txbuild
 from amanat.client import Client
 from amanat.debuglink import DebugLink
-from e2e_support import MNEMONIC, LossyLine
+from e2e_support import MNEMONIC, LossyLine, restore_by_hand
 
 PIN = "2468"
 
@@ -20,15 +20,7 @@ def test_nothing_secret_crosses_the_serial_line(tmp_path):
     tap = LossyLine(rec["port"], 0.0)
     try:
         with Client(tap.port) as c, DebugLink(rec["debug_port"]) as dl:
-            dl.wait_screen("setup_create")
-            dl.reject()
-            dl.wait_screen("setup_kind")
-            dl.reject()
-            for name, text in (("setup_mnemonic", MNEMONIC), ("setup_pin", PIN), ("setup_pin_confirm", PIN),
-                               ("setup_passphrase", "")):
-                dl.wait_screen(name)
-                dl.type_text(text)
-                c.info()  # the host polls through the tap meanwhile
+            restore_by_hand(dl, MNEMONIC, PIN, between=c.info)  # the host polls through the tap meanwhile
             while c.info()["locked"]:
                 pass
             xpub = c.get_xpub("m/84h/1h/0h")

@@ -23,7 +23,7 @@ from embit.networks import NETWORKS
 from amanat import emulator, txbuild
 from amanat.client import Client
 from amanat.debuglink import DebugLink
-from e2e_support import MNEMONIC, Emu
+from e2e_support import MNEMONIC, Emu, restore_by_hand
 
 RUNS = int(os.environ.get("AMANAT_POWER_CUTS", "200"))
 SEED = int(os.environ.get("AMANAT_POWER_CUT_SEED", "1"))
@@ -74,14 +74,7 @@ def cut(state, op, delay):
         try:
             if op == "setup":  # typed in as the officer does; the check screen is auto-approved
                 with DebugLink(rec["debug_port"]) as dl:
-                    dl.wait_screen("setup_create")
-                    dl.reject()
-                    dl.wait_screen("setup_kind")
-                    dl.reject()
-                    for name, text in (("setup_mnemonic", MNEMONIC), ("setup_pin", PIN), ("setup_pin_confirm", PIN),
-                                       ("setup_passphrase", "")):
-                        dl.wait_screen(name)
-                        dl.type_text(text)
+                    restore_by_hand(dl, MNEMONIC, PIN)
                 with Client(rec["port"], timeout=5) as c:
                     while c.info()["locked"]:
                         time.sleep(0.02)
