@@ -312,6 +312,80 @@ def _on_device(port, what, call):
             _fail(e)
 
 
+def _follow_setup(port, steps, as_json):
+    """Tell the officer what to answer on a device that waits at its setup,
+    print each yes/no screen it shows, and report the outcome once it is
+    set up. The device does the work; nothing secret comes to the host."""
+    import time
+
+    with _device(port) as c:
+        info = c.info()
+        if info["initialized"]:
+            fp = bytes(info["fingerprint"]).hex() if info.get("fingerprint") else "locked"
+            raise CliError(f"the device is already set up ({fp}); `amanat device wipe` first", EXIT_BAD_INPUT)
+        err_console.print("On the device:")
+        for step in steps:
+            err_console.print(Text("  " + step))
+        last = None
+        while True:
+            info = c.info()
+            if info["initialized"] and not info["locked"]:
+                break
+            shown = c.t.call("prompt").get("prompt")
+            if shown and shown != last:
+                err_console.print(Text(f"device: {shown['title']}: " + " / ".join(shown["lines"])))
+            last = shown
+            time.sleep(0.3)
+    fp = bytes(info["fingerprint"]).hex()
+    if as_json:
+        _emit_json({"fingerprint": fp, "network": info["network"]})
+    else:
+        click.echo(f"set up: fingerprint {fp}, network {info['network']}; write the fingerprint in the record")
+
+
+@device.command("setup")
+@click.option("--words", type=click.Choice(["12", "24"]), default="24", show_default=True,
+              help="Length of the new seed (24 words: 256 bits).")
+@click.option("--dice", is_flag=True, help="Add die rolls to the device's randomness (at least 50 or 99).")
+@click.option("--slip39", metavar="M-of-N", help="Back the new seed up as SLIP39 shares, M of N recovering it.")
+@port_option
+@json_option
+def device_setup(words, dice, slip39, port, as_json):
+    """Set up a new device: it creates the seed itself; this says what to
+    answer on it, follows it and reports the fingerprint."""
+    shape = None
+    if slip39:
+        try:
+            m, n = (int(x) for x in slip39.lower().split("-of-"))
+        except ValueError:
+            raise CliError("--slip39 is M-of-N, for example 3-of-5", 2) from None
+        if not 2 <= m <= n <= 16:
+            raise CliError("--slip39: 2 <= M <= N <= 16", 2)
+        shape = (m, n)
+    steps = ["Set up: Create a new seed on this device? approve",
+             f"New seed: 24 words? {'approve' if words == '24' else 'reject (12 words)'}",
+             "Back it up as SLIP39 shares? " + (f"approve; {shape[1]} shares, {shape[0]} recover it" if shape
+                                                else "reject"),
+             "Add dice rolls? " + ("approve, then type each roll" if dice else "reject"),
+             "write down each page of words, then type back the words it asks for",
+             "choose the PIN (twice), the passphrase if the institution uses one, and check the fingerprint"]
+    _follow_setup(port, steps, as_json)
+
+
+@device.command("recover")
+@click.option("--slip39", is_flag=True, help="From SLIP39 shares (else the BIP39 recovery words).")
+@port_option
+@json_option
+def device_recover(slip39, port, as_json):
+    """Restore a new device from its backup, typed on the device; this says
+    what to answer on it, follows it and reports the fingerprint."""
+    steps = ["Set up: Create a new seed on this device? reject",
+             "Recover from SLIP39 shares? " + ("approve, then type each share (any order)" if slip39
+                                               else "reject, then type the recovery words"),
+             "choose the PIN (twice), the passphrase if one was used, and check the fingerprint"]
+    _follow_setup(port, steps, as_json)
+
+
 @device.command("change-pin")
 @port_option
 def device_change_pin(port):

@@ -13,7 +13,7 @@ from amanat.client import Client
 from e2e_support import Emu
 
 
-def create(e, words24, dice, mistakes=0):
+def create(e, words24, dice, mistakes=0, host=True):
     """Drive the device's create flow over DebugLink; the words it showed."""
     with e.debuglink() as dl:
         dl.wait_screen("setup_create")
@@ -45,8 +45,9 @@ def create(e, words24, dice, mistakes=0):
                     break
                 words += screen["words"]
                 assert screen["lines"][0].startswith("%d. " % (screen["first"] + 1))
-                with Client(e.port) as c:
-                    assert c.t.call("prompt") == {"prompt": None}  # the words are for the device's screen alone
+                if host:  # (unless another program holds the line)
+                    with Client(e.port) as c:
+                        assert c.t.call("prompt") == {"prompt": None}  # the words are for the device's screen alone
                 dl.approve()
                 dl.wait_screen(("show_words", "check_word"))
                 for _ in range(100):  # the next page, not the one just approved
@@ -178,3 +179,35 @@ def test_a_seed_created_as_slip39_shares(tmp_path):
     for m in mnemonics:
         words = m.split()
         assert not any(f"{a} {b}" in trail for a, b in zip(words, words[1:]))
+
+
+def test_the_command_line_follows_the_setup_and_reports_it(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    amanat = os.path.join(os.path.dirname(sys.executable), "amanat")
+    e = Emu(tmp_path).start()
+    try:
+        p = subprocess.Popen([amanat, "device", "setup", "--words", "12", "--port", e.port, "--json"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        first = p.stderr.readline()  # it has looked at the device and says what to do
+        assert first.startswith("On the device:"), first
+        for _ in range(30):  # ... and shows the screen the device waits on
+            line = p.stderr.readline()
+            first += line
+            if line.startswith("device: Set up: Create a new seed"):
+                break
+        words, check = create(e, False, False, host=False)
+        out, err = p.communicate(timeout=60)
+        err = first + err
+        assert p.returncode == 0, err
+        assert json.loads(out) == {"fingerprint": check["fingerprint"], "network": "regtest"}
+        assert "Create a new seed on this device? approve" in err and "24 words? reject (12 words)" in err
+        assert "\ndevice: Set up: Create a new seed" in err  # the yes/no screens, as it saw them
+        assert not any(w in err.split() for w in words if len(w) > 4)  # the words stay on the device
+        again = subprocess.run([amanat, "device", "setup", "--port", e.port], capture_output=True, text=True,
+                               timeout=60)
+        assert again.returncode == 8 and "already set up" in again.stderr
+    finally:
+        e.stop()
