@@ -211,3 +211,34 @@ def test_the_command_line_follows_the_setup_and_reports_it(tmp_path):
         assert again.returncode == 8 and "already set up" in again.stderr
     finally:
         e.stop()
+
+
+def test_the_command_line_follows_a_recovery(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from e2e_support import MNEMONIC, restore_by_hand
+
+    amanat = os.path.join(os.path.dirname(sys.executable), "amanat")
+    e = Emu(tmp_path).start()
+    try:
+        p = subprocess.Popen([amanat, "device", "recover", "--port", e.port], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        seen = ""
+        for _ in range(30):
+            line = p.stderr.readline()
+            seen += line
+            if line.startswith("device: Set up"):
+                break
+        assert "Recover from SLIP39 shares? reject, then type the recovery words" in seen
+        with e.debuglink() as dl:
+            restore_by_hand(dl, MNEMONIC, "2468")
+            dl.wait_screen("setup_check")
+            dl.approve()
+        out, err = p.communicate(timeout=60)
+    finally:
+        e.stop()
+    fp = bip32.HDKey.from_seed(bip39.mnemonic_to_seed(MNEMONIC)).my_fingerprint.hex()
+    assert p.returncode == 0, err
+    assert f"fingerprint {fp}" in out
