@@ -341,16 +341,16 @@ def _confirm_pin(app, what):
 
 def change_pin(app, p):
     """The officer types the PIN, then the new one twice, on the device."""
-    old, secret, _ = _confirm_pin(app, "change the PIN")  # checked (and counted) before a new PIN is asked for
-    wipe(secret)
+    old, secret, meta = _confirm_pin(app, "change the PIN")  # checked (and counted) before a new PIN is asked for
+    wipe(old)
     try:
         new = app.choose_pin(screens.new_pin)
         try:
-            app.storage.change_pin(old, new)
+            app.storage.reseal(secret, meta, new)
         finally:
             wipe(new)
     finally:
-        wipe(old)
+        wipe(secret)
     return {}
 
 

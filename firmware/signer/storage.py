@@ -211,15 +211,10 @@ class Storage:
         self.save_settings(s)
         return entropy, meta
 
-    def change_pin(self, old, new):
-        """Seal the seed again under `new` once `old` opens it (WrongPin,
-        counted as any other attempt, if it does not)."""
-        form, head, _, _ = self._record()
-        secret, meta = self.unseal(old)
-        try:
-            self._seal(secret, new, head[1], meta)
-        finally:
-            wipe(secret)
+    def reseal(self, secret, meta, pin):
+        """Seal the seed again under `pin`: what unseal gave with the old one
+        (a PIN change), its flags kept."""
+        self._seal(secret, pin, self.seed_header()[1], meta)
 
     def pin_failures(self):
         return self.settings().get("pin_failures", 0)

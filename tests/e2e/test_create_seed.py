@@ -77,12 +77,18 @@ def create(e, words24, dice, mistakes=0, host=True):
                 break
             if dl.screen() and dl.screen()["screen"] == "setup_pin":
                 break
-        for name, text in (("setup_pin", "2468"), ("setup_pin_confirm", "2468"), ("setup_passphrase", "")):
-            dl.wait_screen(name)
-            dl.type_text(text)
-        check = dl.wait_screen("setup_check")
-        dl.approve()
+        check = finish_setup(dl)
     return words, check
+
+
+def finish_setup(dl, pin="2468"):
+    """The PIN twice, no passphrase, the fingerprint approved: its check screen."""
+    for name, text in (("setup_pin", pin), ("setup_pin_confirm", pin), ("setup_passphrase", "")):
+        dl.wait_screen(name)
+        dl.type_text(text)
+    check = dl.wait_screen("setup_check")
+    dl.approve()
+    return check
 
 
 @pytest.mark.parametrize("words24, dice", [(False, False), (True, True)])
@@ -163,11 +169,7 @@ def test_a_seed_created_as_slip39_shares(tmp_path):
                     s = dl.screen()
                     if s and (s["screen"] == "setup_pin" or (s.get("share"), s.get("first", -s.get("position", 0))) != key):
                         break
-            for name, text in (("setup_pin", "2468"), ("setup_pin_confirm", "2468"), ("setup_passphrase", "")):
-                dl.wait_screen(name)
-                dl.type_text(text)
-            check = dl.wait_screen("setup_check")
-            dl.approve()
+            check = finish_setup(dl)
     finally:
         e.stop()
     mnemonics = [" ".join(w for _, part in sorted(pages.items()) for w in part) for _, pages in sorted(shares.items())]
