@@ -45,6 +45,9 @@ class App:
         self.debug = Link(board.debug, board, DEBUG_MAX_PAYLOAD) if board.debug is not None else None
         self.ui = UI(self)
         self.audit = Chain(board.audit_files())
+        lost = self.audit.power_loss_record()
+        if lost is not None:
+            self.record(lost)
         self.keystore = None
         self._registry = None
         self.busy = None

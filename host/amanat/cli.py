@@ -578,6 +578,8 @@ def _audit_detail(r: dict) -> str:
         return f"{r.get('name')}: {r.get('policy')}"
     if name == "set_limits":
         return f"{r.get('old')} -> {r.get('new')}"
+    if name == "power_loss":
+        return f"the record before was cut short by a power loss ({r.get('torn_bytes')} bytes) and not acted on"
     return r.get("title", "")
 
 
@@ -595,6 +597,8 @@ def audit(last, output, verify, port, as_json):
     with _device(port) as c:
         lines = c.audit_lines()
     records = audit_mod.parse(lines)
+    for n in audit_mod.torn_lines(lines, records):
+        records[n] = {"screen": "(torn by a power loss)", "raw": records[n].get("raw", "")}
     problems = audit_mod.check_chain(lines)
     if output:
         _write_file(output, b"".join(line + b"\n" for line in lines))

@@ -187,3 +187,30 @@ def test_audit_chain_survives_restarts_and_shows_tampering(tmp_path):
         assert out.returncode == 1 and "record 4 (seq 4): the record before it was changed" in out.stderr
     finally:
         e.stop()
+
+
+def test_a_record_torn_by_a_power_cut_is_told_at_the_next_start(tmp_path):
+    from amanat import audit
+
+    e = Emu(tmp_path, mnemonic=MNEMONIC, auto_confirm=True).start()
+    e.stop()
+    log = tmp_path / "screens.jsonl"
+    whole = log.read_bytes()
+    torn = b'{"screen": "review_tx", "title": "Send bitcoin?", "answer": "appr'
+    log.write_bytes(whole + torn)  # what a cut in the middle of an append leaves
+    e = Emu(tmp_path, auto_confirm=True).start()
+    try:
+        out = subprocess.run([AMANAT, "audit", "--json", "--verify", "--port", e.port], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        shown = json.loads(out.stdout)
+        assert shown["chain"]["ok"]
+        names = [r["screen"] for r in shown["records"]]
+        n = names.index("power_loss")
+        assert names[n - 1] == "(torn by a power loss)"
+        lost = shown["records"][n]
+        assert lost["torn_bytes"] == len(torn) and lost["seq"] == shown["records"][n - 2]["seq"] + 1
+        assert log.read_bytes().startswith(whole + torn + b"\n")  # kept as it was, on its own line
+        table = subprocess.run([AMANAT, "audit", "--port", e.port], capture_output=True, text=True).stdout
+        assert "power_loss" in table and "hash chain intact" in table
+    finally:
+        e.stop()

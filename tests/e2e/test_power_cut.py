@@ -3,7 +3,9 @@ no handler runs) at a random moment of setup, a wallet registration, a
 change of the fee limits, a PIN attempt or a signing, then started again on
 the same state folder. Afterwards the device boots and opens with its PIN,
 each record is the old one or the new one (never damaged, never lost), and
-the PIN counter is never below the attempts that were seen to fail.
+the PIN counter is never below the attempts that were seen to fail, and the
+audit trail is still one chain (a record the cut tore is told by a
+`power_loss` record after it).
 
 Runs are seeded (AMANAT_POWER_CUT_SEED, default 1; AMANAT_POWER_CUTS runs,
 default 200): a failure names its run, and the same seed replays it.
@@ -20,7 +22,7 @@ import pytest
 from embit import bip32, bip39
 from embit.networks import NETWORKS
 
-from amanat import emulator, txbuild
+from amanat import audit, emulator, txbuild
 from amanat.client import Client
 from amanat.debuglink import DebugLink
 from e2e_support import MNEMONIC, Emu, restore_by_hand
@@ -107,7 +109,15 @@ def cut(state, op, delay):
     return seen
 
 
+def trail_checked(state, where):
+    """The trail's lines, after checking that they are one chain: how many a cut tore."""
+    lines = [line for line in (state / "screens.jsonl").read_bytes().split(b"\n") if line]
+    assert audit.check_chain(lines) == [], where
+    return len(audit.torn_lines(lines))
+
+
 def check(state, op, seen, run):
+    """Whether the cut tore a record of the trail (after checking everything)."""
     where = f"run {run} ({op}, seed {SEED})"
     if op == "pin":
         rec = emulator.start(state, pin=PIN, unlock=False)
@@ -119,7 +129,7 @@ def check(state, op, seen, run):
             assert emulator.unlock(state, PIN)["outcome"] == "unlocked", where
         finally:
             emulator.stop(state)
-        return
+        return trail_checked(state, where)
     rec = emulator.start(state, mnemonic=MNEMONIC, pin=PIN, auto_confirm=True)  # set up again if it was cut before
     try:
         assert rec["fingerprint"] == FP.hex(), where
@@ -143,11 +153,13 @@ def check(state, op, seen, run):
             assert c.sign_psbt(spend()).signatures == 1, where  # and it still signs
     finally:
         emulator.stop(state)
+    return trail_checked(state, where)
 
 
 def test_power_cuts_leave_the_old_or_the_new_state(baseline, tmp_path):
     rng = random.Random(SEED)
     completed = {op: [0, 0] for op in OPS}  # [cut before the end, after]
+    torn = 0
     for run in range(RUNS):
         op = OPS[run % len(OPS)]
         state = tmp_path / f"run{run}"
@@ -157,8 +169,8 @@ def test_power_cuts_leave_the_old_or_the_new_state(baseline, tmp_path):
             shutil.copytree(baseline, state, ignore=shutil.ignore_patterns("*.lock", "emulator.json"))
         seen = cut(state, op, rng.uniform(0, SPAN[op]))
         completed[op][seen["done"]] += 1
-        check(state, op, seen, run)
+        torn += check(state, op, seen, run)
         shutil.rmtree(state)
-    print("power cuts (before the operation completed, after):", completed)
+    print("power cuts (before the operation completed, after):", completed, "; trail records torn:", torn)
     inside = sum(v[0] for v in completed.values())
     assert inside >= RUNS // 10, f"only {inside} of {RUNS} cuts fell inside an operation: {completed}"
