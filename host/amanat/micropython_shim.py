@@ -82,8 +82,9 @@ def mem_info(*a):
 
 
 def install():
-    """Make `import micropython` give this module, and give gc MicroPython's
-    heap figures (CPython has no fixed heap to report: 0)."""
+    """Make `import micropython` give this module, give gc MicroPython's
+    heap figures (CPython has no fixed heap to report: 0), and let embit's
+    libsecp256k1 binding take the device's ECDSA nonce callbacks."""
     import gc
     import sys
 
@@ -91,3 +92,42 @@ def install():
     for name in ("mem_free", "mem_alloc"):
         if not hasattr(gc, name):
             setattr(gc, name, lambda: 0)
+    _python_nonce_functions()
+
+
+def _python_nonce_functions():
+    """On the device, secp256k1.ecdsa_sign takes a Python nonce function
+    fn(msg32, key32, algo16, data, attempt) -> 32 bytes or None (the
+    anti-exfil signer fixes its nonce so). embit's ctypes binding hands the
+    argument to libsecp256k1 as a C pointer: wrap such a callable in a C
+    callback there."""
+    import ctypes
+
+    from embit.util import ctypes_secp256k1 as binding
+    from embit.util import secp256k1
+
+    if getattr(binding.ecdsa_sign, "takes_python_nonces", False):
+        return
+    c_nonce = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                               ctypes.c_void_p, ctypes.c_uint)
+    plain = binding.ecdsa_sign
+
+    def ecdsa_sign(msg, secret, nonce_function=None, extra_data=None, context=binding._secp.ctx):
+        if not callable(nonce_function):
+            return plain(msg, secret, nonce_function, extra_data, context)
+
+        def call(out, msg32, key32, algo16, data, attempt):
+            k = nonce_function(ctypes.string_at(msg32, 32), ctypes.string_at(key32, 32), None,
+                               ctypes.string_at(data, 32) if data else None, attempt)
+            if k is None or len(k) != 32:
+                return 0
+            ctypes.memmove(out, bytes(k), 32)
+            return 1
+
+        callback = c_nonce(call)
+        return plain(msg, secret, ctypes.cast(callback, ctypes.c_void_p).value, extra_data, context)
+
+    ecdsa_sign.takes_python_nonces = True
+    binding.ecdsa_sign = ecdsa_sign
+    if secp256k1.ecdsa_sign is plain:
+        secp256k1.ecdsa_sign = ecdsa_sign
