@@ -29,14 +29,18 @@ def firmware_on_cpython():
 
 @pytest.fixture(scope="session", autouse=True)
 def _registry(tmp_path_factory):
-    # Keep test emulators out of the user's registry of running emulators.
-    old = os.environ.get("AMANAT_EMULATOR_REGISTRY")
-    os.environ["AMANAT_EMULATOR_REGISTRY"] = str(tmp_path_factory.getbasetemp() / "registry")
+    # Keep test emulators out of the user's registry of running emulators,
+    # and their anti-exfil records out of the user's state folder.
+    base = tmp_path_factory.getbasetemp()
+    names = {"AMANAT_EMULATOR_REGISTRY": base / "registry", "AMANAT_STATE_DIR": base / "state"}
+    old = {name: os.environ.get(name) for name in names}
+    os.environ.update({name: str(path) for name, path in names.items()})
     yield
-    if old is None:
-        del os.environ["AMANAT_EMULATOR_REGISTRY"]
-    else:
-        os.environ["AMANAT_EMULATOR_REGISTRY"] = old
+    for name, value in old.items():
+        if value is None:
+            del os.environ[name]
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from . import capacity, handlers, rpc, screens
 from .audit import Chain
 from .batch import Batch
 from .errors import BadParams, Busy, DeviceError, InternalError, NotReady, StorageError, UnknownMethod
+from .framing import ticks_diff
 from .keystore import Keystore
 from .link import Link
 from .secrets import wipe
@@ -31,6 +32,14 @@ PROTOCOL_VERSION = 1
 # a receive buffer of that size would hold 4 KB of a 128 KiB heap for nothing.
 REQUEST_MAX_PAYLOAD = 4608
 DEBUG_MAX_PAYLOAD = 1024  # a DebugLink request: a button, a key, a line of text
+
+
+# Between anti-exfil's two rounds the host uploads the second PSBT, reads
+# the first answer and may ask how the device is: anything else ends the
+# round, as does a wait of more than AE_ROUND_MS (a host gone away).
+AE_ROUND_KEEPS = ("ping", "info", "prompt", "cancel", "psbt_begin", "psbt_chunk", "psbt_end", "psbt_read",
+                  "sign_psbt", "audit_read")
+AE_ROUND_MS = 300_000
 
 
 class App:
@@ -58,6 +67,9 @@ class App:
         self.batch.clear()  # a batch does not outlive a restart: its files would only hold flash
         self.batch_at = None  # [PSBT, of] of the batch being reviewed or signed
         self.signed_length = None
+        self.ae_spool_path = root + "/ae.round"
+        self.ae_round = None  # an anti-exfil first round waiting for its second (handlers.sign_psbt)
+        self.drop_ae_round()  # nor does a round: its spool would only hold flash
         self.read_buf = None  # the download's chunk buffer (handlers.psbt_read)
         self.heap = capacity.Heap(board.measure_heap)
         # The signing code, loaded now, before any request: module objects
@@ -80,6 +92,7 @@ class App:
                 self.board.wait(1000)
                 self.pump(None)
                 self.upload.expire(self.board.ticks_ms())
+                self.expire_ae_round(self.board.ticks_ms())
             except Exception as e:  # the device stays up, whatever happened
                 self.board.log_exception(e)
                 gc.collect()
@@ -151,6 +164,8 @@ class App:
             if self.keystore is None:
                 raise NotReady("the device is not set up or not unlocked")
             fn, allowed = entry
+            if method not in AE_ROUND_KEEPS:
+                self.drop_ae_round()  # the host went on to something else: the round is over
             gc.collect()  # a clean heap before the real work: fragmentation, not size, fails first
             self.busy = method
             self.progress = None
@@ -186,6 +201,25 @@ class App:
             return [self.upload.received, self.upload.length]
         return list(self.progress) if busy is not None and self.progress is not None else None
 
+    def drop_ae_round(self):
+        self.ae_round = None
+        try:
+            os.remove(self.ae_spool_path)
+        except OSError:
+            pass
+
+    def expire_ae_round(self, now):
+        r = self.ae_round
+        if r is not None and ticks_diff(now, r["at"]) > AE_ROUND_MS:
+            self.drop_ae_round()
+
+    def drop_signed(self):
+        self.signed_length = None
+        try:
+            os.remove(self.signed_path)
+        except OSError:
+            pass
+
     def record(self, record):
         """Append an answered screen to the audit trail, chained to the last."""
         self.audit.stamp(record)
@@ -206,6 +240,7 @@ class App:
             "target": self.board.name,
             "heap": self.heap.to_dict(),
             "limits": capacity.limits(self.board.flash_root),
+            "anti_exfil": "ecdsa_s2c",  # sign_psbt's two rounds (docs/protocol.md, "Anti-exfil")
         }
 
     # ---- DebugLink (emulator only: the board decides whether it exists)

@@ -129,6 +129,7 @@ def psbt_begin(app, p):
     length = p.uint("length")
     if not 1 <= length <= capacity.MAX_PSBT_BYTES:
         raise BadParams("PSBT length must be 1..%d bytes" % capacity.MAX_PSBT_BYTES)
+    app.drop_signed()  # its download is over: its flash is the new upload's
     capacity.check_upload(app.board.flash_root, length)
     app.read_buf = None  # a new upload: the last download's buffer would split the heap under it
     gc.collect()
@@ -155,10 +156,16 @@ def sign_psbt(app, p):
 
     app.heap.start()
     digest = p.data("sha256", size=32)
+    rounds = p.text("anti_exfil", default="", limit=8) or None
+    if rounds not in (None, "commit", "reveal"):
+        raise BadParams('anti_exfil must be "commit" or "reveal"')
 
     def busy(what):
         return lambda *a: app.pump(what, *a)
 
+    if rounds == "reveal":
+        return _reveal(app, digest, busy)
+    app.drop_ae_round()
     app.upload.check(digest, busy("checking"))
     ks = app.keystore
     app.signed_length = None
@@ -168,15 +175,71 @@ def sign_psbt(app, p):
         shown, plan = _on_flash(_review, app, review.Reviewer, f, ks, registry, limits(app), busy("reviewing"))
     # What is signed must be what was reviewed.
     app.upload.check(digest, busy("checking"))
+    if rounds == "commit":
+        return _commit(app, plan, registry, shown)
     count = sign_file(app, app.upload.path, app.signed_path, plan, registry)
+    return _signed(app, count, shown)
+
+
+def _signed(app, count, shown, **more):
     app.signed_length = os.stat(app.signed_path)[6]
-    return {"sha256": file_sha256(app.signed_path), "length": app.signed_length,
-            "signatures": count, "review": shown}
+    res = {"sha256": file_sha256(app.signed_path), "length": app.signed_length, "signatures": count,
+           "review": shown}
+    res.update(more)
+    return res
 
 
-def sign_file(app, src_path, dst_path, plan, registry):
+def _commit(app, plan, registry, shown):
+    """Anti-exfil's first round, after the officer's approval: the openings
+    of every ECDSA signature into the answer, nothing signed; the round is
+    kept (plan, the PSBT's hash without its anti-exfil fields) for the
+    second."""
+    from . import anti_exfil
+    from .psbt_view import sha256_without
+
+    with open(app.ae_spool_path, "wb") as spool:
+        commit = anti_exfil.Commit(spool)
+        sign_file(app, app.upload.path, app.signed_path, plan, registry, rounds=commit)
+    digests = []
+    for path in (app.upload.path, app.signed_path):
+        with open(path, "rb") as f:
+            digests.append(_on_flash(sha256_without, f, anti_exfil.PREFIX))
+    app.ae_round = {"plan": plan, "shown": shown, "count": commit.count, "digests": digests,
+                    "at": app.board.ticks_ms()}
+    return _signed(app, 0, shown, openings=commit.count)
+
+
+def _reveal(app, digest, busy):
+    """Anti-exfil's second round: the PSBT of the first round (its answer or
+    what was sent, with the host's entropy added) signed without another
+    review. One try: whatever fails, the round is over."""
+    from . import anti_exfil
+    from .psbt_view import sha256_without
+
+    pending = app.ae_round
+    if pending is None:
+        raise Refused("no first anti-exfil round to finish (it ended, timed out or another request came "
+                      "between): sign the PSBT again")
+    app.ae_round = None
+    try:
+        app.upload.check(digest, busy("checking"))
+        with open(app.upload.path, "rb") as f:
+            if _on_flash(sha256_without, f, anti_exfil.PREFIX) not in pending["digests"]:
+                raise Refused("the PSBT is not the one approved in the first anti-exfil round")
+        app.signed_length = None
+        app.read_buf = None
+        with open(app.ae_spool_path, "rb") as spool:
+            count = sign_file(app, app.upload.path, app.signed_path, pending["plan"], app.registry(),
+                              rounds=anti_exfil.Reveal(spool, pending["count"]))
+    finally:
+        app.drop_ae_round()
+    return _signed(app, count, pending["shown"])
+
+
+def sign_file(app, src_path, dst_path, plan, registry, rounds=None):
     """Sign the reviewed PSBT at `src_path` by `plan` into `dst_path` (the
-    signatures spooled beside it); the number of signatures."""
+    signatures spooled beside it); the number of signatures. rounds: an
+    anti-exfil round (psbt_signer)."""
     from . import psbt_signer
 
     sig_path = dst_path + ".sigs"
@@ -188,7 +251,7 @@ def sign_file(app, src_path, dst_path, plan, registry):
         with open(dst_path, "wb") as dst:
             with open(sig_path, "w+b") as sigs:
                 count = _on_flash(psbt_signer.sign_psbt_stream, src, dst, app.keystore, plan, registry,
-                                  progress=progress, sig_stream=sigs)
+                                  progress=progress, sig_stream=sigs, rounds=rounds)
     os.remove(sig_path)
     return count
 
@@ -423,7 +486,7 @@ _METHODS = {
     "psbt_begin": (psbt_begin, ("length", "data")),
     "psbt_chunk": (psbt_chunk, ("offset", "data")),
     "psbt_end": (psbt_end, ()),
-    "sign_psbt": (sign_psbt, ("sha256",)),
+    "sign_psbt": (sign_psbt, ("sha256", "anti_exfil")),
     "psbt_read": (psbt_read, ("offset", "size", "index")),
     "sign_message": (sign_message, ("message", "path")),
     "audit_read": (audit_read, ("offset", "size")),

@@ -17,6 +17,11 @@ transaction, only its Plan. It writes the whole signed PSBT to dst:
   BIP340 script-path signatures over the multi_a leaf (BIP342, codesep
   0xffffffff) into PSBT_IN_TAP_SCRIPT_SIG (0x14 || x-only key || leaf hash).
 
+With `rounds` (anti_exfil.Commit or anti_exfil.Reveal) every ECDSA
+signature goes through anti-exfil's two rounds instead: the first adds the
+device's openings and signs nothing, the second signs with the host's
+entropy; taproot signatures are made in the second round, as without it.
+
 The signatures go to a temporary stream first (psbt_view.Additions, one scope
 per input), then the view copies the PSBT byte for byte with them added
 (StrictView.write_signed). (embit's PSBTView.write_to re-serializes each
@@ -38,7 +43,7 @@ from .review import SIGHASH_ALL, SIGHASH_DEFAULT
 from .wallets import LEAF_VERSION
 
 
-def sign_psbt_stream(src, dst, keystore, plan, registry=None, progress=None, sig_stream=None):
+def sign_psbt_stream(src, dst, keystore, plan, registry=None, progress=None, sig_stream=None, rounds=None):
     """Sign the inputs the plan's review found ours, from src into dst; return
     the number of signatures.
 
@@ -48,18 +53,18 @@ def sign_psbt_stream(src, dst, keystore, plan, registry=None, progress=None, sig
     unless exactly plan.signing inputs do. sig_stream: a writable and
     readable temporary stream (a flash file on the device), io.BytesIO if
     None. progress(done, total) is called after each input so that the
-    caller can answer pings.
+    caller can answer pings. rounds: see the module's docstring.
     """
     view = open_view(src)
     if view.num_inputs != plan.num_inputs or view.num_outputs != plan.num_outputs:
         raise Refused("the PSBT is not the one reviewed")
     view.use_review(plan.locktime, plan.digests)
     added = Additions(sig_stream if sig_stream is not None else io.BytesIO())
+    signer = _Signer(added, rounds)
     keys = KeyCache(keystore.root, private=True)
     wallets = Wallets(registry, []) if registry is not None else None
     n = view.num_inputs
     placeholders = _Unread(n)
-    count = 0
     signed = 0
     pos = view.first_scope
     try:
@@ -72,10 +77,9 @@ def sign_psbt_stream(src, dst, keystore, plan, registry=None, progress=None, sig
                     raise Refused("the PSBT is not the one reviewed")
                 signed += 1
                 if mine[0] == "wallet":
-                    count += _sign_wallet_input(view, i, inp, utxo, plan, mine[1], keys, added, placeholders)
+                    _sign_wallet_input(view, i, inp, utxo, plan, mine[1], keys, signer, placeholders)
                 else:
-                    _sign_input(view, i, inp, utxo, mine[1], added, placeholders)
-                    count += 1
+                    _sign_input(view, i, inp, utxo, mine[1], signer, placeholders)
             added.end_scope()
             if progress is not None:
                 progress(i + 1, n)
@@ -83,9 +87,40 @@ def sign_psbt_stream(src, dst, keystore, plan, registry=None, progress=None, sig
         keys.clear()
     if signed != plan.signing:
         raise Refused("the PSBT is not the one reviewed")
+    if rounds is not None and rounds.signs:
+        rounds.done()
     added.rewind()
     view.write_signed(dst, added)
-    return count
+    return signer.count
+
+
+class _Signer:
+    """Makes each signature into `added`: ECDSA as RFC 6979 with low R, or
+    by anti-exfil's rounds; BIP340 (none in a first anti-exfil round)."""
+
+    def __init__(self, added, rounds):
+        self.added = added
+        self.rounds = rounds
+        self.count = 0
+
+    def ecdsa(self, i, inp, hd, pub, h):
+        sec = pub.sec()
+        if self.rounds is None:
+            self.added.add(PSBT_IN_PARTIAL_SIG, sec, hd.key.sign(h).serialize() + bytes([SIGHASH_ALL]))
+        else:
+            self.rounds.ecdsa(i, inp, hd, sec, h, self.added)
+            if not self.rounds.signs:
+                return
+        self.count += 1
+
+    def schnorr(self, h, secret, sh, key_type, keydata):
+        if self.rounds is not None and not self.rounds.signs:
+            return
+        sig = secp256k1.schnorrsig_sign(h, secret, None, os.urandom(32))
+        if sh != SIGHASH_DEFAULT:
+            sig = bytes(sig) + bytes([sh])
+        self.added.add(key_type, keydata, sig)
+        self.count += 1
 
 
 class _Unread:
@@ -104,16 +139,13 @@ class _Unread:
         raise Refused("input %d: a sighash type that needs the spent outputs again" % i)
 
 
-def _sign_input(view, i, inp, utxo, mine, added, placeholders):
+def _sign_input(view, i, inp, utxo, mine, signer, placeholders):
     kind, hd, _ = mine
     if kind == "p2tr":
         sh = _taproot_sighash(i, inp)
         h = view.sighash_taproot(i, script_pubkeys=placeholders, values=placeholders, sighash=sh)
         tweaked = hd.key.taproot_tweak(b"")  # BIP86: no script tree
-        sig = secp256k1.schnorrsig_sign(h, tweaked.secret, None, os.urandom(32))
-        if sh != SIGHASH_DEFAULT:
-            sig = bytes(sig) + bytes([sh])
-        added.add(PSBT_IN_TAP_KEY_SIG, b"", sig)
+        signer.schnorr(h, tweaked.secret, sh, PSBT_IN_TAP_KEY_SIG, b"")
         return
     pub = hd.get_public_key()
     if kind == "p2pkh":
@@ -121,8 +153,7 @@ def _sign_input(view, i, inp, utxo, mine, added, placeholders):
     else:
         # BIP143 script code of a p2wpkh key
         h = view.sighash_segwit(i, script.p2pkh(pub), utxo.value, SIGHASH_ALL)
-    sig = hd.key.sign(h).serialize() + bytes([SIGHASH_ALL])
-    added.add(PSBT_IN_PARTIAL_SIG, pub.sec(), sig)
+    signer.ecdsa(i, inp, hd, pub, h)
 
 
 def _taproot_sighash(i, inp):
@@ -132,9 +163,9 @@ def _taproot_sighash(i, inp):
     return sh
 
 
-def _sign_wallet_input(view, i, inp, utxo, plan, at, keys, added, placeholders):
+def _sign_wallet_input(view, i, inp, utxo, plan, at, keys, signer, placeholders):
     """Signatures of our keys in the wallet on input i (at: the WalletInput
-    classify_input found); their number."""
+    classify_input found)."""
     w = plan.wallet
     change, index = at.change, at.index
     d = w.derive(change, index)
@@ -149,7 +180,6 @@ def _sign_wallet_input(view, i, inp, utxo, plan, at, keys, added, placeholders):
         h = view.sighash_legacy(i, d.redeem_script, SIGHASH_ALL)
     else:
         h = view.sighash_segwit(i, d.witness_script, utxo.value, SIGHASH_ALL)
-    n = 0
     for c in plan.cosigners:
         cos = w.cosigners[c]
         hd = keys.get(list(cos.origin) + [change, index])
@@ -158,12 +188,6 @@ def _sign_wallet_input(view, i, inp, utxo, plan, at, keys, added, placeholders):
         if pub.sec() != cos.pubkey(change, index).sec():
             raise Refused("input %d: cosigner %d of wallet %s is not this device's key" % (i, c + 1, plan.owner))
         if w.kind == "tr":
-            sig = secp256k1.schnorrsig_sign(h, hd.key.secret, None, os.urandom(32))
-            if sh != SIGHASH_DEFAULT:
-                sig = bytes(sig) + bytes([sh])
-            added.add(PSBT_IN_TAP_SCRIPT_SIG, pub.xonly() + lh, sig)
+            signer.schnorr(h, hd.key.secret, sh, PSBT_IN_TAP_SCRIPT_SIG, pub.xonly() + lh)
         else:
-            sig = hd.key.sign(h).serialize() + bytes([SIGHASH_ALL])
-            added.add(PSBT_IN_PARTIAL_SIG, pub.sec(), sig)
-        n += 1
-    return n
+            signer.ecdsa(i, inp, hd, pub, h)

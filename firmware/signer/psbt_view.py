@@ -669,3 +669,57 @@ class Locktime:
         if self.time_ok:
             return self.time
         raise BadPsbt("inputs require both a height and a time locktime")
+
+
+def sha256_without(stream, prefix):
+    """SHA-256 of the PSBT in `stream`, from its start to its end, with every
+    field whose key starts with `prefix` left out (anti-exfil's two rounds
+    must agree on all the rest). Streamed: no field is held whole. BadPsbt
+    if it ends inside a field."""
+    h = hashlib.sha256()
+    buf = bytearray(256)
+    mv = memoryview(buf)
+    stream.seek(0)
+    h.update(stream.read(5))
+
+    def compact_int():
+        first = stream.read(1)
+        if not first:
+            return None
+        n = first[0]
+        if n < 0xFD:
+            return n
+        size = 2 if n == 0xFD else 4 if n == 0xFE else 8
+        rest = stream.read(size)
+        if len(rest) != size:
+            raise BadPsbt("the PSBT ends early")
+        return int.from_bytes(rest, "little")
+
+    def pass_on(n, keep):
+        while n > 0:
+            got = stream.readinto(mv[: min(n, len(buf))])
+            if not got:
+                raise BadPsbt("the PSBT ends early")
+            if keep:
+                h.update(mv[:got])
+            n -= got
+
+    while True:
+        n = compact_int()
+        if n is None:
+            return h.digest()
+        if n == 0:
+            h.update(b"\x00")
+            continue
+        head = stream.read(min(n, len(prefix)))
+        keep = head != prefix
+        if keep:
+            h.update(compact.to_bytes(n))
+            h.update(head)
+        pass_on(n - len(head), keep)
+        size = compact_int()
+        if size is None:
+            raise BadPsbt("the PSBT ends early")
+        if keep:
+            h.update(compact.to_bytes(size))
+        pass_on(size, keep)

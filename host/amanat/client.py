@@ -27,7 +27,8 @@ RESULTS = {
     "cancel": {"cancelled": bool},
     "prompt": {"prompt": (dict, _OPT)},
     "info": {"protocol": int, "initialized": bool, "locked": bool, "firmware": str, "model": str,
-             "network": (str, _OPT), "fingerprint": (bytes, _OPT), "target": str, "heap": dict, "limits": dict},
+             "network": (str, _OPT), "fingerprint": (bytes, _OPT), "target": str, "heap": dict, "limits": dict,
+             "anti_exfil": (str, _OPT)},
     "get_xpub": {"xpub": str},
     "get_descriptors": {"receive": list, "internal": list},
     "display_address": {"address": str},
@@ -36,7 +37,7 @@ RESULTS = {
     "psbt_begin": {"chunk_size": int, "received": (int, _OPT)},
     "psbt_chunk": {"received": int},
     "psbt_end": {"sha256": bytes},
-    "sign_psbt": {"sha256": bytes, "length": int, "signatures": int, "review": dict},
+    "sign_psbt": {"sha256": bytes, "length": int, "signatures": int, "review": dict, "openings": (int, _OPT)},
     "psbt_read": {"data": bytes},
     "batch_add": {"index": int, "count": int},
     "sign_batch": {"review": dict, "signed": list},
@@ -115,6 +116,8 @@ class Client:
                 f"device on {port} speaks protocol {info.get('protocol')!r}; this host speaks {PROTOCOL}"
             )
         self.limits = info["limits"]
+        # sign_psbt's two rounds for every ECDSA signature (docs/protocol.md, "Anti-exfil")
+        self.anti_exfil = info.get("anti_exfil") == "ecdsa_s2c"
         self.on_prompt = None  # called with each prompt the device shows while a request waits (docs/protocol.md)
         from .discovery import remember
 
@@ -208,10 +211,13 @@ class Client:
         params = {"fee_percent_tenths": fee_percent_tenths, "fee_max_sat": fee_max_sat}
         return self._long("set_limits", params, status)
 
-    def sign_psbt(self, raw: bytes, progress=None) -> Signed:
+    def sign_psbt(self, raw: bytes, progress=None, anti_exfil: bool = True) -> Signed:
         """Upload, have the officer review and sign, download, verify.
         SignatureError if the device changed anything but add signatures, or
         if one of them does not verify: no caller sees an unchecked PSBT.
+        With `anti_exfil` (and a device that has it) every ECDSA signature
+        goes through anti-exfil's two rounds and is checked against the
+        host's entropy (AntiExfilFailure: nothing signed is returned).
 
         progress(stage, done, total): stage is "upload", "device" (done is
         what the device is doing: "reviewing", "review_tx", "signing"; total
@@ -219,10 +225,60 @@ class Client:
         (done and total None)."""
         progress = progress or (lambda *a: None)
         check_limits(raw, self.limits)
+        if anti_exfil and self.anti_exfil:
+            rounds = self._anti_exfil_rounds(raw)
+            if rounds is not None:
+                return self._sign_anti_exfil(rounds, progress)
         digest = self._upload(raw, progress)
         res = self._long("sign_psbt", {"sha256": digest}, lambda busy, of: progress("device", busy, of))
         signed = self._download(res, {}, progress)
         return self._checked(raw, signed, res, progress)
+
+    def _anti_exfil_rounds(self, raw: bytes):
+        """(the PSBT's maps without anti-exfil fields, its key, the Book,
+        {(input, key): entropy}), or None if the device makes no ECDSA
+        signature in it (or the host cannot read it: the device says why)."""
+        from . import anti_exfil as ae
+        from .psbt_raw import parse_maps
+
+        fingerprint = self.info().get("fingerprint")
+        try:
+            base = ae.stripped(parse_maps(raw))
+        except Exception:
+            return None
+        wanted = ae.wanted(base, fingerprint or b"")
+        if not wanted:
+            return None
+        key = hashlib.sha256(base.serialize()).hexdigest()
+        book = ae.Book(fingerprint.hex())
+        return base, key, book, book.entropy(key, wanted)
+
+    def _sign_anti_exfil(self, rounds, progress) -> Signed:
+        from . import anti_exfil as ae
+        from .errors import AmanatError, AntiExfilFailure
+        from .psbt_raw import parse_maps
+
+        base, key, book, rhos = rounds
+        status = lambda busy, of: progress("device", busy, of)  # noqa: E731
+        first = ae.with_commitments(base, rhos)
+        res = self._long("sign_psbt", {"sha256": self._upload(first, progress), "anti_exfil": "commit"}, status)
+        answer = parse_maps(self._download(res, {}, progress), "the device's first anti-exfil answer")
+        if verify_new_signatures(base.serialize(), ae.stripped(answer).serialize()) != 0:
+            raise AntiExfilFailure("the device signed in the first round, before it had the host's entropy")
+        opened = ae.openings(answer, rhos)
+        if len(opened) != res.get("openings"):
+            raise ProtocolError(f"the device reports {res.get('openings')} anti-exfil openings, its answer holds {len(opened)}")
+        second = ae.with_entropy(answer, rhos, opened)
+        try:
+            res = self._long("sign_psbt", {"sha256": self._upload(second, progress), "anti_exfil": "reveal"}, status)
+            signed = parse_maps(self._download(res, {}, progress), "the PSBT returned by the device")
+        except AmanatError as e:
+            e.anti_exfil_aborted = book.aborted()  # the entropy is kept: the next try sends it again
+            raise
+        progress("verify", None, None)
+        ae.check_signatures(answer, signed, rhos, opened)
+        book.finished(key)
+        return self._checked(base.serialize(), ae.stripped(signed).serialize(), res, progress)
 
     def sign_batch(self, raws: list[bytes], progress=None) -> BatchSigned:
         """Upload every PSBT of `raws`, have the officer review the batch once

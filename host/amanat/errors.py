@@ -40,6 +40,15 @@ class SignatureError(AmanatError):
     """A signature returned by the device does not verify."""
 
 
+class AntiExfilFailure(SignatureError):
+    """A device's ECDSA signature whose nonce does not hold the host's
+    anti-exfil entropy: the device may be compromised; nothing it signed is kept."""
+
+    def __init__(self, message: str):
+        super().__init__(f"ANTI-EXFIL CHECK FAILED, the device may be compromised: {message}; "
+                         "nothing it signed was kept")
+
+
 class PsbtError(AmanatError):
     """A PSBT that is malformed, or cannot be combined, finalized or extracted (the message says why)."""
 

@@ -228,17 +228,23 @@ class SignatureChecker:
             raise SignatureError(f"input {i}: signature too short")
         der, sighash = sig[:-1], sig[-1]
         _check_sighash(i, sighash, self.inputs[i].sighash_type, ECDSA_TYPES, schnorr=False)
-        try:
-            if segwit:
-                digest = self.digests.segwit_v0(i, code.data, self.utxo(i).value, sighash)
-            else:
-                digest = self.digests.legacy(i, code.data, sighash)
-        except SighashError as e:
-            raise SignatureError(f"input {i}: {e}") from None
+        digest = self._ecdsa_digest(i, code, segwit, sighash)
         try:
             return PublicKey(pub).verify(der, digest, hasher=None)
         except Exception:  # not strict DER, or a bad key
             return False
+
+    def ecdsa_digest(self, i: int, pub: bytes, sighash: int) -> bytes:
+        """The digest `pub` signs on input i with `sighash` (what anti-exfil's check needs)."""
+        return self._ecdsa_digest(i, *script_code(i, self.inputs[i], self.utxo(i).script_pubkey, pub), sighash)
+
+    def _ecdsa_digest(self, i: int, code: Script, segwit: bool, sighash: int) -> bytes:
+        try:
+            if segwit:
+                return self.digests.segwit_v0(i, code.data, self.utxo(i).value, sighash)
+            return self.digests.legacy(i, code.data, sighash)
+        except SighashError as e:
+            raise SignatureError(f"input {i}: {e}") from None
 
     # -- Schnorr (taproot) --
 
