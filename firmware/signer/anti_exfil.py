@@ -162,7 +162,9 @@ class Reveal:
     """Round 2: each ECDSA signature made with the host's entropy, after
     checking that it opens the commitment of round 1 for the same input and
     key, in the same order (a PSBT that asks for other signatures, or
-    changed a commitment, is refused)."""
+    changed a commitment, is refused). The PSBT need not carry the
+    commitments and openings again (the spool has them); those it carries
+    must be round 1's."""
 
     signs = True
 
@@ -177,13 +179,13 @@ class Reveal:
         given = _value(i, inp, SIGNER_OPENING, sec, 33)
         record = self.spool.read(RECORD) if self.left > 0 else b""
         self.left -= 1
-        if len(record) != RECORD or c is None or bytes(c) != record[:32]:
+        if len(record) != RECORD or (c is not None and bytes(c) != record[:32]):
             raise AntiExfilError("%s: not the commitment of the first round" % where)
         if given is not None and bytes(given) != record[32:]:
             raise AntiExfilError("%s: the opening in the PSBT is not the one this device gave" % where)
         if rho is None:
             raise AntiExfilError("%s: no host entropy" % where)
-        sig, opening = sign(hd.key.secret, h, rho, c)
+        sig, opening = sign(hd.key.secret, h, rho, record[:32])
         if opening != record[32:]:  # the same nonce as round 1, or nothing is signed
             raise AntiExfilError("%s: the nonce is not the one of the first round" % where)
         added.add(0x02, sec, sig.serialize() + b"\x01")  # PSBT_IN_PARTIAL_SIG, SIGHASH_ALL

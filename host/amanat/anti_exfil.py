@@ -109,9 +109,10 @@ def openings(answer: Maps, rhos: dict) -> dict:
     return out
 
 
-def with_entropy(answer: Maps, rhos: dict, opened: dict) -> bytes:
-    """Round 2: the device's first answer with the entropy of each opening."""
-    out = Maps(answer.glob, [dict(m) for m in answer.inputs], answer.outputs)
+def with_entropy(maps: Maps, rhos: dict, opened: dict) -> bytes:
+    """Round 2: the PSBT with the entropy of each opening (the device kept
+    the commitments and openings: they are not sent again)."""
+    out = stripped(maps)
     for (i, sec) in opened:
         out.inputs[i][field(HOST_ENTROPY, sec)] = rhos[(i, sec)]
     return out.serialize()

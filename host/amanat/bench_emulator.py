@@ -34,23 +34,28 @@ def _psbt(n_inputs: int) -> bytes:
                                tag=1000).psbt.serialize()
 
 
-def _sign_once(port: str, raw: bytes) -> dict:
+def _sign_once(port: str, raw: bytes, anti_exfil: bool = False) -> dict:
+    """Stage times of one signing; with anti_exfil both rounds, whose stages
+    interleave: then only total_ms (first upload to last download) and
+    host_verify_ms separate what is whose."""
     marks = {}
 
     def progress(stage, done, total):
         marks.setdefault(stage, time.perf_counter())
 
     with Client(port) as c:
+        sent = c.t.bytes_out
         t0 = time.perf_counter()
-        signed = c.sign_psbt(raw, progress)  # verifies every new signature
+        signed = c.sign_psbt(raw, progress, anti_exfil=anti_exfil)  # verifies every new signature
         t2 = time.perf_counter()
+        sent = c.t.bytes_out - sent
     upload_end = marks.get("device", t0)
     download_start = marks.get("download", t2)
     t1 = marks.get("verify", t2)  # download done
     return {"bytes": len(raw), "signatures": signed.signatures, "upload_ms": round((upload_end - t0) * 1e3, 1),
             "device_ms": round((download_start - upload_end) * 1e3, 1),
             "download_ms": round((t1 - download_start) * 1e3, 1), "total_ms": round((t1 - t0) * 1e3, 1),
-            "host_verify_ms": round((t2 - t1) * 1e3, 1)}
+            "host_verify_ms": round((t2 - t1) * 1e3, 1), "host_bytes": sent}
 
 
 def _multisig_psbt(port: str, kind: str, n_inputs: int) -> bytes:
@@ -69,16 +74,16 @@ def _multisig_psbt(port: str, kind: str, n_inputs: int) -> bytes:
                                tag=2000).psbt.serialize()
 
 
-def signing_report(sizes=(1, 10, 50), multisig=(("wsh", 10), ("tr", 10))) -> list[dict]:
+def signing_report(sizes=(1, 10, 50), multisig=(("wsh", 10), ("tr", 10)), anti_exfil=False) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="amanat-bench-") as tmp:
         rec = emulator.start(Path(tmp) / "dev", mnemonic=MNEMONIC, network=NETWORK, auto_confirm=True)
         try:
             for n in sizes:
-                rows.append(dict(kind="single-sig mixed", inputs=n, **_sign_once(rec["port"], _psbt(n))))
+                rows.append(dict(kind="single-sig mixed", inputs=n, **_sign_once(rec["port"], _psbt(n), anti_exfil)))
             for kind, n in multisig:
                 raw = _multisig_psbt(rec["port"], kind, n)
-                rows.append(dict(kind=f"2-of-3 {kind}", inputs=n, **_sign_once(rec["port"], raw)))
+                rows.append(dict(kind=f"2-of-3 {kind}", inputs=n, **_sign_once(rec["port"], raw, anti_exfil)))
         finally:
             emulator.stop(Path(tmp) / "dev")
     return rows

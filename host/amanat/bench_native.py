@@ -144,10 +144,20 @@ def report(say=print, inputs=INPUTS, files=FILES, raw_count=RAW_COUNT, device_si
     if device_sizes:
         from .bench_emulator import signing_report
 
-        for r in signing_report(sizes=device_sizes, multisig=()):
-            row = {"inputs": r["inputs"], "device_ms_per_input": round(r["device_ms"] / r["inputs"], 2),
-                   "host_verify_ms_per_input": round(r["host_verify_ms"] / r["inputs"], 3)}
+        plain = signing_report(sizes=device_sizes, multisig=())
+        rounds = signing_report(sizes=device_sizes, multisig=(), anti_exfil=True)
+        for r, a in zip(plain, rounds):
+            n = r["inputs"]
+            row = {"inputs": n, "device_ms_per_input": round(r["device_ms"] / n, 2),
+                   "host_verify_ms_per_input": round(r["host_verify_ms"] / n, 3),
+                   "total_ms_per_input": round(r["total_ms"] / n, 2),
+                   "anti_exfil_total_ms_per_input": round(a["total_ms"] / n, 2),
+                   "anti_exfil_over_plain": round(a["total_ms"] / r["total_ms"], 2),
+                   "anti_exfil_host_bytes_over_plain": round(a["host_bytes"] / r["host_bytes"], 2)}
             out["device"].append(row)
-            say(f"device (unix emulator), {r['inputs']} inputs: {row['device_ms_per_input']} ms per input "
-                f"(review and sign); host verify {row['host_verify_ms_per_input']} ms per input")
+            say(f"device (unix emulator), {n} inputs: {row['device_ms_per_input']} ms per input "
+                f"(review and sign); host verify {row['host_verify_ms_per_input']} ms per input; "
+                f"whole signing {row['total_ms_per_input']} ms per input, with anti-exfil's two rounds "
+                f"{row['anti_exfil_total_ms_per_input']} (x{row['anti_exfil_over_plain']}, "
+                f"x{row['anti_exfil_host_bytes_over_plain']} the host's bytes)")
     return out

@@ -268,7 +268,7 @@ class Client:
         opened = ae.openings(answer, rhos)
         if len(opened) != res.get("openings"):
             raise ProtocolError(f"the device reports {res.get('openings')} anti-exfil openings, its answer holds {len(opened)}")
-        second = ae.with_entropy(answer, rhos, opened)
+        second = ae.with_entropy(base, rhos, opened)
         try:
             res = self._long("sign_psbt", {"sha256": self._upload(second, progress), "anti_exfil": "reveal"}, status)
             signed = parse_maps(self._download(res, {}, progress), "the PSBT returned by the device")
