@@ -12,7 +12,7 @@ from embit import bip39, compact, ec, hashes
 
 from . import capacity, keyexpr, screens, scripts
 from .desc_checksum import add_checksum, strip_checksum
-from .errors import BadParams, StorageError, UploadError
+from .errors import BadParams, Refused, StorageError, UploadError
 from .keyexpr import HARDENED, format_path, parse_path
 from .secrets import wipe
 from .spool import CHUNK, file_sha256

@@ -132,7 +132,10 @@ def check_signatures(sent: Maps, signed: Maps, rhos: dict, opened: dict) -> int:
             sec = k[1:]
             if (i, sec) not in opened:
                 raise AntiExfilFailure(f"input {i}: an ECDSA signature for key {sec.hex()} outside the anti-exfil rounds")
-            check(sec, checker.ecdsa_digest(i, sec, v[-1]), rhos[(i, sec)], opened[(i, sec)], v[:-1])
+            try:
+                check(sec, checker.ecdsa_digest(i, sec, v[-1]), rhos[(i, sec)], opened[(i, sec)], v[:-1])
+            except AntiExfilFailure as e:
+                raise AntiExfilFailure(f"input {i}, key {sec.hex()}: {e.reason}") from None
             count += 1
     if count != len(opened):
         raise AntiExfilFailure(f"the device opened {len(opened)} nonces and made {count} signatures")

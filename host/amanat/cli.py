@@ -816,9 +816,11 @@ def _device_progress(shown, bar, task):
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
               help="With --batch: folder for the signed files (default: beside each, NAME.signed.psbt).")
 @click.option("--base64", "as_b64", is_flag=True, help="Write base64 instead of binary.")
+@click.option("--no-anti-exfil", "no_anti_exfil", is_flag=True,
+              help="Sign in one round, without checking the device's ECDSA nonces (not recommended).")
 @port_option
 @json_option
-def sign(psbt_files, output, batch, out_dir, as_b64, port, as_json):
+def sign(psbt_files, output, batch, out_dir, as_b64, no_anti_exfil, port, as_json):
     """Have the device review and sign a PSBT; every signature is checked here.
 
     With --batch, several: the device reviews each as it would alone (one it
@@ -842,32 +844,55 @@ def sign(psbt_files, output, batch, out_dir, as_b64, port, as_json):
         task = bar.add_task("upload", total=len(raw))
         shown = {}  # screen name -> title, of the prompts the device put up
         c.on_prompt = lambda prompt: _show_prompt(prompt, shown, bar.console)
+        if no_anti_exfil or not c.anti_exfil:
+            err_console.print(Text(ANTI_EXFIL_OFF if no_anti_exfil else
+                                   "warning: this device's firmware has no anti-exfil signing; " + ANTI_EXFIL_RISK,
+                                   style="yellow"))
         try:
-            signed = c.sign_psbt(raw, _device_progress(shown, bar, task))
+            signed = c.sign_psbt(raw, _device_progress(shown, bar, task), anti_exfil=not no_anti_exfil)
         except AmanatError as e:
-            _fail(e)
+            _fail_anti_exfil(e)
     # With -o -, stdout carries the PSBT alone (or the JSON alone): anything
     # for people goes to stderr, so a pipe gets a PSBT the officer approved.
     if out == "-":
         b64 = base64.b64encode(signed.psbt).decode()
         if as_json:
-            _emit_json({"psbt": b64, "signatures": signed.signatures, "review": signed.review,
-                        "present": _present_counts(signed.psbt)})
+            _emit_json({"psbt": b64, "signatures": signed.signatures, "anti_exfil": signed.anti_exfil,
+                        "review": signed.review, "present": _present_counts(signed.psbt)})
             return
         sys.stdout.write(b64 + "\n")
         sys.stdout.flush()
         err_console.print(_review_table(signed.review))
-        err_console.print(f"{signed.signatures} signature(s) verified; {_present(signed.psbt)}; "
-                          "signed PSBT written to stdout")
+        err_console.print(f"{_verified(signed)}; {_present(signed.psbt)}; signed PSBT written to stdout")
         return
     _write_file(out, base64.b64encode(signed.psbt) if as_b64 else signed.psbt)
     if as_json:
-        _emit_json({"output": out, "signatures": signed.signatures, "review": signed.review,
-                    "present": _present_counts(signed.psbt)})
+        _emit_json({"output": out, "signatures": signed.signatures, "anti_exfil": signed.anti_exfil,
+                    "review": signed.review, "present": _present_counts(signed.psbt)})
         return
     console.print(_review_table(signed.review))
-    console.print(f"{signed.signatures} signature(s) verified; {_present(signed.psbt)}; "
-                  f"signed PSBT written to {out}")
+    console.print(f"{_verified(signed)}; {_present(signed.psbt)}; signed PSBT written to {out}")
+
+
+ANTI_EXFIL_RISK = ("its ECDSA nonces are not checked, so a compromised device could leak its keys through "
+                   "these signatures")
+ANTI_EXFIL_OFF = "warning: anti-exfil is off (--no-anti-exfil): " + ANTI_EXFIL_RISK
+
+
+def _verified(signed) -> str:
+    checked = f" ({signed.anti_exfil} ECDSA nonce(s) checked by anti-exfil)" if signed.anti_exfil else ""
+    return f"{signed.signatures} signature(s) verified{checked}"
+
+
+def _fail_anti_exfil(e: AmanatError):
+    """_fail, saying first when the device broke off anti-exfil's second round."""
+    aborted = getattr(e, "anti_exfil_aborted", None)
+    if aborted:
+        err_console.print(Text(f"the device did not finish anti-exfil's second round ({aborted} such on this "
+                               "device); the next try sends the same entropy again. A device that keeps "
+                               "breaking off after seeing the entropy may be trying to choose its nonces.",
+                               style="yellow"))
+    _fail(e)
 
 
 def _batch_table(r: dict) -> Table:
@@ -1270,8 +1295,10 @@ def psbt_show(psbt_file, keys, wallets, network, port, as_json):
 def psbt_verify(files, as_json):
     """Verify every signature in each PSBT (partial ECDSA, taproot key and
     script path, and those in final scriptSigs/witnesses) against the sighash
-    it must commit to, computed here. Exits 6 naming the file and input of any
-    invalid signature, 8 for a file that is not a PSBT the host can read."""
+    it must commit to, computed here; an ECDSA signature with its anti-exfil
+    opening and entropy beside it is also checked to have used them. Exits 6
+    naming the file and input of any invalid signature, 8 for a file that is
+    not a PSBT the host can read."""
     from . import psbt_tools
 
     raws, results = {}, {}
@@ -1291,7 +1318,8 @@ def psbt_verify(files, as_json):
         else:
             rows.append({"file": f, "valid": True, "txid": r.txid, "inputs": r.inputs, "outputs": r.outputs,
                          "partial_signatures": r.partial, "final_signatures": r.final,
-                         "finalized_inputs": r.finalized, "unsigned_inputs": r.unsigned})
+                         "finalized_inputs": r.finalized, "unsigned_inputs": r.unsigned,
+                         "anti_exfil_checked": r.anti_exfil})
     bad = [r for r in rows if not r["valid"]]
     if as_json:
         _emit_json({"valid": not bad, "files": rows})
@@ -1308,6 +1336,10 @@ def psbt_verify(files, as_json):
                 table.add_row(Text(r["file"]), "", "", "", "", "",
                               Text("INVALID" if r["invalid_signature"] else "unreadable", style="red"))
         console.print(table)
+        for r in rows:
+            if r.get("anti_exfil_checked"):
+                console.print(f"{r['file']}: {r['anti_exfil_checked']} ECDSA nonce(s) checked against the "
+                              "anti-exfil opening and entropy in the PSBT")
         for r in bad:  # whole, never cut by the table's width
             click.echo(f"{r['file']}: {r['error']}", err=True)
     if bad:

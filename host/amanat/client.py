@@ -62,6 +62,7 @@ class Signed:
     psbt: bytes
     signatures: int
     review: dict  # what the officer approved (docs/protocol.md, sign_psbt)
+    anti_exfil: int = 0  # of the signatures, the ECDSA ones whose nonce was checked against the host's entropy
 
 
 @dataclass(frozen=True)
@@ -276,9 +277,10 @@ class Client:
             e.anti_exfil_aborted = book.aborted()  # the entropy is kept: the next try sends it again
             raise
         progress("verify", None, None)
-        ae.check_signatures(answer, signed, rhos, opened)
+        checked = ae.check_signatures(answer, signed, rhos, opened)
         book.finished(key)
-        return self._checked(base.serialize(), ae.stripped(signed).serialize(), res, progress)
+        out = self._checked(base.serialize(), ae.stripped(signed).serialize(), res, progress)
+        return Signed(out.psbt, out.signatures, out.review, checked)
 
     def sign_batch(self, raws: list[bytes], progress=None) -> BatchSigned:
         """Upload every PSBT of `raws`, have the officer review the batch once

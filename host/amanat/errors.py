@@ -45,6 +45,7 @@ class AntiExfilFailure(SignatureError):
     anti-exfil entropy: the device may be compromised; nothing it signed is kept."""
 
     def __init__(self, message: str):
+        self.reason = message
         super().__init__(f"ANTI-EXFIL CHECK FAILED, the device may be compromised: {message}; "
                          "nothing it signed was kept")
 

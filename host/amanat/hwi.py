@@ -156,6 +156,8 @@ def get_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("signtx", help="sign a PSBT (base64)")
     c.add_argument("psbt", help="the PSBT, base64; unchanged with signed false if no input is this device's")
     c.add_argument("--registration", help="what registerdescriptor returned, checked before signing")
+    c.add_argument("--no-anti-exfil", dest="no_anti_exfil", action="store_true",
+                   help="sign in one round, without checking the device's ECDSA nonces (not recommended)")
 
     c = sub.add_parser("getxpub", help="xpub at a BIP32 path")
     c.add_argument("path", help="BIP32 path, e.g. m/84h/1h/0h (h, H or ' for hardened)")
@@ -681,8 +683,12 @@ def cmd_signtx(args, dev: Device) -> dict:
     def progress(stage, done, total):
         log.debug("signtx %s: %s/%s", stage, done, total)
 
-    signed = dev.client.sign_psbt(raw, progress=progress)
-    log.debug("signtx: %d signature(s) added and verified", signed.signatures)
+    if args.no_anti_exfil:
+        log.warning("signtx: anti-exfil is off: the device's ECDSA nonces are not checked, so a compromised "
+                    "device could leak its keys through these signatures")
+    signed = dev.client.sign_psbt(raw, progress=progress, anti_exfil=not args.no_anti_exfil)
+    log.debug("signtx: %d signature(s) added and verified, %d nonce(s) checked by anti-exfil", signed.signatures,
+              signed.anti_exfil)
     return {"psbt": base64.b64encode(signed.psbt).decode(), "signed": signed.signatures > 0}
 
 

@@ -15,8 +15,8 @@ from multiprocessing import get_context
 from embit.psbt import PSBT
 from embit.transaction import Transaction
 
-from . import kernel
-from .errors import AmanatError, PsbtError, SignatureError
+from . import anti_exfil, kernel
+from .errors import AmanatError, AntiExfilFailure, PsbtError, SignatureError
 from .finalize import FinalizeError
 from .finalize import finalize as finalize_tx
 from .psbt_raw import (
@@ -24,6 +24,7 @@ from .psbt_raw import (
     gc_paused,
     PSBT_IN_FINAL_SCRIPTSIG,
     PSBT_IN_FINAL_SCRIPTWITNESS,
+    PSBT_IN_PARTIAL_SIG,
     PSBT_GLOBAL_TX_MODIFIABLE,
     is_signature_key,
     parse,
@@ -75,7 +76,7 @@ def combine(raws: list[bytes]) -> bytes:
                 if k in into and into[k] != v:
                     raise PsbtError(f"PSBT {n}: {where} field {k.hex()} differs from the earlier PSBTs")
                 into[k] = v
-    return merged.serialize()
+    return anti_exfil.stripped(merged).serialize()  # a signing round's fields go no further
 
 
 @dataclass
@@ -89,6 +90,7 @@ class Verified:
     finalized: int  # inputs with a final scriptSig/witness
     unsigned: list  # inputs with no signature at all
     txid: str
+    anti_exfil: int = 0  # ECDSA signatures whose nonce was checked against anti-exfil fields in the PSBT
 
 
 def verify_all_signatures(raw: bytes) -> int:
@@ -144,7 +146,7 @@ def _verify(raw: bytes) -> Verified:
         raise
     except Exception as e:
         raise PsbtError(f"the PSBT cannot be checked: {type(e).__name__}: {e}") from None
-    partial = final = finalized = 0
+    partial = final = finalized = nonces = 0
     unsigned = []
     for i, m in enumerate(maps.inputs):
         found = checker.check_final(i)
@@ -155,11 +157,30 @@ def _verify(raw: bytes) -> Verified:
             if is_signature_key(key):
                 checker.check(i, key, value)
                 records += 1
+                nonces += _anti_exfil_checked(checker, i, m, key, value)
         partial += records
         if not records and not found:
             unsigned.append(i)
     return Verified(len(maps.inputs), len(maps.outputs), partial, final, finalized, unsigned,
-                    checker.tx.txid().hex())
+                    checker.tx.txid().hex(), nonces)
+
+
+def _anti_exfil_checked(checker, i: int, m: dict, key: bytes, value: bytes) -> int:
+    """1 if the ECDSA signature record (key, value) of input i has its
+    anti-exfil opening and entropy beside it and its nonce holds them
+    (AntiExfilFailure if not), 0 if the PSBT carries no such round."""
+    if key[0] != PSBT_IN_PARTIAL_SIG:
+        return 0
+    sec = key[1:]
+    opening = m.get(anti_exfil.field(anti_exfil.SIGNER_OPENING, sec))
+    rho = m.get(anti_exfil.field(anti_exfil.HOST_ENTROPY, sec))
+    if opening is None or rho is None:
+        return 0
+    try:
+        anti_exfil.check(sec, checker.ecdsa_digest(i, sec, value[-1]), rho, opening, value[:-1])
+    except AntiExfilFailure as e:
+        raise AntiExfilFailure(f"input {i}, key {sec.hex()}: {e.reason}") from None
+    return 1
 
 
 @dataclass
@@ -181,7 +202,7 @@ def finalize(raw: bytes) -> Final:
         raise PsbtError(f"cannot finalize: {e}") from None
     parsed = Transaction.parse(tx)
     for inp, m in zip(parsed.vin, maps.inputs):
-        for k in [k for k in m if k[0] in CLEARED_ON_FINALIZE]:
+        for k in [k for k in m if k[0] in CLEARED_ON_FINALIZE or k.startswith(anti_exfil.PREFIX)]:
             del m[k]
         if inp.script_sig.data:
             m[bytes([PSBT_IN_FINAL_SCRIPTSIG])] = inp.script_sig.data

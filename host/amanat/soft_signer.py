@@ -24,7 +24,8 @@ from embit.networks import NETWORKS
 
 from . import micropython_shim
 from .errors import AmanatError
-from .psbt_raw import gc_paused
+from .anti_exfil import PREFIX, stripped
+from .psbt_raw import gc_paused, parse_maps
 from .psbt_tools import each_in_processes
 from .psbt_verify import verify_new_signatures
 
@@ -102,6 +103,8 @@ def sign(raw: bytes, ks: Keystore, wallets=()) -> SoftSigned:
     """Review `raw` by the device's rules and sign what is ours; Refused
     (with the device's words) if the device would refuse it."""
     with gc_paused():
+        if PREFIX in raw:  # maybe anti-exfil fields of a device's signing round: they go no further
+            raw = stripped(parse_maps(raw)).serialize()
         try:
             registry = Listed(list(wallets), ks) if wallets else None
             src = io.BytesIO(raw)
