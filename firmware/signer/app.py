@@ -75,7 +75,7 @@ class App:
         # The signing code, loaded now, before any request: module objects
         # live as long as the device, and allocated first they sit together
         # at the heap's start instead of splitting it between requests.
-        from . import psbt_signer, review, wallet_methods, wallets  # noqa: F401
+        from . import anti_exfil, psbt_signer, review, wallet_methods, wallets  # noqa: F401
 
         self.heap.imported()
 

@@ -154,11 +154,12 @@ def sign_psbt(app, p):
     from . import review
     from .wallet_methods import limits
 
-    app.heap.start()
     digest = p.data("sha256", size=32)
     rounds = p.text("anti_exfil", default="", limit=8) or None
     if rounds not in (None, "commit", "reveal"):
         raise BadParams('anti_exfil must be "commit" or "reveal"')
+    if rounds != "reveal":
+        app.heap.start()  # the peak of a signing covers both anti-exfil rounds
 
     def busy(what):
         return lambda *a: app.pump(what, *a)
@@ -204,6 +205,7 @@ def _commit(app, plan, registry, shown):
     for path in (app.upload.path, app.signed_path):
         with open(path, "rb") as f:
             digests.append(_on_flash(sha256_without, f, anti_exfil.PREFIX))
+    plan.wallet = None  # loaded again for the second round: its keys would split the heap meanwhile
     app.ae_round = {"plan": plan, "shown": shown, "count": commit.count, "digests": digests,
                     "at": app.board.ticks_ms()}
     return _signed(app, 0, shown, openings=commit.count)
@@ -228,8 +230,11 @@ def _reveal(app, digest, busy):
                 raise Refused("the PSBT is not the one approved in the first anti-exfil round")
         app.signed_length = None
         app.read_buf = None
+        plan, registry = pending["plan"], app.registry()
+        if isinstance(plan.owner, str):
+            plan.wallet = registry.get(plan.owner)
         with open(app.ae_spool_path, "rb") as spool:
-            count = sign_file(app, app.upload.path, app.signed_path, pending["plan"], app.registry(),
+            count = sign_file(app, app.upload.path, app.signed_path, plan, registry,
                               rounds=anti_exfil.Reveal(spool, pending["count"]))
     finally:
         app.drop_ae_round()

@@ -129,6 +129,21 @@ def sign_timed(port: str, raw: bytes) -> dict:
             "upload_bytes": sent, "wire_ratio": round(sent / len(raw), 3), "heap": heap}
 
 
+def anti_exfil_timed(port: str, raw: bytes) -> dict:
+    """Sign `raw` with anti-exfil's two rounds: the whole time (s, both
+    uploads, reviews, downloads), the host's bytes over the PSBT's, and the
+    heap's peak over both rounds."""
+    with Client(port) as c:
+        base = c.t.bytes_out
+        t0 = time.perf_counter()
+        signed = c.sign_psbt(raw)
+        took = time.perf_counter() - t0
+        sent = c.t.bytes_out - base
+        heap = c.info()["heap"]
+    return {"bytes": len(raw), "signatures": signed.signatures, "anti_exfil": signed.anti_exfil,
+            "total_s": round(took, 2), "wire_ratio": round(sent / len(raw), 3), "peak": heap["peak"]}
+
+
 def _start(state, **kw):
     rec = emulator.start(state, mnemonic=MNEMONIC, network=NETWORK, auto_confirm=True, **kw)
     with Client(rec["port"]) as c:
@@ -156,6 +171,12 @@ def target_report(target: str, tmp: Path, cases=CASES, say=print) -> dict:
                      ms_per_input=round(1000 * b["device_s"] / (BATCH[0] * BATCH[1]), 1))
         say(f"{target}: batch of {BATCH[0]} PSBTs of {BATCH[1]} inputs: device {batch['device_s']} s "
             f"(both reviews, one approval, signing), peak heap {batch['peak']:,} bytes")
+        rounds = []
+        for n in (10, 100):
+            r = anti_exfil_timed(rec["port"], p2wpkh_psbt(n))
+            rounds.append(dict(r, inputs=n))
+            say(f"{target}: p2wpkh, {n} inputs with anti-exfil's two rounds: {r['total_s']} s, peak heap "
+                f"{r['peak']:,} bytes, host bytes / PSBT {r['wire_ratio']}")
         emulator.stop(state)
         emulator.start(state, target=target, unlock=False)  # boots locked, as after a power cycle
         started = time.monotonic()
@@ -166,9 +187,11 @@ def target_report(target: str, tmp: Path, cases=CASES, say=print) -> dict:
         emulator.stop(state)
     found = checks(rows, batch)
     found["unlock_s"] = {"value": unlock_s, "bound": UNLOCK_S, "ok": outcome == "unlocked" and unlock_s <= UNLOCK_S}
+    d = rounds[1]["peak"] - rounds[0]["peak"]
+    found["anti_exfil_peak_100_minus_10"] = {"value": d, "bound": FLAT_BYTES, "ok": d <= FLAT_BYTES}
     return {"target": target, "heap_size": heap["size"], "free_after_boot": heap["free_after_boot"],
             "free_after_imports": heap["free_after_imports"], "cases": rows, "batch": batch,
-            "unlock_s": unlock_s, "checks": found}
+            "anti_exfil": rounds, "unlock_s": unlock_s, "checks": found}
 
 
 def checks(rows, batch=None) -> dict:

@@ -15,7 +15,7 @@ from embit.descriptor.checksum import add_checksum
 from embit.networks import NETWORKS
 from embit.psbt import PSBT
 
-from amanat import audit, emulator, finalize, kernel, txbuild
+from amanat import audit, emulator, finalize, kernel, psbt_tools, txbuild
 from e2e_support import MNEMONIC, Emu
 
 NET = NETWORKS["regtest"]
@@ -171,6 +171,27 @@ def test_signing_memory_is_flat_on_128k(qemu_ready, tmp_path):
     assert small["heap"]["size"] == 131072
     assert large["heap"]["peak"] - small["heap"]["peak"] <= bench_memory.FLAT_BYTES
     assert large["wire_ratio"] <= bench_memory.WIRE_RATIO
+
+
+def test_anti_exfil_signing_memory_is_flat_on_128k(qemu_ready, tmp_path):
+    """Both anti-exfil rounds on 128 KiB: what the device keeps between them
+    (the plan, and each signature's commitment and opening in flash) does
+    not grow the heap's high-water mark with the inputs."""
+    from amanat import bench_memory
+
+    emu = Emu(tmp_path, target="qemu", mnemonic=MNEMONIC, auto_confirm=True, measure_heap=True).start()
+    peaks = []
+    try:
+        with emu.client() as c:
+            for n in (5, 40):
+                raw = bench_memory.p2wpkh_psbt(n)
+                signed = c.sign_psbt(raw)
+                assert signed.signatures == signed.anti_exfil == n
+                assert psbt_tools.finalize(signed.psbt).checked  # libbitcoinkernel ran every input's script
+                peaks.append(c.info()["heap"]["peak"])
+    finally:
+        emu.stop()
+    assert peaks[1] - peaks[0] <= bench_memory.FLAT_BYTES, peaks
 
 
 def test_a_batch_signs_in_the_heap_of_one_psbt(qemu_ready, tmp_path):
