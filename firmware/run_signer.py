@@ -138,6 +138,8 @@ def show(req, ks):
         rv = Reviewer(f, ks, Listed(req.get("wallets") or [], ks), req.get("limits"))
         summary, _ = rv.run()
         shown = summary.to_dict()
+        if req.get("anti_exfil") is not None:
+            shown["anti_exfil"] = req["anti_exfil"]
         return {"review": shown, "screens": list(review_screens(rv, shown))}
 
 

@@ -173,7 +173,8 @@ def sign_psbt(app, p):
     app.read_buf = None  # the review and the signing need that memory
     registry = app.registry()
     with open(app.upload.path, "rb") as f:
-        shown, plan = _on_flash(_review, app, review.Reviewer, f, ks, registry, limits(app), busy("reviewing"))
+        shown, plan = _on_flash(_review, app, review.Reviewer, f, ks, registry, limits(app), busy("reviewing"),
+                                anti_exfil=rounds == "commit")
     # What is signed must be what was reviewed.
     app.upload.check(digest, busy("checking"))
     if rounds == "commit":
@@ -261,11 +262,15 @@ def sign_file(app, src_path, dst_path, plan, registry, rounds=None):
     return count
 
 
-def _review(app, reviewer, *args):
-    """The officer's review, screen by screen (review_screens). (summary dict, plan)."""
+def _review(app, reviewer, *args, anti_exfil=None):
+    """The officer's review, screen by screen (review_screens). (summary dict,
+    plan). anti_exfil: whether the ECDSA signatures get anti-exfil's rounds
+    (the totals screen says so), None where that is not told."""
     rv = reviewer(*args)
     summary, plan = rv.run()
     shown = summary.to_dict()
+    if anti_exfil is not None:
+        shown["anti_exfil"] = anti_exfil
     for screen in review_screens(rv, shown):
         app.ui.require(screen, "the officer rejected the transaction")
     return shown, plan

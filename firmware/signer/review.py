@@ -155,6 +155,7 @@ class Summary:
         self.wallet = None  # registered wallet the signed inputs belong to (None: single-sig)
         self.account = None  # the single-sig account they belong to
         self.signing = 0  # inputs signed
+        self.taproot = 0  # of them, those signed by BIP340 (no anti-exfil for these yet)
         self.spends = []
         self.change = []
         self.spends_count = 0
@@ -175,6 +176,7 @@ class Summary:
             "wallet": self.wallet,
             "account": self.account,
             "signing": self.signing,
+            "taproot": self.taproot,
             "spends": self.spends,
             "change": self.change,
             "spends_count": self.spends_count,
@@ -295,6 +297,7 @@ class Reviewer:
                 kind = mine[1][0] if mine[0] == "single" else self.wallets.get(owner).kind
                 _check_signable(i, inp, kind)
                 signs_taproot = signs_taproot or kind in ("p2tr", "tr")
+                r.taproot += kind in ("p2tr", "tr")
                 plan.signing += 1
                 if mine[0] == "single":
                     w, sw = _input_weight(kind, inp, spk)

@@ -215,10 +215,19 @@ def review_tx(r):
     lines.append("Fee %s (%s sat/vB)" % (btc(r["fee_sat"]), tenths(r["fee_rate_tenths"])))
     for w in r["warnings"]:
         lines.append("Warning: " + w)
+    if "anti_exfil" in r:  # what protects the signatures from firmware that would leak the keys
+        if not r["anti_exfil"]:
+            lines.append("Anti-exfil: off (the host did not ask for it)")
+        elif r.get("taproot"):
+            lines.append("Anti-exfil: on; %d taproot input(s) signed without it" % r["taproot"])
+        else:
+            lines.append("Anti-exfil: on")
     screen = {"screen": "review_tx", "title": "Send bitcoin?", "lines": lines}
     for k in ("wallet", "account", "spends", "change", "spends_count", "change_count", "sent_sat", "change_sat",
               "fee_sat", "fee_rate_tenths", "warnings"):
         screen[k] = r[k]
+    if "anti_exfil" in r:
+        screen["anti_exfil"] = r["anti_exfil"]
     if r.get("truncated"):
         screen["truncated"] = True
     return screen

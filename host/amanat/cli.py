@@ -863,7 +863,9 @@ def sign(psbt_files, output, batch, out_dir, as_b64, no_anti_exfil, port, as_jso
         sys.stdout.write(b64 + "\n")
         sys.stdout.flush()
         err_console.print(_review_table(signed.review))
-        err_console.print(f"{_verified(signed)}; {_present(signed.psbt)}; signed PSBT written to stdout")
+        err_console.print(f"{signed.signatures} signature(s) verified; {_present(signed.psbt)}; "
+                          "signed PSBT written to stdout")
+        _say_anti_exfil(signed, err_console)
         return
     _write_file(out, base64.b64encode(signed.psbt) if as_b64 else signed.psbt)
     if as_json:
@@ -871,7 +873,9 @@ def sign(psbt_files, output, batch, out_dir, as_b64, no_anti_exfil, port, as_jso
                     "review": signed.review, "present": _present_counts(signed.psbt)})
         return
     console.print(_review_table(signed.review))
-    console.print(f"{_verified(signed)}; {_present(signed.psbt)}; signed PSBT written to {out}")
+    console.print(f"{signed.signatures} signature(s) verified; {_present(signed.psbt)}; "
+                  f"signed PSBT written to {out}")
+    _say_anti_exfil(signed, console)
 
 
 ANTI_EXFIL_RISK = ("its ECDSA nonces are not checked, so a compromised device could leak its keys through "
@@ -879,9 +883,9 @@ ANTI_EXFIL_RISK = ("its ECDSA nonces are not checked, so a compromised device co
 ANTI_EXFIL_OFF = "warning: anti-exfil is off (--no-anti-exfil): " + ANTI_EXFIL_RISK
 
 
-def _verified(signed) -> str:
-    checked = f" ({signed.anti_exfil} ECDSA nonce(s) checked by anti-exfil)" if signed.anti_exfil else ""
-    return f"{signed.signatures} signature(s) verified{checked}"
+def _say_anti_exfil(signed, to):
+    if signed.anti_exfil:
+        to.print(f"anti-exfil: {signed.anti_exfil} ECDSA nonce(s) checked against this host's entropy")
 
 
 def _fail_anti_exfil(e: AmanatError):

@@ -76,14 +76,16 @@ def review(psbt: bytes, mnemonic: str, passphrase="", network="main", heap=None,
         limits=limits))
 
 
-def show(psbt: bytes, fingerprint: str, keys: dict, network="main", wallets=(), limits=None, heap=None) -> dict:
+def show(psbt: bytes, fingerprint: str, keys: dict, network="main", wallets=(), limits=None, heap=None,
+         anti_exfil=None) -> dict:
     """{"review", "screens"}: the device's review of `psbt` and the screens it
     would show, computed without its seed: `fingerprint` (hex) and `keys`
     {path: xpub} are the device's public side, `wallets` [(name, descriptor)]
-    those it has registered (DeviceCodeError NO_KEY: a path under none of the keys)."""
+    those it has registered (DeviceCodeError NO_KEY: a path under none of the
+    keys); `anti_exfil` whether it signs in anti-exfil's rounds (None: not told)."""
     return _with_psbt(psbt, None, lambda path, _: _run(
         {"op": "show", "network": network, "watch": {"fingerprint": fingerprint, "keys": dict(keys)},
-         "psbt": path, "wallets": _wallets(wallets), "limits": limits}, heap))
+         "psbt": path, "wallets": _wallets(wallets), "limits": limits, "anti_exfil": anti_exfil}, heap))
 
 
 def sign(psbt: bytes, mnemonic: str, passphrase="", network="main", heap=None, wallets=None, limits=None):

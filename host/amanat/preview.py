@@ -38,6 +38,7 @@ class Device:
     wallets: list = field(default_factory=list)  # [(name, descriptor)]
     limits: dict | None = None  # None: the device's defaults
     source: str = ""  # where this came from, for the officer
+    anti_exfil: bool = True  # whether it signs ECDSA in anti-exfil's rounds (amanat sign asks when it can)
 
 
 def account(path) -> tuple:
@@ -89,7 +90,8 @@ def from_device(client, raw: bytes) -> Device:
             wallets.append((w["name"], w["descriptor"]))
     paths = psbt_accounts(raw, fp) | {k.origin for k in _wallet_keys(wallets, fp)}
     keys = {format_path(p): client.get_xpub(format_path(p)) for p in sorted(paths)}
-    return Device(fp.hex(), info["network"], keys, wallets, client.get_limits(), "the connected device")
+    return Device(fp.hex(), info["network"], keys, wallets, client.get_limits(), "the connected device",
+                  client.anti_exfil)
 
 
 def _network_of(xpub: str, network: str | None) -> str:
@@ -138,9 +140,21 @@ def from_keys(keys: list[str], wallets: list, network: str | None = None, finger
 
 
 def review(raw: bytes, device: Device) -> dict:
-    """{"review", "screens"} as the device computes them; DeviceCodeError when it would refuse."""
+    """{"review", "screens"} as the device computes them for `amanat sign`
+    (with anti-exfil's rounds when the device has them and the PSBT asks it
+    for an ECDSA signature); DeviceCodeError when it would refuse."""
+    from . import anti_exfil
+    from .psbt_raw import parse_maps
+
+    rounds = False
+    if device.anti_exfil:
+        try:
+            rounds = bool(anti_exfil.wanted(parse_maps(raw), bytes.fromhex(device.fingerprint)))
+        except Exception:
+            pass  # the device says what is wrong with it
     try:
-        return inprocess.show(raw, device.fingerprint, device.keys, device.network, device.wallets, device.limits)
+        return inprocess.show(raw, device.fingerprint, device.keys, device.network, device.wallets, device.limits,
+                              anti_exfil=rounds)
     except inprocess.DeviceCodeError as e:
         if e.name == "NO_KEY":
             raise PreviewError(f"{e.message} of {device.fingerprint}: give it with --key "

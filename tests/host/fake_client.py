@@ -126,6 +126,7 @@ class FakeClient:
         self.dev = dev
         self.port = port
         self.timeout = timeout
+        self.anti_exfil = False  # the fake signs in one round, as firmware without anti-exfil
 
     def __enter__(self):
         return self
@@ -272,7 +273,7 @@ class FakeClient:
         self.dev.limits = {"fee_percent_tenths": fee_percent_tenths, "fee_max_sat": fee_max_sat}
         return dict(self.dev.limits)
 
-    def sign_psbt(self, raw: bytes, progress=None) -> Signed:
+    def sign_psbt(self, raw: bytes, progress=None, anti_exfil=True) -> Signed:
         """As the real client: what the device returns is verified here
         (SignatureError for a tampering device) before it is handed back."""
         check_limits(raw, self.info()["limits"])

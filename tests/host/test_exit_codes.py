@@ -17,7 +17,7 @@ DOCUMENTED = {int(c) for row in re.findall(r"^\| ([\d, ]+) \|", TABLE, re.M) for
 
 
 def interrupted(exc):
-    def sign_psbt(self, raw, progress=None):
+    def sign_psbt(self, raw, progress=None, anti_exfil=True):
         raise exc
 
     return sign_psbt
