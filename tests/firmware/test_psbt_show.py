@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from embit import bip32, bip39, script
 from embit.networks import NETWORKS
 
-from amanat import descriptors, inprocess, preview, txbuild
+from amanat import descriptors, inprocess, preview, psbt_raw, txbuild
 from amanat.cli import main
 
 MNEMONIC = "all all all all all all all all all all all all"
@@ -53,6 +53,11 @@ def both(raw, keys, wallets=(), limits=None):
     dev_ = preview.from_keys(keys, list(wallets), NETWORK, FP)
     dev_.limits = limits
     host = run(lambda: preview.review(raw, dev_))
+    if isinstance(host, dict):  # `amanat sign` asks for anti-exfil's rounds when the PSBT has ECDSA inputs of ours
+        ecdsa = any(k[0] == 0x06 for m in psbt_raw.parse_maps(raw).inputs for k in m)
+        assert host["review"].pop("anti_exfil") == ecdsa
+        assert any(line.startswith("Anti-exfil: on" if ecdsa else "Anti-exfil: off")
+                   for line in host["screens"][-1]["lines"])
     return dev, host
 
 
