@@ -99,7 +99,7 @@ def _job(console, rec, tmp: Path) -> str:
     console.print(f"{src.name}: {len(built.psbt.inputs)} inputs, {len(built.psbt.outputs)} outputs, "
                   f"{src.stat().st_size} bytes; pays {payee.address(net)}")
 
-    console.rule("4. amanat sign: upload, review on the device, sign, verify every signature")
+    console.rule("4. amanat sign: upload, review on the device, sign by anti-exfil's two rounds, verify every signature")
     out = tmp / "transfer.signed.psbt"
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "amanat.cli", "sign", str(src), "-o", str(out),
