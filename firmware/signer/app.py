@@ -38,7 +38,7 @@ DEBUG_MAX_PAYLOAD = 1024  # a DebugLink request: a button, a key, a line of text
 # the first answer and may ask how the device is: anything else ends the
 # round, as does a wait of more than AE_ROUND_MS (a host gone away).
 AE_ROUND_KEEPS = ("ping", "info", "prompt", "cancel", "psbt_begin", "psbt_chunk", "psbt_end", "psbt_read",
-                  "sign_psbt", "audit_read")
+                  "sign_psbt", "audit_read", "batch_add", "sign_batch")
 AE_ROUND_MS = 300_000
 
 
@@ -201,12 +201,17 @@ class App:
             return [self.upload.received, self.upload.length]
         return list(self.progress) if busy is not None and self.progress is not None else None
 
+    def ae_spool(self, k):
+        """The round spool of PSBT k of a batch's anti-exfil round."""
+        return "%s.%d" % (self.ae_spool_path, k)
+
     def drop_ae_round(self):
         self.ae_round = None
-        try:
-            os.remove(self.ae_spool_path)
-        except OSError:
-            pass
+        for path in [self.ae_spool_path] + [self.ae_spool(k) for k in range(capacity.BATCH_PSBTS)]:
+            try:
+                os.remove(path)
+            except OSError:
+                pass
 
     def expire_ae_round(self, now):
         r = self.ae_round

@@ -83,6 +83,7 @@ class Totals:
     def __init__(self, count):
         self.count = count
         self.inputs = 0  # inputs signed
+        self.taproot = 0  # of them, by BIP340
         self.all_inputs = 0
         self.outputs = 0
         self.sent_sat = 0
@@ -98,6 +99,7 @@ class Totals:
         if self.all_inputs > MAX_INPUTS:
             raise Refused("the batch has more than %d inputs: sign it in smaller batches" % MAX_INPUTS)
         self.inputs += summary.signing
+        self.taproot += summary.taproot
         self.outputs += summary.outputs
         self.fee_sat += summary.fee_sat
         self.vsize += summary.vsize
@@ -123,7 +125,7 @@ class Totals:
         self.warnings.append(text)
 
     def to_dict(self):
-        return {"transactions": self.count, "inputs": self.inputs, "outputs": self.outputs,
+        return {"transactions": self.count, "inputs": self.inputs, "taproot": self.taproot, "outputs": self.outputs,
                 "sent_sat": self.sent_sat, "fee_sat": self.fee_sat, "vsize": self.vsize,
                 "destinations": [{"address": a, "amount_sat": s, "outputs": n} for a, s, n in self.destinations],
                 "change": [{"to": o, "amount_sat": s, "outputs": n} for o, s, n in self.change],
@@ -183,16 +185,23 @@ def batch_add(app, p):
 
 
 def sign_batch(app, p):
-    from . import handlers, review
+    from . import anti_exfil, handlers, review
+    from .psbt_view import sha256_without
     from .wallet_methods import limits
 
     blob = p.data("sha256s", limit=32 * MAX_PSBTS)
+    rounds = p.text("anti_exfil", default="", limit=8) or None
+    if rounds not in (None, "commit", "reveal"):
+        raise BadParams('anti_exfil must be "commit" or "reveal"')
     batch = app.batch
     digests = batch.digests
     same = len(blob) == 32 * len(digests) and all([blob[32 * k : 32 * k + 32] == d for k, d in enumerate(digests)])
     if not digests or not same or batch.signed:
         raise UploadError("the device holds no unsigned batch of these PSBTs (%d hashes sent, %d PSBTs held)"
                           % (len(blob) // 32, len(batch.digests)))
+    if rounds == "reveal":
+        return _reveal_batch(app)
+    app.drop_ae_round()
     app.heap.start()
     app.signed_length = None
     app.read_buf = None
@@ -232,6 +241,7 @@ def sign_batch(app, p):
     seen = None
     app.batch_at = None
     shown = totals.to_dict()
+    shown["anti_exfil"] = rounds == "commit"
     for screen in batch_screens(shown, digests):
         app.ui.require(screen, "the officer rejected the batch")
     screen = shown = None  # rebuilt for the answer: not kept through the signing
@@ -239,24 +249,98 @@ def sign_batch(app, p):
     # 2. Signed one by one, each checked unchanged and reviewed again for its plan.
     hashes = bytearray(32 * n)  # of the signed copies: compact, while the signing needs the heap
     counts = []
+    ae_digests = []  # a first anti-exfil round's: two per PSBT (handlers._commit)
     for k in range(n):
         app.batch_at = [k, n]
         batch.check(k, busy("checking"))
         with open(batch.path(k), "rb") as f:
             plan = handlers._on_flash(reviewed, k, f, None)
         gc.collect()
-        counts.append(handlers.sign_file(app, batch.path(k), batch.signed_path(k), plan, registry))
+        if rounds == "commit":  # anti-exfil's first round: the openings, nothing signed (handlers._commit)
+            with open(app.ae_spool(k), "wb") as spool:
+                commit = anti_exfil.Commit(spool)
+                handlers.sign_file(app, batch.path(k), batch.signed_path(k), plan, registry, rounds=commit)
+            counts.append(commit.count)
+            with open(batch.path(k), "rb") as f:
+                ae_digests.append(handlers._on_flash(sha256_without, f, anti_exfil.PREFIX))
+            with open(batch.signed_path(k), "rb") as f:
+                ae_digests.append(handlers._on_flash(sha256_without, f, anti_exfil.PREFIX))
+        else:
+            counts.append(handlers.sign_file(app, batch.path(k), batch.signed_path(k), plan, registry))
         plan = None
         hashes[32 * k : 32 * k + 32] = file_sha256(batch.signed_path(k))
         batch.signed.append(os.stat(batch.signed_path(k))[6])
         gc.collect()
     app.batch_at = None
-    out = [{"sha256": bytes(hashes[32 * k : 32 * k + 32]), "length": batch.signed[k], "signatures": counts[k]}
-           for k in range(n)]
-    return {"review": totals.to_dict(), "signed": out}
+    shown = totals.to_dict()
+    if rounds == "commit":
+        app.ae_round = {"batch": n, "shown": shown, "counts": counts, "digests": ae_digests,
+                        "at": app.board.ticks_ms()}
+        return {"review": shown, "signed": _answers(batch, hashes, [0] * n, counts)}
+    return {"review": shown, "signed": _answers(batch, hashes, counts)}
+
+
+def _answers(batch, hashes, counts, openings=None):
+    out = []
+    for k in range(len(counts)):
+        one = {"sha256": bytes(hashes[32 * k : 32 * k + 32]), "length": batch.signed[k], "signatures": counts[k]}
+        if openings is not None:
+            one["openings"] = openings[k]
+        out.append(one)
+    return out
+
+
+def _reveal_batch(app):
+    """Anti-exfil's second round for a batch (handlers._reveal for each of
+    its PSBTs): each must be the one of the first round but for anti-exfil
+    fields; each is reviewed again for its plan alone (no screen), then
+    signed with the host's entropy. One try."""
+    from . import anti_exfil, handlers, review
+    from .psbt_view import sha256_without
+    from .wallet_methods import limits
+
+    pending = app.ae_round
+    batch = app.batch
+    n = len(batch.digests)
+    if pending is None or pending.get("batch") != n:
+        raise Refused("no first anti-exfil round of this batch to finish (it ended, timed out or another request "
+                      "came between): sign the batch again")
+    app.ae_round = None
+    try:
+        app.signed_length = None
+        app.read_buf = None
+        ks, registry, lim = app.keystore, app.registry(), limits(app)
+
+        def busy(what):
+            return lambda *a: app.pump(what, *a)
+
+        hashes = bytearray(32 * n)
+        counts = []
+        for k in range(n):
+            app.batch_at = [k, n]
+            batch.check(k, busy("checking"))
+            with open(batch.path(k), "rb") as f:
+                if handlers._on_flash(sha256_without, f, anti_exfil.PREFIX) not in pending["digests"][2 * k : 2 * k + 2]:
+                    raise Refused("PSBT %d of the batch is not the one approved in the first anti-exfil round" % k)
+                try:
+                    _, plan = handlers._on_flash(review.Reviewer(f, ks, registry, lim, busy("reviewing")).run)
+                except DeviceError as e:
+                    raise e.__class__("PSBT %d of the batch: %s" % (k, e.message))
+            gc.collect()
+            with open(app.ae_spool(k), "rb") as spool:
+                counts.append(handlers.sign_file(app, batch.path(k), batch.signed_path(k), plan, registry,
+                                                 rounds=anti_exfil.Reveal(spool, pending["counts"][k])))
+            plan = None
+            hashes[32 * k : 32 * k + 32] = file_sha256(batch.signed_path(k))
+            batch.signed.append(os.stat(batch.signed_path(k))[6])
+            gc.collect()
+    finally:
+        app.batch_at = None
+        app.drop_ae_round()
+    return {"review": pending["shown"], "signed": _answers(batch, hashes, counts)}
 
 
 METHODS = {
     "batch_add": (batch_add, ("index", "sha256")),
-    "sign_batch": (sign_batch, ("sha256s",)),
+    "sign_batch": (sign_batch, ("sha256s", "anti_exfil")),
 }

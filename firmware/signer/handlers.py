@@ -220,7 +220,7 @@ def _reveal(app, digest, busy):
     from .psbt_view import sha256_without
 
     pending = app.ae_round
-    if pending is None:
+    if pending is None or "batch" in pending:
         raise Refused("no first anti-exfil round to finish (it ended, timed out or another request came "
                       "between): sign the PSBT again")
     app.ae_round = None

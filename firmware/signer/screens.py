@@ -215,13 +215,7 @@ def review_tx(r):
     lines.append("Fee %s (%s sat/vB)" % (btc(r["fee_sat"]), tenths(r["fee_rate_tenths"])))
     for w in r["warnings"]:
         lines.append("Warning: " + w)
-    if "anti_exfil" in r:  # what protects the signatures from firmware that would leak the keys
-        if not r["anti_exfil"]:
-            lines.append("Anti-exfil: off (the host did not ask for it)")
-        elif r.get("taproot"):
-            lines.append("Anti-exfil: on; %d taproot input(s) signed without it" % r["taproot"])
-        else:
-            lines.append("Anti-exfil: on")
+    _anti_exfil_line(r, lines)
     screen = {"screen": "review_tx", "title": "Send bitcoin?", "lines": lines}
     for k in ("wallet", "account", "spends", "change", "spends_count", "change_count", "sent_sat", "change_sat",
               "fee_sat", "fee_rate_tenths", "warnings"):
@@ -231,6 +225,19 @@ def review_tx(r):
     if r.get("truncated"):
         screen["truncated"] = True
     return screen
+
+
+def _anti_exfil_line(r, lines):
+    """Tell the officer what protects the signatures from firmware that would
+    leak the keys through them (r["anti_exfil"], when the request says)."""
+    if "anti_exfil" not in r:
+        return
+    if not r["anti_exfil"]:
+        lines.append("Anti-exfil: off (the host did not ask for it)")
+    elif r.get("taproot"):
+        lines.append("Anti-exfil: on; %d taproot input(s) signed without it" % r["taproot"])
+    else:
+        lines.append("Anti-exfil: on")
 
 
 def _destination(d):
@@ -264,6 +271,7 @@ def review_batch(b, digests, paged):
     lines.append("Total fee %s" % btc(b["fee_sat"]))
     for w in b["warnings"]:
         lines.append("Warning: " + w)
+    _anti_exfil_line(b, lines)
     screen = {"screen": "review_batch", "title": "Sign %d transactions?" % b["transactions"], "lines": lines,
               "psbts": [hexlify(d).decode() for d in digests]}
     for k in ("transactions", "inputs", "outputs", "sent_sat", "fee_sat", "destinations", "change", "warnings"):

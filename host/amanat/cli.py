@@ -831,7 +831,7 @@ def sign(psbt_files, output, batch, out_dir, as_b64, no_anti_exfil, port, as_jso
     if batch:
         if output:
             raise CliError("sign --batch writes one file per PSBT: give a folder with --out, not -o", 2)
-        return _sign_batch(_batch_files(psbt_files), out_dir, as_b64, port, as_json)
+        return _sign_batch(_batch_files(psbt_files), out_dir, as_b64, port, as_json, not no_anti_exfil)
     if len(psbt_files) != 1 or out_dir:
         raise CliError("sign takes one PSBT (and -o); for several, use --batch", 2)
     psbt_file = psbt_files[0]
@@ -844,10 +844,7 @@ def sign(psbt_files, output, batch, out_dir, as_b64, no_anti_exfil, port, as_jso
         task = bar.add_task("upload", total=len(raw))
         shown = {}  # screen name -> title, of the prompts the device put up
         c.on_prompt = lambda prompt: _show_prompt(prompt, shown, bar.console)
-        if no_anti_exfil or not c.anti_exfil:
-            err_console.print(Text(ANTI_EXFIL_OFF if no_anti_exfil else
-                                   "warning: this device's firmware has no anti-exfil signing; " + ANTI_EXFIL_RISK,
-                                   style="yellow"))
+        _warn_anti_exfil(c, not no_anti_exfil)
         try:
             signed = c.sign_psbt(raw, _device_progress(shown, bar, task), anti_exfil=not no_anti_exfil)
         except AmanatError as e:
@@ -881,6 +878,13 @@ def sign(psbt_files, output, batch, out_dir, as_b64, no_anti_exfil, port, as_jso
 ANTI_EXFIL_RISK = ("its ECDSA nonces are not checked, so a compromised device could leak its keys through "
                    "these signatures")
 ANTI_EXFIL_OFF = "warning: anti-exfil is off (--no-anti-exfil): " + ANTI_EXFIL_RISK
+
+
+def _warn_anti_exfil(c, asked: bool):
+    if not asked or not c.anti_exfil:
+        err_console.print(Text(ANTI_EXFIL_OFF if not asked else
+                               "warning: this device's firmware has no anti-exfil signing; " + ANTI_EXFIL_RISK,
+                               style="yellow"))
 
 
 def _say_anti_exfil(signed, to):
@@ -919,7 +923,7 @@ def _unchanged(f: str, raw: bytes) -> bool:
         return False
 
 
-def _sign_batch(files, out_dir, as_b64, port, as_json):
+def _sign_batch(files, out_dir, as_b64, port, as_json, anti_exfil=True):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     raws = [_read_psbt(f) for f in files]
@@ -941,10 +945,11 @@ def _sign_batch(files, out_dir, as_b64, port, as_json):
                 desc = bar.tasks[0].description
                 bar.update(task, description=f"{Path(files[k]).name} ({k + 1} of {len(files)}): {desc}")
 
+        _warn_anti_exfil(c, anti_exfil)
         try:
-            result = c.sign_batch(raws, progress)
+            result = c.sign_batch(raws, progress, anti_exfil=anti_exfil)
         except AmanatError as e:
-            _fail(e)
+            _fail_anti_exfil(e)
     # The files must still be what the officer approved: one edited while
     # the device worked gets no signed copy (the others do).
     changed = [f for f, raw in zip(files, raws) if not _unchanged(f, raw)]
@@ -956,7 +961,7 @@ def _sign_batch(files, out_dir, as_b64, port, as_json):
             continue
         _write_file(out, base64.b64encode(signed.psbt) if as_b64 else signed.psbt)
         rows.append({"file": f, "written": True, "output": out, "signatures": signed.signatures,
-                     "present": _present_counts(signed.psbt)})
+                     "anti_exfil": signed.anti_exfil, "present": _present_counts(signed.psbt)})
     if as_json:
         _emit_json({"review": result.review, "files": rows})
     else:

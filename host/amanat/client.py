@@ -282,11 +282,12 @@ class Client:
         out = self._checked(base.serialize(), ae.stripped(signed).serialize(), res, progress)
         return Signed(out.psbt, out.signatures, out.review, checked)
 
-    def sign_batch(self, raws: list[bytes], progress=None) -> BatchSigned:
+    def sign_batch(self, raws: list[bytes], progress=None, anti_exfil: bool = True) -> BatchSigned:
         """Upload every PSBT of `raws`, have the officer review the batch once
         and the device sign each; download and verify each (as sign_psbt).
         The device refuses the whole batch, before any screen, if it would
-        refuse one of its PSBTs alone.
+        refuse one of its PSBTs alone. With `anti_exfil` (and a device that
+        has it) the batch is signed in anti-exfil's two rounds, as sign_psbt.
 
         progress(stage, done, total, k): as sign_psbt's, for PSBT k of the
         batch (None while the device shows the batch's screens)."""
@@ -308,6 +309,18 @@ class Client:
         if inputs > self.limits.get("batch_inputs", inputs):
             raise LimitError(f"the batch has {inputs:,} inputs; the device takes at most "
                              f"{self.limits['batch_inputs']:,} in one batch")
+        rounds = self._batch_anti_exfil_rounds(raws) if anti_exfil and self.anti_exfil else None
+        if rounds is not None:
+            return self._sign_batch_anti_exfil(rounds, progress)
+        res, signed = self._batch_round(raws, {}, progress)
+        out = []
+        for k, (raw, one, got) in enumerate(zip(raws, res["signed"], signed)):
+            out.append(self._checked(raw, got, one, lambda stage, done, total: progress(stage, done, total, k)))
+        return BatchSigned(out, res["review"])
+
+    def _batch_round(self, raws: list[bytes], params: dict, progress):
+        """Upload `raws` as a batch, sign_batch with `params`, download each:
+        (the answer, with each PSBT's checked; the PSBTs read back)."""
         digests = []
         for k, raw in enumerate(raws):
             digest = self._upload(raw, lambda stage, done, total: progress(stage, done, total, k))
@@ -321,14 +334,69 @@ class Client:
             where["k"] = at[0] if isinstance(at, list) and at else None
             progress("device", busy, of, where["k"])
 
-        res = self._long("sign_batch", {"sha256s": b"".join(digests)}, status)
+        res = self._long("sign_batch", dict(params, sha256s=b"".join(digests)), status)
         if len(res["signed"]) != len(raws) or not all(isinstance(x, dict) for x in res["signed"]):
             raise ProtocolError(f"the device signed {len(res['signed'])} PSBTs of a batch of {len(raws)}")
+        res["signed"] = [checked("sign_psbt", dict(one, review={})) for one in res["signed"]]
+        got = []
+        for k, one in enumerate(res["signed"]):
+            got.append(self._download(one, {"index": k}, lambda stage, done, total: progress(stage, done, total, k)))
+        return res, got
+
+    def _batch_anti_exfil_rounds(self, raws: list[bytes]):
+        """The rounds (as _anti_exfil_rounds) of each PSBT of a batch (no
+        entropy for one without an ECDSA signature of the device's), or None
+        if none has one or the host cannot read one (the device says why)."""
+        from . import anti_exfil as ae
+        from .psbt_raw import parse_maps
+
+        rounds = [self._anti_exfil_rounds(raw) for raw in raws]
+        if all(r is None for r in rounds):
+            return None
+        for k, raw in enumerate(raws):
+            if rounds[k] is None:
+                try:
+                    rounds[k] = (ae.stripped(parse_maps(raw)), None, None, {})
+                except Exception:
+                    return None
+        return rounds
+
+    def _sign_batch_anti_exfil(self, rounds, progress) -> BatchSigned:
+        from . import anti_exfil as ae
+        from .errors import AmanatError, AntiExfilFailure
+        from .psbt_raw import parse_maps
+
+        firsts = [ae.with_commitments(base, rhos) for base, _, _, rhos in rounds]
+        res, answers = self._batch_round(firsts, {"anti_exfil": "commit"}, progress)
+        opened = []
+        for k, ((base, _, _, rhos), one, answer) in enumerate(zip(rounds, res["signed"], answers)):
+            answer = parse_maps(answer, f"the device's first anti-exfil answer for PSBT {k}")
+            if verify_new_signatures(base.serialize(), ae.stripped(answer).serialize()) != 0:
+                raise AntiExfilFailure(f"PSBT {k}: the device signed in the first round, before it had the host's entropy")
+            opened.append(ae.openings(answer, rhos))
+            if len(opened[k]) != one.get("openings"):
+                raise ProtocolError(f"PSBT {k}: the device reports {one.get('openings')} anti-exfil openings, "
+                                    f"its answer holds {len(opened[k])}")
+        seconds = [ae.with_entropy(base, rhos, o) for (base, _, _, rhos), o in zip(rounds, opened)]
+        try:
+            res, signed = self._batch_round(seconds, {"anti_exfil": "reveal"}, progress)
+        except AmanatError as e:
+            books = [book for _, _, book, _ in rounds if book is not None]
+            e.anti_exfil_aborted = [book.aborted() for book in books[:1]][0]  # one device: one count
+            raise
         out = []
-        for k, (raw, one) in enumerate(zip(raws, res["signed"])):
-            one = checked("sign_psbt", dict(one, review={}))
+        for k, ((base, key, book, rhos), one, got, o) in enumerate(zip(rounds, res["signed"], signed, opened)):
+            got = parse_maps(got, f"PSBT {k} returned by the device")
+            try:
+                n = ae.check_signatures(ae.stripped(base), got, rhos, o)
+            except AntiExfilFailure as e:
+                raise AntiExfilFailure(f"PSBT {k} of the batch: {e.reason}") from None
             step = lambda stage, done, total: progress(stage, done, total, k)  # noqa: E731
-            out.append(self._checked(raw, self._download(one, {"index": k}, step), one, step))
+            s = self._checked(base.serialize(), ae.stripped(got).serialize(), one, step)
+            out.append(Signed(s.psbt, s.signatures, s.review, n))
+        for _, key, book, _ in rounds:
+            if book is not None:
+                book.finished(key)
         return BatchSigned(out, res["review"])
 
     def _upload(self, raw: bytes, progress) -> bytes:

@@ -244,12 +244,27 @@ def test_firmware_that_cheats_is_caught_every_time(cheating_emu, tmp_path):
     with Client(cheating_emu.port) as c:
         with pytest.raises(AntiExfilFailure, match="nonce does not hold the host's entropy"):
             c.sign_psbt(spend(["p2wpkh"], tag=960).psbt.serialize())
+        with pytest.raises(AntiExfilFailure, match="PSBT 1 of the batch: input 0"):
+            c.sign_batch([spend(["p2tr"], tag=962).psbt.serialize(), spend(["p2wpkh"], tag=963).psbt.serialize()])
         # Without anti-exfil the same firmware signs, and nothing can tell its nonces apart.
         plain = c.sign_psbt(spend(["p2wpkh"], tag=961).psbt.serialize(), anti_exfil=False)
         assert plain.signatures == 1 and plain.anti_exfil == 0
     out = subprocess.run([os.path.join(BIN, "amanat"), "sign", str(tmp_path / "t0.psbt"), "--no-anti-exfil",
                           "--port", cheating_emu.port], capture_output=True, text=True)
     assert out.returncode == 0 and "anti-exfil is off" in out.stderr
+
+
+def test_a_batch_signed_with_anti_exfil(auto_emu):
+    built = [spend(["p2wpkh", "p2pkh"], tag=1001), spend(["p2tr"], tag=1002), spend(["p2sh-p2wpkh"], tag=1003)]
+    with auto_emu.client() as c:
+        signed = c.sign_batch([b.psbt.serialize() for b in built])
+    assert [s.signatures for s in signed.signed] == [2, 1, 1]
+    assert [s.anti_exfil for s in signed.signed] == [2, 0, 1]
+    for b, s in zip(built, signed.signed):
+        assert no_anti_exfil_fields(s.psbt)
+        kernel.verify_transaction(finalize.finalize(psbt_raw.parse_psbt(s.psbt)), b.spent)
+    screen = [s for s in auto_emu.screens() if s["screen"] == "review_batch"][-1]
+    assert "Anti-exfil: on; 1 taproot input(s) signed without it" in screen["lines"]
 
 
 def test_base64_round_trip_of_the_fields_keeps_them_verbatim():
