@@ -73,7 +73,8 @@ def batch_psbts(count: int, inputs: int) -> list[bytes]:
 
 
 def batch_timed(port: str, raws: list[bytes]) -> dict:
-    """Sign `raws` as one batch; the device's time (s) and its heap afterwards."""
+    """Sign `raws` as one batch in one round (no anti-exfil, as sign_timed);
+    the device's time (s) and its heap afterwards."""
     marks = {}
     with Client(port) as c:
         def progress(stage, done, total, k):
@@ -82,7 +83,7 @@ def batch_timed(port: str, raws: list[bytes]) -> dict:
             if stage == "download":
                 marks.setdefault("download", time.perf_counter())
 
-        result = c.sign_batch(raws, progress)
+        result = c.sign_batch(raws, progress, anti_exfil=False)
         heap = c.info()["heap"]
     return {"psbts": len(raws), "signatures": sum(s.signatures for s in result.signed),
             "device_s": round(marks["download"] - marks["device"], 2), "heap": heap}
