@@ -359,16 +359,13 @@ def sign_message(app, p):
     message = p.data("message", limit=MESSAGE_MAX)
     path = parse_path(p.text("path", limit=100))
     ks = app.keystore
-    # Only plain printable ASCII is shown as text: control, direction and
-    # zero-width characters could hide or reorder what the officer reads.
-    if all(32 <= b < 127 for b in message):
-        shown = message.decode()
-    else:
-        shown = "hex: " + hexlify(message).decode()
     kind, header = message_kind(path)
     key = ks.root.derive(path)
     address = scripts.script_for(kind, key.key).address(ks.network)
-    app.ui.require(screens.sign_message(format_path(path), address, shown), "the officer rejected the message")
+    # The same warning as display_address's for the same path (screens.message_text: what is shown)
+    unusual = not scripts.is_standard_path(path, kind, scripts.coin_type(ks.network))
+    app.ui.require(screens.sign_message(format_path(path), address, message, unusual),
+                   "the officer rejected the message")
     import secp256k1
     data = b"\x18Bitcoin Signed Message:\n" + compact.to_bytes(len(message)) + message
     digest = hashes.double_sha256(data)

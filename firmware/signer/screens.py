@@ -189,9 +189,37 @@ def display_address(address, path, unusual):
     return {"screen": "display_address", "title": "Address", "address": address, "path": path, "lines": lines}
 
 
-def sign_message(path, address, shown):
+# Shown as text only: printable ASCII, and newline, tab and carriage return
+# written as \n, \t, \r (a backslash as \\), so that every text message
+# has its own rendering; anything else (other control, direction or
+# zero-width characters, any byte above 0x7e) is shown as hex under its own
+# heading. The text is quoted (its first and last spaces show) and the
+# length is shown: what the screen shows is one message only.
+_ESCAPES = {0x0A: "\\n", 0x09: "\\t", 0x0D: "\\r", 0x5C: "\\\\"}
+
+
+def message_text(message):
+    """(encoding, what the screen shows) of the bytes of a message to sign:
+    ("text", its escaped text) or ("hex", its hex)."""
+    if all(32 <= b < 127 or b in _ESCAPES for b in message):
+        return "text", "".join([_ESCAPES.get(b) or chr(b) for b in message])
+    from binascii import hexlify
+
+    return "hex", hexlify(message).decode()
+
+
+def sign_message(path, address, message, unusual):
+    encoding, shown = message_text(message)
+    n = len(message)
+    if encoding == "text":
+        lines = ["Text message, %d byte%s:" % (n, "" if n == 1 else "s"), '"' + shown + '"']
+    else:
+        lines = ["Binary message (not text), %d byte%s, in hex:" % (n, "" if n == 1 else "s"), shown]
+    lines += ["with the key of " + address, "Path " + path]
+    if unusual:
+        lines.append("Warning: unusual path for this address type")
     return {"screen": "sign_message", "title": "Sign message?", "path": path, "address": address,
-            "message": shown, "lines": [shown, "with the key of " + address]}
+            "message": shown, "encoding": encoding, "length": n, "unusual": unusual, "lines": lines}
 
 
 def review_tx(r):

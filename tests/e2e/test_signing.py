@@ -216,3 +216,17 @@ def test_signing_over_a_line_that_damages_bytes(auto_emu, anti_exfil, least):
     finally:
         line.close()
     assert line.damaged > 0 and ok >= least, (line.damaged, ok)
+
+
+@pytest.mark.parametrize("path,unusual", [("m/84h/1h/0h/0/7", False), ("m/0h", True), ("m/84h/0h/0h/0/7", True),
+                                          ("m/84h/1h/0h/0/7/1/2/3", True)])
+def test_message_signing_warns_on_unusual_paths_as_addresses_do(auto_emu, path, unusual):
+    with auto_emu.client() as c:
+        c.sign_message(b"hex: ff", path)
+        c.sign_message(b"\xff", path)
+    text, binary = [s for s in auto_emu.screens() if s["screen"] == "sign_message"][-2:]
+    assert text["lines"][:2] == ["Text message, 7 bytes:", '"hex: ff"'] and text["encoding"] == "text"
+    assert binary["lines"][:2] == ["Binary message (not text), 1 byte, in hex:", "ff"] and binary["length"] == 1
+    for s in (text, binary):
+        assert s["unusual"] is unusual
+        assert ("Warning: unusual path for this address type" in s["lines"]) is unusual
