@@ -110,10 +110,13 @@ class Storage:
         """Seal `entropy` (bytearray, 16..32 bytes: BIP39 entropy, or with
         `slip39` = (identifier, extendable, exponent) a SLIP-0039 encrypted
         master secret) under `pin` (bytes)."""
-        self._seal(entropy, pin, 1 if passphrase_used else 0, slip39)
         # A new seed starts with new settings (the fingerprint is public: it
-        # is in every PSBT; it tells a mistyped passphrase at unlock).
+        # is in every PSBT; it tells a mistyped passphrase at unlock). They
+        # are written first: the seed record is what makes the device set
+        # up, so a power cut between the two leaves a device that sets up
+        # again, never a seed without its network and fingerprint.
         self.save_settings({"network": network, "pin_failures": 0, "fingerprint": fingerprint})
+        self._seal(entropy, pin, 1 if passphrase_used else 0, slip39)
 
     def _device_check(self):
         return self.device_hmac(_LABEL_CHECK)[:4]

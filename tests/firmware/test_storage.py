@@ -110,6 +110,34 @@ out(case="lost", error=error(lambda: s.unseal(b"2468")))
     assert r["lost"]["error"] == "StorageError: the PIN attempt could not be recorded in flash"
 
 
+def test_a_cut_while_a_seed_is_stored_never_leaves_it_without_its_settings(tmp_path):
+    """The settings (network, fingerprint) are written before the seed: a
+    power cut between the two leaves a device that is not set up (found by
+    tests/e2e/test_power_cut.py: a seed whose device then signed as mainnet)."""
+    r = run(tmp_path, """
+class Cut(Exception):
+    pass
+
+def cut(*a):
+    raise Cut()
+
+for where in ("_seal", "save_settings"):  # the power goes while the seed, or the settings, are written
+    s = Storage(ROOT, here.device_hmac)
+    setattr(s, where, cut)
+    try:
+        s.store_seed(ENTROPY, b"2468", "regtest", False, "00112233")
+    except Cut:
+        pass
+    s = Storage(ROOT, here.device_hmac)
+    out(case="cut in " + where, initialized=s.initialized(), settings=s.settings() if s.initialized() else None)
+s = Storage(ROOT, here.device_hmac)
+s.store_seed(ENTROPY, b"2468", "regtest", False, "00112233")
+out(case="again", initialized=s.initialized(), network=s.settings()["network"], fp=s.settings()["fingerprint"])
+""")
+    assert r["cut in _seal"] == r["cut in save_settings"] == {"initialized": False, "settings": None}
+    assert r["again"] == {"initialized": True, "network": "regtest", "fp": "00112233"}
+
+
 def test_the_board_hmac_is_hmac_sha256_of_its_key(tmp_path):
     [got] = mpy.run_json(PRELUDE % {"root": str(tmp_path)} + """
 import binascii
