@@ -274,8 +274,8 @@ def sign_batch(app, p):
     app.batch_at = None
     shown = totals.to_dict()
     if rounds == "commit":
-        app.ae_round = {"batch": n, "shown": shown, "counts": counts, "digests": ae_digests,
-                        "at": app.board.ticks_ms()}
+        # Nothing of the review is kept for the second round (handlers._commit)
+        app.ae_round = {"batch": n, "counts": counts, "digests": ae_digests, "at": app.board.ticks_ms()}
         return {"review": shown, "signed": _answers(batch, hashes, [0] * n, counts)}
     return {"review": shown, "signed": _answers(batch, hashes, counts)}
 
@@ -293,8 +293,8 @@ def _answers(batch, hashes, counts, openings=None):
 def _reveal_batch(app):
     """Anti-exfil's second round for a batch (handlers._reveal for each of
     its PSBTs): each must be the one of the first round but for anti-exfil
-    fields; each is reviewed again for its plan alone (no screen), then
-    signed with the host's entropy. One try."""
+    fields; each is reviewed again for its plan and the batch's totals (no
+    screen), then signed with the host's entropy. One try."""
     from . import anti_exfil, handlers, review
     from .psbt_view import sha256_without
     from .wallet_methods import limits
@@ -316,6 +316,7 @@ def _reveal_batch(app):
 
         hashes = bytearray(32 * n)
         counts = []
+        totals = Totals(n)
         for k in range(n):
             app.batch_at = [k, n]
             batch.check(k, busy("checking"))
@@ -323,7 +324,10 @@ def _reveal_batch(app):
                 if handlers._on_flash(sha256_without, f, anti_exfil.PREFIX) not in pending["digests"][2 * k : 2 * k + 2]:
                     raise Refused("PSBT %d of the batch is not the one approved in the first anti-exfil round" % k)
                 try:
-                    _, plan = handlers._on_flash(review.Reviewer(f, ks, registry, lim, busy("reviewing")).run)
+                    rv = review.Reviewer(f, ks, registry, lim, busy("reviewing"))
+                    summary, plan = handlers._on_flash(rv.run)
+                    handlers._on_flash(totals.add, k, summary, rv.outputs())
+                    rv = summary = None
                 except DeviceError as e:
                     raise e.__class__("PSBT %d of the batch: %s" % (k, e.message))
             gc.collect()
@@ -337,7 +341,9 @@ def _reveal_batch(app):
     finally:
         app.batch_at = None
         app.drop_ae_round()
-    return {"review": pending["shown"], "signed": _answers(batch, hashes, counts)}
+    shown = totals.to_dict()
+    shown["anti_exfil"] = True
+    return {"review": shown, "signed": _answers(batch, hashes, counts)}
 
 
 METHODS = {

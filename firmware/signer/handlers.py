@@ -206,18 +206,21 @@ def _commit(app, plan, registry, shown):
     for path in (app.upload.path, app.signed_path):
         with open(path, "rb") as f:
             digests.append(_on_flash(sha256_without, f, anti_exfil.PREFIX))
-    plan.wallet = None  # loaded again for the second round: its keys would split the heap meanwhile
-    app.ae_round = {"plan": plan, "shown": shown, "count": commit.count, "digests": digests,
-                    "at": app.board.ticks_ms()}
+    # Nothing of the review is kept for the second round (it reviews the
+    # same PSBT again for its plan, without a screen): objects kept from the
+    # middle of the heap would split it, and the download needs 4 KB blocks.
+    app.ae_round = {"count": commit.count, "digests": digests, "at": app.board.ticks_ms()}
     return _signed(app, 0, shown, openings=commit.count)
 
 
 def _reveal(app, digest, busy):
     """Anti-exfil's second round: the PSBT of the first round (its answer or
-    what was sent, with the host's entropy added) signed without another
-    review. One try: whatever fails, the round is over."""
-    from . import anti_exfil
+    what was sent, with the host's entropy added), reviewed again for its
+    plan without a screen and signed. One try: whatever fails, the round is
+    over."""
+    from . import anti_exfil, review
     from .psbt_view import sha256_without
+    from .wallet_methods import limits
 
     pending = app.ae_round
     if pending is None or "batch" in pending:
@@ -231,15 +234,19 @@ def _reveal(app, digest, busy):
                 raise Refused("the PSBT is not the one approved in the first anti-exfil round")
         app.signed_length = None
         app.read_buf = None
-        plan, registry = pending["plan"], app.registry()
-        if isinstance(plan.owner, str):
-            plan.wallet = registry.get(plan.owner)
+        registry = app.registry()
+        with open(app.upload.path, "rb") as f:
+            summary, plan = _on_flash(review.Reviewer(f, app.keystore, registry, limits(app),
+                                                      busy("reviewing")).run)
+        shown = summary.to_dict()
+        shown["anti_exfil"] = True
+        summary = None
         with open(app.ae_spool_path, "rb") as spool:
             count = sign_file(app, app.upload.path, app.signed_path, plan, registry,
                               rounds=anti_exfil.Reveal(spool, pending["count"]))
     finally:
         app.drop_ae_round()
-    return _signed(app, count, pending["shown"])
+    return _signed(app, count, shown)
 
 
 def sign_file(app, src_path, dst_path, plan, registry, rounds=None):
