@@ -227,60 +227,76 @@ class Client:
         progress = progress or (lambda *a: None)
         check_limits(raw, self.limits)
         if anti_exfil and self.anti_exfil:
-            rounds = self._anti_exfil_rounds(raw)
-            if rounds is not None:
-                return self._sign_anti_exfil(rounds, progress)
-        digest = self._upload(raw, progress)
-        res = self._long("sign_psbt", {"sha256": digest}, lambda busy, of: progress("device", busy, of))
-        signed = self._download(res, {}, progress)
+            done = self._anti_exfil([raw], lambda raws, params: self._psbt_round(raws[0], params, progress),
+                                    lambda k: progress)
+            if done is not None:
+                return done[0][0]
+        res, [signed] = self._psbt_round(raw, {}, progress)
         return self._checked(raw, signed, res, progress)
 
-    def _anti_exfil_rounds(self, raw: bytes):
-        """(the PSBT's maps without anti-exfil fields, its key, the Book,
-        {(input, key): entropy}), or None if the device makes no ECDSA
-        signature in it (or the host cannot read it: the device says why)."""
-        from . import anti_exfil as ae
-        from .psbt_raw import parse_maps
+    def _psbt_round(self, raw: bytes, params: dict, progress):
+        """Upload `raw`, sign_psbt with `params`, download: (the answer, with
+        itself as its one "signed" entry, as _batch_round's; [the PSBT read back])."""
+        res = self._long("sign_psbt", dict(params, sha256=self._upload(raw, progress)),
+                         lambda busy, of: progress("device", busy, of))
+        return dict(res, signed=[res]), [self._download(res, {}, progress)]
 
-        fingerprint = self.info().get("fingerprint")
-        try:
-            base = ae.stripped(parse_maps(raw))
-        except Exception:
-            return None
-        wanted = ae.wanted(base, fingerprint or b"")
-        if not wanted:
-            return None
-        key = hashlib.sha256(base.serialize()).hexdigest()
-        book = ae.Book(fingerprint.hex())
-        return base, key, book, book.entropy(key, wanted)
-
-    def _sign_anti_exfil(self, rounds, progress) -> Signed:
+    def _anti_exfil(self, raws: list[bytes], do_round, step):
+        """Sign `raws` (one PSBT, or a batch) in anti-exfil's two rounds:
+        do_round(psbts, params) is one round on the device, (its answer,
+        [each PSBT read back]); step(k) is PSBT k's progress. ([Signed],
+        the second round's answer), or None if the device makes no ECDSA
+        signature in them (or the host cannot read one: the device says why)."""
         from . import anti_exfil as ae
         from .errors import AmanatError, AntiExfilFailure
         from .psbt_raw import parse_maps
 
-        base, key, book, rhos = rounds
-        status = lambda busy, of: progress("device", busy, of)  # noqa: E731
-        first = ae.with_commitments(base, rhos)
-        res = self._long("sign_psbt", {"sha256": self._upload(first, progress), "anti_exfil": "commit"}, status)
-        answer = parse_maps(self._download(res, {}, progress), "the device's first anti-exfil answer")
-        if verify_new_signatures(base.serialize(), ae.stripped(answer).serialize()) != 0:
-            raise AntiExfilFailure("the device signed in the first round, before it had the host's entropy")
-        opened = ae.openings(answer, rhos)
-        if len(opened) != res.get("openings"):
-            raise ProtocolError(f"the device reports {res.get('openings')} anti-exfil openings, its answer holds {len(opened)}")
-        second = ae.with_entropy(base, rhos, opened)
+        fingerprint = self.info().get("fingerprint") or b""
         try:
-            res = self._long("sign_psbt", {"sha256": self._upload(second, progress), "anti_exfil": "reveal"}, status)
-            signed = parse_maps(self._download(res, {}, progress), "the PSBT returned by the device")
+            bases = [ae.stripped(parse_maps(raw)) for raw in raws]
+        except Exception:
+            return None
+        wanted = [ae.wanted(base, fingerprint) for base in bases]
+        if not any(wanted):
+            return None
+        book = ae.Book(fingerprint.hex())  # one record of this device's rounds for the whole signing
+        keys = [hashlib.sha256(base.serialize()).hexdigest() for base in bases]
+        rhos = [book.entropy(key, w) if w else {} for key, w in zip(keys, wanted)]
+
+        def where(k):
+            return f"PSBT {k} of the batch: " if len(raws) > 1 else ""
+
+        res, answers = do_round([ae.with_commitments(b, r) for b, r in zip(bases, rhos)], {"anti_exfil": "commit"})
+        opened = []
+        for k, (base, r, one, answer) in enumerate(zip(bases, rhos, res["signed"], answers)):
+            answer = parse_maps(answer, f"{where(k)}the device's first anti-exfil answer")
+            if verify_new_signatures(base.serialize(), ae.stripped(answer).serialize()) != 0:
+                raise AntiExfilFailure(f"{where(k)}the device signed in the first round, before it had the host's "
+                                       "entropy")
+            opened.append(ae.openings(answer, r))
+            if len(opened[k]) != one.get("openings"):
+                raise ProtocolError(f"{where(k)}the device reports {one.get('openings')} anti-exfil openings, its "
+                                    f"answer holds {len(opened[k])}")
+        try:
+            res, signed = do_round([ae.with_entropy(b, r, o) for b, r, o in zip(bases, rhos, opened)],
+                                   {"anti_exfil": "reveal"})
         except AmanatError as e:
             e.anti_exfil_aborted = book.aborted()  # the entropy is kept: the next try sends it again
             raise
-        progress("verify", None, None)
-        checked = ae.check_signatures(answer, signed, rhos, opened)
-        book.finished(key)
-        out = self._checked(base.serialize(), ae.stripped(signed).serialize(), res, progress)
-        return Signed(out.psbt, out.signatures, out.review, checked)
+        out = []
+        for k, (base, r, o, one, got) in enumerate(zip(bases, rhos, opened, res["signed"], signed)):
+            step(k)("verify", None, None)
+            got = parse_maps(got, f"{where(k)}the PSBT returned by the device")
+            try:
+                checked_nonces = ae.check_signatures(base, got, r, o)
+            except AntiExfilFailure as e:
+                raise AntiExfilFailure(f"{where(k)}{e.reason}") from None
+            s = self._checked(base.serialize(), ae.stripped(got).serialize(), one, step(k))
+            out.append(Signed(s.psbt, s.signatures, s.review, checked_nonces))
+        for key, w in zip(keys, wanted):
+            if w:
+                book.finished(key)
+        return out, res
 
     def sign_batch(self, raws: list[bytes], progress=None, anti_exfil: bool = True) -> BatchSigned:
         """Upload every PSBT of `raws`, have the officer review the batch once
@@ -309,9 +325,11 @@ class Client:
         if inputs > self.limits.get("batch_inputs", inputs):
             raise LimitError(f"the batch has {inputs:,} inputs; the device takes at most "
                              f"{self.limits['batch_inputs']:,} in one batch")
-        rounds = self._batch_anti_exfil_rounds(raws) if anti_exfil and self.anti_exfil else None
-        if rounds is not None:
-            return self._sign_batch_anti_exfil(rounds, progress)
+        if anti_exfil and self.anti_exfil:
+            done = self._anti_exfil(raws, lambda psbts, params: self._batch_round(psbts, params, progress),
+                                    lambda k: lambda stage, done, total: progress(stage, done, total, k))
+            if done is not None:
+                return BatchSigned(done[0], done[1]["review"])
         res, signed = self._batch_round(raws, {}, progress)
         out = []
         for k, (raw, one, got) in enumerate(zip(raws, res["signed"], signed)):
@@ -342,62 +360,6 @@ class Client:
         for k, one in enumerate(res["signed"]):
             got.append(self._download(one, {"index": k}, lambda stage, done, total: progress(stage, done, total, k)))
         return res, got
-
-    def _batch_anti_exfil_rounds(self, raws: list[bytes]):
-        """The rounds (as _anti_exfil_rounds) of each PSBT of a batch (no
-        entropy for one without an ECDSA signature of the device's), or None
-        if none has one or the host cannot read one (the device says why)."""
-        from . import anti_exfil as ae
-        from .psbt_raw import parse_maps
-
-        rounds = [self._anti_exfil_rounds(raw) for raw in raws]
-        if all(r is None for r in rounds):
-            return None
-        for k, raw in enumerate(raws):
-            if rounds[k] is None:
-                try:
-                    rounds[k] = (ae.stripped(parse_maps(raw)), None, None, {})
-                except Exception:
-                    return None
-        return rounds
-
-    def _sign_batch_anti_exfil(self, rounds, progress) -> BatchSigned:
-        from . import anti_exfil as ae
-        from .errors import AmanatError, AntiExfilFailure
-        from .psbt_raw import parse_maps
-
-        firsts = [ae.with_commitments(base, rhos) for base, _, _, rhos in rounds]
-        res, answers = self._batch_round(firsts, {"anti_exfil": "commit"}, progress)
-        opened = []
-        for k, ((base, _, _, rhos), one, answer) in enumerate(zip(rounds, res["signed"], answers)):
-            answer = parse_maps(answer, f"the device's first anti-exfil answer for PSBT {k}")
-            if verify_new_signatures(base.serialize(), ae.stripped(answer).serialize()) != 0:
-                raise AntiExfilFailure(f"PSBT {k}: the device signed in the first round, before it had the host's entropy")
-            opened.append(ae.openings(answer, rhos))
-            if len(opened[k]) != one.get("openings"):
-                raise ProtocolError(f"PSBT {k}: the device reports {one.get('openings')} anti-exfil openings, "
-                                    f"its answer holds {len(opened[k])}")
-        seconds = [ae.with_entropy(base, rhos, o) for (base, _, _, rhos), o in zip(rounds, opened)]
-        try:
-            res, signed = self._batch_round(seconds, {"anti_exfil": "reveal"}, progress)
-        except AmanatError as e:
-            books = [book for _, _, book, _ in rounds if book is not None]
-            e.anti_exfil_aborted = [book.aborted() for book in books[:1]][0]  # one device: one count
-            raise
-        out = []
-        for k, ((base, key, book, rhos), one, got, o) in enumerate(zip(rounds, res["signed"], signed, opened)):
-            got = parse_maps(got, f"PSBT {k} returned by the device")
-            try:
-                n = ae.check_signatures(ae.stripped(base), got, rhos, o)
-            except AntiExfilFailure as e:
-                raise AntiExfilFailure(f"PSBT {k} of the batch: {e.reason}") from None
-            step = lambda stage, done, total: progress(stage, done, total, k)  # noqa: E731
-            s = self._checked(base.serialize(), ae.stripped(got).serialize(), one, step)
-            out.append(Signed(s.psbt, s.signatures, s.review, n))
-        for _, key, book, _ in rounds:
-            if book is not None:
-                book.finished(key)
-        return BatchSigned(out, res["review"])
 
     def _upload(self, raw: bytes, progress) -> bytes:
         """Spool `raw` to the device; its SHA-256, as the device computed it."""

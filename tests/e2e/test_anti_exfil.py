@@ -256,6 +256,7 @@ def test_firmware_that_cheats_is_caught_every_time(cheating_emu, tmp_path):
 
 def test_a_batch_signed_with_anti_exfil(auto_emu):
     built = [spend(["p2wpkh", "p2pkh"], tag=1001), spend(["p2tr"], tag=1002), spend(["p2sh-p2wpkh"], tag=1003)]
+    pending = set(anti_exfil.Book(ROOT.my_fingerprint.hex()).data["pending"])  # earlier tests' unfinished rounds
     with auto_emu.client() as c:
         signed = c.sign_batch([b.psbt.serialize() for b in built])
     assert [s.signatures for s in signed.signed] == [2, 1, 1]
@@ -265,6 +266,7 @@ def test_a_batch_signed_with_anti_exfil(auto_emu):
         kernel.verify_transaction(finalize.finalize(psbt_raw.parse_psbt(s.psbt)), b.spent)
     screen = [s for s in auto_emu.screens() if s["screen"] == "review_batch"][-1]
     assert "Anti-exfil: on; 1 taproot input(s) signed without it" in screen["lines"]
+    assert set(anti_exfil.Book(ROOT.my_fingerprint.hex()).data["pending"]) == pending  # each PSBT's entropy done with
 
 
 def test_base64_round_trip_of_the_fields_keeps_them_verbatim():
