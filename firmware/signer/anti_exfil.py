@@ -19,16 +19,11 @@ from binascii import hexlify
 from embit.ec import Signature
 from embit.util import secp256k1
 
-from .crypto.ec_nonce import N, Rfc6979, rfc6979_seed, tagged_hash, wipe
+from .crypto.ec_nonce import N, Rfc6979, _tag, rfc6979_seed, tagged_hash, wipe
 from .errors import BadPsbt, Refused
 
 TAG_DATA = b"s2c/ecdsa/data"
 TAG_POINT = b"s2c/ecdsa/point"
-
-
-def _tag(name):
-    t = tagged_hash(name)
-    return t + t
 
 
 _DATA = _tag(TAG_DATA)

@@ -185,8 +185,7 @@ def batch_add(app, p):
 
 
 def sign_batch(app, p):
-    from . import anti_exfil, handlers, review
-    from .psbt_view import sha256_without
+    from . import handlers, review
     from .wallet_methods import limits
 
     blob = p.data("sha256s", limit=32 * MAX_PSBTS)
@@ -257,14 +256,10 @@ def sign_batch(app, p):
             plan = handlers._on_flash(reviewed, k, f, None)
         gc.collect()
         if rounds == "commit":  # anti-exfil's first round: the openings, nothing signed (handlers._commit)
-            with open(app.ae_spool(k), "wb") as spool:
-                commit = anti_exfil.Commit(spool)
-                handlers.sign_file(app, batch.path(k), batch.signed_path(k), plan, registry, rounds=commit)
-            counts.append(commit.count)
-            with open(batch.path(k), "rb") as f:
-                ae_digests.append(handlers._on_flash(sha256_without, f, anti_exfil.PREFIX))
-            with open(batch.signed_path(k), "rb") as f:
-                ae_digests.append(handlers._on_flash(sha256_without, f, anti_exfil.PREFIX))
+            count, digests = handlers.commit_round(app, batch.path(k), batch.signed_path(k), app.ae_spool(k), plan,
+                                                   registry)
+            counts.append(count)
+            ae_digests.extend(digests)
         else:
             counts.append(handlers.sign_file(app, batch.path(k), batch.signed_path(k), plan, registry))
         plan = None
@@ -296,7 +291,6 @@ def _reveal_batch(app):
     fields; each is reviewed again for its plan and the batch's totals (no
     screen), then signed with the host's entropy. One try."""
     from . import anti_exfil, handlers, review
-    from .psbt_view import sha256_without
     from .wallet_methods import limits
 
     pending = app.ae_round
@@ -320,9 +314,9 @@ def _reveal_batch(app):
         for k in range(n):
             app.batch_at = [k, n]
             batch.check(k, busy("checking"))
+            if handlers.stripped_hash(batch.path(k)) not in pending["digests"][2 * k : 2 * k + 2]:
+                raise Refused("PSBT %d of the batch is not the one approved in the first anti-exfil round" % k)
             with open(batch.path(k), "rb") as f:
-                if handlers._on_flash(sha256_without, f, anti_exfil.PREFIX) not in pending["digests"][2 * k : 2 * k + 2]:
-                    raise Refused("PSBT %d of the batch is not the one approved in the first anti-exfil round" % k)
                 try:
                     rv = review.Reviewer(f, ks, registry, lim, busy("reviewing"))
                     summary, plan = handlers._on_flash(rv.run)

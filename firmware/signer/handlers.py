@@ -194,23 +194,35 @@ def _signed(app, count, shown, **more):
 def _commit(app, plan, registry, shown):
     """Anti-exfil's first round, after the officer's approval: the openings
     of every ECDSA signature into the answer, nothing signed; the round is
-    kept (plan, the PSBT's hash without its anti-exfil fields) for the
-    second."""
-    from . import anti_exfil
-    from .psbt_view import sha256_without
-
-    with open(app.ae_spool_path, "wb") as spool:
-        commit = anti_exfil.Commit(spool)
-        sign_file(app, app.upload.path, app.signed_path, plan, registry, rounds=commit)
-    digests = []
-    for path in (app.upload.path, app.signed_path):
-        with open(path, "rb") as f:
-            digests.append(_on_flash(sha256_without, f, anti_exfil.PREFIX))
+    kept (the PSBT's hashes without anti-exfil fields) for the second."""
+    count, digests = commit_round(app, app.upload.path, app.signed_path, app.ae_spool_path, plan, registry)
     # Nothing of the review is kept for the second round (it reviews the
     # same PSBT again for its plan, without a screen): objects kept from the
     # middle of the heap would split it, and the download needs 4 KB blocks.
-    app.ae_round = {"count": commit.count, "digests": digests, "at": app.board.ticks_ms()}
-    return _signed(app, 0, shown, openings=commit.count)
+    app.ae_round = {"count": count, "digests": digests, "at": app.board.ticks_ms()}
+    return _signed(app, 0, shown, openings=count)
+
+
+def commit_round(app, src_path, dst_path, spool_path, plan, registry):
+    """The first anti-exfil round of the reviewed PSBT at `src_path` into
+    `dst_path`, its commitments and openings spooled to `spool_path`: (the
+    number of openings, [the hashes without anti-exfil fields of what was
+    sent and of the answer]: a second round must be one of them)."""
+    from . import anti_exfil
+
+    with open(spool_path, "wb") as spool:
+        commit = anti_exfil.Commit(spool)
+        sign_file(app, src_path, dst_path, plan, registry, rounds=commit)
+    return commit.count, [stripped_hash(src_path), stripped_hash(dst_path)]
+
+
+def stripped_hash(path):
+    """SHA-256 of the PSBT at `path` without its anti-exfil fields."""
+    from .anti_exfil import PREFIX
+    from .psbt_view import sha256_without
+
+    with open(path, "rb") as f:
+        return _on_flash(sha256_without, f, PREFIX)
 
 
 def _reveal(app, digest, busy):
@@ -219,7 +231,6 @@ def _reveal(app, digest, busy):
     plan without a screen and signed. One try: whatever fails, the round is
     over."""
     from . import anti_exfil, review
-    from .psbt_view import sha256_without
     from .wallet_methods import limits
 
     pending = app.ae_round
@@ -229,9 +240,8 @@ def _reveal(app, digest, busy):
     app.ae_round = None
     try:
         app.upload.check(digest, busy("checking"))
-        with open(app.upload.path, "rb") as f:
-            if _on_flash(sha256_without, f, anti_exfil.PREFIX) not in pending["digests"]:
-                raise Refused("the PSBT is not the one approved in the first anti-exfil round")
+        if stripped_hash(app.upload.path) not in pending["digests"]:
+            raise Refused("the PSBT is not the one approved in the first anti-exfil round")
         app.signed_length = None
         app.read_buf = None
         registry = app.registry()
