@@ -32,15 +32,22 @@ class BoardBase:
         """Make `flash_root` a writable filesystem (called once, first)."""
         raise NotImplementedError
 
-    def record_screen(self, record, wrap=None):
-        """Append one answered screen (a dict) to the audit trail as one JSON
-        line; `wrap(f)` gives the writer json.dump must use (the firmware
-        hashes each record as it is written). A failure raises: an answer
-        that was not recorded must not be acted on."""
+    # The audit trail's bound (firmware/signer/audit.py): requests that sign
+    # or change the device are refused once its files hold this many bytes.
+    # The flash beyond it stays free for the records of the device's own
+    # life until the trail is exported.
+    audit_capacity = 1024 * 1024
+
+    def record_screen(self, record, write):
+        """Append one record (a dict) to the audit trail's current file as
+        one line: `write(f)` writes it (the firmware's canonical form, hashed
+        as it is written), then the board ends the line. A failure raises:
+        an answer that was not recorded must not be acted on."""
         raise NotImplementedError
 
     def audit_files(self):
-        """The audit trail's files, oldest first."""
+        """The audit trail's two files, [archive, current]: the firmware
+        renames the current one to the archive (audit.Trail)."""
         raise NotImplementedError
 
     def log(self, text):

@@ -30,12 +30,11 @@ show_input(): the text so far (PIN and passphrase as '*') and the wheel;
 the prompt and its error follow, on one page. Typed text is never logged.
 
 Flash: MicroPython mounts littlefs at "/"; the firmware's files live in
-/data. Every answered screen is appended to /data/audit.jsonl (moved to
-audit.1.jsonl at 64 KiB, so the last 64-128 KiB are kept); errors go to
+/data. Every answered screen is appended to /data/audit.jsonl (the firmware moves
+it to audit.1.jsonl and bounds the two, docs/audit.md); errors go to
 /data/device.log (moved to device.1.log at 16 KiB).
 """
 
-import json
 import os
 import select
 import sys
@@ -47,7 +46,6 @@ import st7789
 from board_base import BoardBase
 
 FLASH_ROOT = "/data"
-AUDIT_MAX = 64 * 1024
 LOG_MAX = 16 * 1024
 
 BAUD = 115200
@@ -317,12 +315,12 @@ class Board(BoardBase):
             pass  # no file yet
         return open(path, "a")
 
-    def record_screen(self, record, wrap=None):
+    def record_screen(self, record, write):
         # The audit trail: a failure to write it raises, so that an answer
-        # that was not recorded is not acted on. `wrap(f)` gives the writer
-        # to use (the firmware hashes each record as it is written).
-        with self._open_log("audit.jsonl", AUDIT_MAX) as f:
-            json.dump(record, wrap(f) if wrap else f)  # streamed: a long review needs no big string
+        # that was not recorded is not acted on. The firmware bounds it and
+        # moves it to the archive (signer/audit.py): nothing is dropped here.
+        with open(self.flash_root + "/audit.jsonl", "a") as f:
+            write(f)  # streamed: a long review needs no big string
             f.write("\n")
         # The UI records a screen as it takes it down.
         self._screen = None
@@ -330,7 +328,6 @@ class Board(BoardBase):
         self._status({APPROVE: "Approved", REJECT: "Rejected", None: "Cancelled"}.get(answer, "Done"))
 
     def audit_files(self):
-        """The audit trail's files, oldest first."""
         return [self.flash_root + "/audit.1.jsonl", self.flash_root + "/audit.jsonl"]
 
     def log(self, text):

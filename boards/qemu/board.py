@@ -23,7 +23,6 @@ always the device's trail byte for byte.
 
 import gc
 import io
-import json
 import os
 import sys
 import time
@@ -49,7 +48,8 @@ HEAP_SIZE = 131072  # the image's heap (boards/qemu/mpconfigboard.mk)
 DEVICE_KEY_ADDR = 0x21400020  # STATE/device.key, loaded there by the launcher (after hal.c's random seed)
 
 # Set by boot() from the launcher's options.
-SETTINGS = {"network": "regtest", "auto_confirm": False, "measure_heap": False, "baud": 0, "fast_clock": False}
+SETTINGS = {"network": "regtest", "auto_confirm": False, "measure_heap": False, "baud": 0, "fast_clock": False,
+            "trail_kib": 0}
 _ballast = None
 
 
@@ -184,6 +184,8 @@ class Board(BoardBase):
         self._audit = Uart(UART2)
         self._log = _UartText(Uart(UART3))
         self._trail = self.flash_root + "/audit.jsonl"
+        if SETTINGS["trail_kib"]:
+            self.audit_capacity = SETTINGS["trail_kib"] * 1024
 
     def device_key(self):
         return bytearray(uctypes.bytes_at(DEVICE_KEY_ADDR, 32))
@@ -197,12 +199,13 @@ class Board(BoardBase):
             vfs.VfsLfs2.mkfs(dev)
             fs = vfs.VfsLfs2(dev)
         vfs.mount(fs, self.flash_root)
-        self._mirror(0)  # STATE/screens.jsonl starts empty at every boot
+        for path in self.audit_files():  # STATE/screens.jsonl starts empty at every boot
+            self._mirror(path, 0)
 
-    def _mirror(self, start):
-        """Copy the trail from byte `start` on to UART2."""
+    def _mirror(self, path, start):
+        """Copy the trail file at `path` from byte `start` on to UART2."""
         try:
-            f = open(self._trail, "rb")
+            f = open(path, "rb")
         except OSError:
             return
         with f:
@@ -214,19 +217,19 @@ class Board(BoardBase):
                     break
                 self._audit.write(memoryview(buf)[:n])
 
-    def record_screen(self, record, wrap=None):
+    def record_screen(self, record, write):
         """Append one record in flash; then mirror exactly those bytes."""
         try:
             start = os.stat(self._trail)[6]
         except OSError:
             start = 0
         with open(self._trail, "a") as f:
-            json.dump(record, wrap(f) if wrap else f)  # streamed: a long review needs no big string
+            write(f)  # streamed: a long review needs no big string
             f.write("\n")
-        self._mirror(start)
+        self._mirror(self._trail, start)
 
     def audit_files(self):
-        return [self._trail]
+        return [self.flash_root + "/audit.1.jsonl", self._trail]
 
     def log(self, text):
         try:

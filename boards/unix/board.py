@@ -19,7 +19,6 @@ AMANAT_BAUD (the serial line paced like a UART at that rate), AMANAT_FAST_CLOCK
 (PIN delays 100 times shorter, for tests).
 """
 
-import json
 import os
 import select
 import sys
@@ -118,6 +117,8 @@ class Board(BoardBase):
         self.auto_confirm = os.getenv("AMANAT_AUTO_CONFIRM") == "1"
         self.measure_heap = os.getenv("AMANAT_MEASURE_HEAP") == "1"
         self.clock_speed = 100 if os.getenv("AMANAT_FAST_CLOCK") == "1" else 1
+        if os.getenv("AMANAT_TRAIL_KIB"):
+            self.audit_capacity = int(os.getenv("AMANAT_TRAIL_KIB")) * 1024
         self.serial = Channel(sys.stdin.buffer, int(os.getenv("AMANAT_BAUD") or 0))
         self.debug = Channel(sys.stderr.buffer)
         self._poll = select.poll()
@@ -166,16 +167,13 @@ class Board(BoardBase):
         # No display: the screen is kept for DebugLink and logged when answered.
         pass
 
-    def record_screen(self, record, wrap=None):
-        """Append one record; `wrap(f)` gives the writer to use (the firmware
-        hashes each record as it is written)."""
+    def record_screen(self, record, write):
         with open(self.state + "/screens.jsonl", "a") as f:
-            json.dump(record, wrap(f) if wrap else f)  # streamed: a long review needs no big string
+            write(f)  # streamed: a long review needs no big string
             f.write("\n")
 
     def audit_files(self):
-        """The audit trail's files, oldest first."""
-        return [self.state + "/screens.jsonl"]
+        return [self.state + "/screens.1.jsonl", self.state + "/screens.jsonl"]
 
     def log(self, text):
         with open(self._log_path, "a") as f:

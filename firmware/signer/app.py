@@ -12,9 +12,10 @@ from binascii import hexlify
 from embit import bip39
 
 from . import capacity, handlers, rpc, screens
-from .audit import Chain
+from . import audit
 from .batch import Batch
-from .errors import BadParams, Busy, DeviceError, InternalError, NotReady, StorageError, UnknownMethod
+from .errors import (BadParams, Busy, CheckpointDue, DeviceError, InternalError, NotReady, Rejected, StorageError,
+                     TrailFull, UnknownMethod)
 from .framing import ticks_diff
 from .keystore import Keystore
 from .link import Link
@@ -53,10 +54,15 @@ class App:
         # frame buffer (a full one would hold 8 KB of the heap for nothing).
         self.debug = Link(board.debug, board, DEBUG_MAX_PAYLOAD) if board.debug is not None else None
         self.ui = UI(self)
-        self.audit = Chain(board.audit_files())
-        lost = self.audit.power_loss_record()
+        self.trail = audit.Trail(board)
+        self.trail.key = self._log_key_fingerprint()
+        lost = self.trail.power_loss_record()
         if lost is not None:
             self.record(lost)
+        self.request_path = root + "/request"  # the request under way, for the next start to tell if cut off
+        self._record_interrupted()
+        self.record({"screen": "boot", "title": "Device started", "firmware": FIRMWARE_VERSION,
+                     "board": board.name, "lines": ["Amanat %s on %s" % (FIRMWARE_VERSION, board.name)]})
         self.keystore = None
         self._registry = None
         self.busy = None
@@ -69,6 +75,7 @@ class App:
         self.signed_length = None
         self.ae_spool_path = root + "/ae.round"
         self.ae_round = None  # an anti-exfil first round waiting for its second (handlers.sign_psbt)
+        self.checkpoint_round = None  # a checkpoint's first round (handlers.audit_checkpoint)
         self.drop_ae_round()  # nor does a round: its spool would only hold flash
         self.read_buf = None  # the download's chunk buffer (handlers.psbt_read)
         self.heap = capacity.Heap(board.measure_heap)
@@ -166,16 +173,24 @@ class App:
             fn, allowed = entry
             if method not in AE_ROUND_KEEPS:
                 self.drop_ae_round()  # the host went on to something else: the round is over
+            if method in handlers.GATED and not (isinstance(params, dict) and params.get("anti_exfil") == "reveal"):
+                self._check_trail(method)  # (a second round finishes what its first was let through for)
             gc.collect()  # a clean heap before the real work: fragmentation, not size, fails first
             self.busy = method
             self.progress = None
+            recorded = method in handlers.RECORDED
+            if recorded:
+                self._mark_request(method)
             try:
                 return rpc.result(rid, fn(self, rpc.Params(params, allowed)))
             finally:
                 self.busy = None
                 self.progress = None
                 self.batch_at = None
+                if recorded:
+                    self._mark_request(None)
         except DeviceError as e:
+            self._record_refusal(method, params, e)
             return rpc.error(rid, e)
         except MemoryError as e:
             gc.collect()
@@ -226,10 +241,91 @@ class App:
             pass
 
     def record(self, record):
-        """Append an answered screen to the audit trail, chained to the last."""
-        self.audit.stamp(record)
-        self.board.record_screen(record, self.audit.wrap)
-        self.audit.written()
+        """Append a record (an answered screen, an event) to the audit trail."""
+        self.trail.append(record)
+
+    # ---- the audit trail (audit.py, docs/audit.md)
+    def _log_key_fingerprint(self):
+        try:
+            key = self.storage.settings().get("log_key")
+        except StorageError:
+            return None  # said so at unlock (seed_damaged)
+        return audit.key_fingerprint(bytes.fromhex(key)) if key else None
+
+    def log_key(self):
+        """The audit trail's key (an embit HDKey) of the unlocked seed."""
+        return self.keystore.root.derive(audit.LOG_KEY_PATH)
+
+    def _check_trail(self, method):
+        """Requests that sign or change the device wait for an export when the
+        trail is full (fail closed: nothing is dropped) and for a checkpoint
+        when too many records are unsigned."""
+        t = self.trail
+        if t.full():
+            raise TrailFull("the audit trail is full (%d of %d bytes): export it (amanat audit export) and "
+                            "acknowledge the export on the device before %s" % (t.used(), t.capacity, method))
+        if t.unsigned() >= audit.CHECKPOINT_EVERY:
+            raise CheckpointDue("%d audit records since the last checkpoint: sign one (audit_checkpoint) before %s"
+                                % (t.unsigned(), method))
+
+    def trail_warning(self):
+        """The warning that the trail is nearly full, or None."""
+        p = self.trail.percent()
+        if p < audit.WARN_PERCENT:
+            return None
+        return "audit trail %d%% full: export it (amanat audit export) before it stops signing" % p
+
+    def _mark_request(self, method):
+        """Keep the name of the request under way in flash (None: it ended)."""
+        try:
+            if method is None:
+                os.remove(self.request_path)
+            else:
+                with open(self.request_path, "w") as f:
+                    f.write(method)
+        except OSError:
+            pass  # the marker only tells the next start; the request goes on
+
+    def _record_interrupted(self):
+        try:
+            with open(self.request_path) as f:
+                method = f.read()
+        except OSError:
+            return
+        self.record({"screen": "interrupted", "title": "A request was cut off", "method": method,
+                     "lines": ["%s did not finish: the device lost power or restarted" % method,
+                               "Nothing was signed after its review unless its answer says so"]})
+        self._mark_request(None)
+
+    def _record_refusal(self, method, params, e):
+        """A refused request that signs or changes the device, with its reason
+        (an officer's rejection is already its screen's record; a due
+        checkpoint is the host's to sign; a full trail is recorded once a start)."""
+        if method not in handlers.RECORDED or isinstance(e, (Rejected, CheckpointDue)):
+            return
+        if isinstance(e, TrailFull):
+            if self.trail.refused_full:
+                return
+            self.trail.refused_full = True
+        rec = {"screen": "refused", "method": method, "code": e.name, "reason": e.message}
+        digest = params.get("sha256") if isinstance(params, dict) else None
+        if isinstance(digest, (bytes, bytearray)) and len(digest) == 32:
+            rec["psbt_sha256"] = hexlify(digest).decode()
+        try:
+            self.record(rec)
+        except Exception as x:  # the refusal is answered all the same
+            self.board.log_exception(x)
+
+    def record_pin(self, purpose, outcome, left=None):
+        """A PIN entry's outcome: "right", "wrong" or "wiped" (the last attempt)."""
+        rec = {"screen": "pin", "for": purpose, "outcome": outcome}
+        if left is not None:
+            rec["left"] = left
+        self.record(rec)
+
+    def record_wiped(self, why):
+        self.record({"screen": "wiped", "title": "Seed erased", "reason": why})
+        self.trail.key = None
 
     def info(self):
         ks = self.keystore
@@ -246,6 +342,7 @@ class App:
             "heap": self.heap.to_dict(),
             "limits": capacity.limits(self.board.flash_root),
             "anti_exfil": "ecdsa_s2c",  # sign_psbt's two rounds (docs/protocol.md, "Anti-exfil")
+            "trail": self.trail.to_dict(),
         }
 
     # ---- DebugLink (emulator only: the board decides whether it exists)
@@ -268,7 +365,7 @@ class App:
     # ---- first start and unlock
     def setup(self):
         # Not auto-approved: the emulator's launcher (or the officer) answers them.
-        if self.ui.confirm(screens.setup_create(), auto=False):
+        if self.ui.confirm(screens.setup_create(self.trail.head()), auto=False):
             secret, meta = self._create()
         elif self.ui.confirm(screens.setup_kind(), auto=False):
             secret, meta = self.recover_shares(screens.setup_share)
@@ -282,10 +379,15 @@ class App:
             # The fingerprint identifies words + passphrase together: a typo in
             # the passphrase (typed once, masked) shows here as a strange one.
             fp = hexlify(self.keystore.fingerprint).decode()
-            if not self.ui.confirm(screens.setup_check(fp, network)):
+            log_key = hexlify(self.log_key().key.sec()).decode()
+            if not self.ui.confirm(screens.setup_check(fp, network, log_key)):
                 self.keystore = None
                 return  # nothing stored: setup starts again
-            self.storage.store_seed(secret, pin, network, len(passphrase) > 0, fp, slip39=meta)
+            self.storage.store_seed(secret, pin, network, len(passphrase) > 0, fp, slip39=meta, log_key=log_key)
+            self.trail.key = audit.key_fingerprint(bytes.fromhex(log_key))
+            self.record({"screen": "setup", "title": "Seed stored", "fingerprint": fp, "network": network,
+                         "backup": "slip39" if meta else "bip39", "passphrase": len(passphrase) > 0,
+                         "log_key": log_key, "log_key_path": audit.LOG_KEY_PATH})
         finally:
             wipe(secret)
             wipe(pin)
@@ -467,21 +569,37 @@ class App:
             delay = pin_delay_ms(failures) // self.board.clock_speed
             if delay:
                 self.ui.pause(screens.pin_wait(MAX_PIN_ATTEMPTS - failures, pin_delay_ms(failures) // 1000), delay)
-            pin = self.ui.ask_text(screens.unlock_pin(err, MAX_PIN_ATTEMPTS - failures))
+            pin = self.ui.ask_text(screens.unlock_pin(err, MAX_PIN_ATTEMPTS - failures, self.trail.head()))
             try:
                 entropy, meta = self.storage.unseal(pin)
             except WrongPin as e:
                 err = str(e)
+                wiped = not self.storage.initialized()
+                self.record_pin("unlock", "wiped" if wiped else "wrong", e.left)
+                if wiped:
+                    self.record_wiped("the last PIN attempt was wrong")
                 continue
             except StorageError as e:
                 self._damaged_seed(e)
                 return
             finally:
                 wipe(pin)
+            self.record_pin("unlock", "right")
             try:
                 self._unlock_with_passphrase(entropy, meta)
             finally:
                 wipe(entropy)
+            if self.keystore is not None:
+                self._keep_log_key()
+
+    def _keep_log_key(self):
+        """A seed stored before the trail had a key gets it now."""
+        settings = self.storage.settings()
+        key = hexlify(self.log_key().key.sec()).decode()
+        if settings.get("log_key") != key:
+            settings["log_key"] = key
+            self.storage.save_settings(settings)
+        self.trail.key = audit.key_fingerprint(bytes.fromhex(key))
 
     def _unlock_with_passphrase(self, entropy, meta=None):
         # The fingerprint kept at setup tells a mistyped passphrase (another
@@ -508,6 +626,7 @@ class App:
         # restore from the recovery words; until then the device stays locked.
         if self.ui.confirm(screens.seed_damaged(e.message), auto=False):
             self.storage.erase()
+            self.record_wiped("the stored records were damaged: " + e.message)
 
     def _load(self, entropy, passphrase, network, meta=None):
         ks = Keystore(network)

@@ -75,8 +75,18 @@ class InternalError(DeviceError):
     name = "INTERNAL"
 
 
+class TrailFull(DeviceError):
+    code = 13
+    name = "TRAIL_FULL"
+
+
+class CheckpointDue(DeviceError):
+    code = 14
+    name = "CHECKPOINT_DUE"
+
+
 BY_CODE = {
     c.code: c
     for c in (BadFrame, BadRequest, UnknownMethod, BadParams, Busy, NotReady, Rejected,
-              BadPsbt, Refused, UploadError, StorageError, InternalError)
+              BadPsbt, Refused, UploadError, StorageError, InternalError, TrailFull, CheckpointDue)
 }

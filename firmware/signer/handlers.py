@@ -174,7 +174,7 @@ def sign_psbt(app, p):
     registry = app.registry()
     with open(app.upload.path, "rb") as f:
         shown, plan = _on_flash(_review, app, review.Reviewer, f, ks, registry, limits(app), busy("reviewing"),
-                                anti_exfil=rounds == "commit")
+                                anti_exfil=rounds == "commit", psbt_sha256=hexlify(digest).decode())
     # What is signed must be what was reviewed.
     app.upload.check(digest, busy("checking"))
     if rounds == "commit":
@@ -279,15 +279,21 @@ def sign_file(app, src_path, dst_path, plan, registry, rounds=None):
     return count
 
 
-def _review(app, reviewer, *args, anti_exfil=None):
+def _review(app, reviewer, *args, anti_exfil=None, psbt_sha256=None):
     """The officer's review, screen by screen (review_screens). (summary dict,
     plan). anti_exfil: whether the ECDSA signatures get anti-exfil's rounds
-    (the totals screen says so), None where that is not told."""
+    (the totals screen says so), None where that is not told; psbt_sha256:
+    the hash of the PSBT, for the trail."""
     rv = reviewer(*args)
     summary, plan = rv.run()
     shown = summary.to_dict()
     if anti_exfil is not None:
         shown["anti_exfil"] = anti_exfil
+    if psbt_sha256 is not None:
+        shown["psbt_sha256"] = psbt_sha256
+    warning = app.trail_warning()
+    if warning is not None:
+        shown["warnings"].append(warning)
     for screen in review_screens(rv, shown):
         app.ui.require(screen, "the officer rejected the transaction")
     return shown, plan
@@ -418,12 +424,16 @@ def _confirm_pin(app, what):
     pin = app.ui.ask_text(screens.confirm_pin(what, None, MAX_PIN_ATTEMPTS - app.storage.pin_failures()))
     try:
         secret, meta = app.storage.unseal(pin)
-        return pin, secret, meta
     except WrongPin as e:
         wipe(pin)
-        if not app.storage.initialized():
+        wiped = not app.storage.initialized()
+        app.record_pin(what, "wiped" if wiped else "wrong", e.left)
+        if wiped:
+            app.record_wiped("the last PIN attempt was wrong")
             app.forget_seed()
         raise Rejected(str(e))
+    app.record_pin(what, "right")
+    return pin, secret, meta
 
 
 def change_pin(app, p):
@@ -480,8 +490,82 @@ def wipe_device(app, p):
         raise Rejected("the officer did not confirm the wipe")
     app.registry().erase_all()
     app.storage.erase()
+    app.record_wiped("the officer erased the device")
     app.forget_seed()
     return {}
+
+
+# ---- the audit trail (audit.py, docs/audit.md)
+
+
+def audit_key(app, p):
+    """The log key that signs the trail's checkpoints, shown on the device."""
+    from .audit import LOG_KEY_PATH, key_fingerprint
+
+    pub = app.log_key().key.sec()
+    key = hexlify(pub).decode()
+    app.ui.require(screens.audit_key(key, LOG_KEY_PATH), "the officer did not confirm the log key")
+    return {"log_key": key, "path": LOG_KEY_PATH, "fingerprint": key_fingerprint(pub)}
+
+
+def audit_checkpoint(app, p):
+    """A checkpoint: the log key's signature over the trail's seq and head,
+    in anti-exfil's two rounds (the host's commitment, then its entropy),
+    written into the trail as a record. Nothing to sign (the last record is
+    a checkpoint) answers {"seq", "head", "signed": False}."""
+    from . import anti_exfil
+    from .audit import checkpoint_digest
+
+    t = app.trail
+    rounds = p.text("anti_exfil", limit=8)
+    if rounds == "commit":
+        commitment = p.data("commitment", size=32)
+        app.checkpoint_round = None
+        if t.unsigned() == 0:
+            return {"seq": t.seq, "head": t.prev, "signed": False}
+        key = app.log_key()
+        opening = anti_exfil.signer_commit(key.key.secret, checkpoint_digest(t.seq, t.prev), commitment)
+        app.checkpoint_round = (t.seq, t.prev, bytes(commitment), opening)
+        return {"seq": t.seq, "head": t.prev, "opening": opening}
+    if rounds != "reveal":
+        raise BadParams('anti_exfil must be "commit" or "reveal"')
+    entropy = p.data("entropy", size=32)
+    host_time = p.text("host_time", default="", limit=64)
+    pending, app.checkpoint_round = app.checkpoint_round, None
+    if pending is None:
+        raise Refused("no checkpoint commitment to finish: send its first round again")
+    seq, head, commitment, opening = pending
+    if (t.seq, t.prev) != (seq, head):
+        raise Refused("the trail changed after the checkpoint's first round (now at record %d): start again" % t.seq)
+    sig, again = anti_exfil.sign(app.log_key().key.secret, checkpoint_digest(seq, head), entropy, commitment)
+    if again != opening:
+        raise Refused("the nonce differs from the first round's opening")
+    der = hexlify(sig.serialize()).decode()
+    rec = {"screen": "checkpoint", "covers_seq": seq, "covers_head": head, "sig": der,
+           "ae_opening": hexlify(opening).decode(), "ae_entropy": hexlify(entropy).decode()}
+    if host_time:
+        rec["host_time"] = host_time  # as the host says: the device has no clock
+    app.record(rec)
+    return {"seq": seq, "head": head, "signed": True, "sig": der, "record_seq": t.seq}
+
+
+def audit_exported(app, p):
+    """The officer acknowledges on the device that a host exported the
+    trail up to record `seq` (whose line hash is `head`): the archive file,
+    if every record in it is exported, is freed."""
+    t = app.trail
+    seq = p.uint("seq")
+    head = p.text("head", limit=64)
+    if t.line_hash(seq) != head:
+        raise Refused("record %d of the trail is not the one exported (its hash differs, or the trail does not "
+                      "hold it)" % seq)
+    if t.archive_last is None or t.archive_last > seq:
+        raise Refused("nothing to free: the archived records go up to %s; export the trail again"
+                      % ("no archive" if t.archive_last is None else "record %d" % t.archive_last))
+    freed = t.archive_size()
+    app.ui.require(screens.audit_exported(seq, head, freed), "the officer did not acknowledge the export")
+    freed = t.free_exported(seq)
+    return {"freed": freed, "trail": t.to_dict()}
 
 
 def _all_methods():
@@ -517,6 +601,18 @@ _METHODS = {
     "change_pin": (change_pin, ()),
     "backup_check": (backup_check, ()),
     "wipe": (wipe_device, ()),
+    "audit_key": (audit_key, ()),
+    "audit_checkpoint": (audit_checkpoint, ("anti_exfil", "commitment", "entropy", "host_time")),
+    "audit_exported": (audit_exported, ("seq", "head")),
 }
+
+# Requests that sign or change what the device holds: refused while the
+# trail is full or a checkpoint is due (app._check_trail).
+GATED = ("sign_psbt", "sign_batch", "sign_message", "register_wallet", "delete_wallet", "set_limits",
+         "change_pin")
+# Requests whose refusals are recorded, and whose being cut off by a power
+# loss is told at the next start.
+RECORDED = GATED + ("batch_add", "display_address", "wallet_address", "backup_check", "wipe", "audit_key", "audit_checkpoint",
+                    "audit_exported")
 
 METHODS = _all_methods()

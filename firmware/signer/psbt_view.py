@@ -271,25 +271,44 @@ class Additions:
 class TxHashes:
     """The hashes a transaction's sighashes share (BIP143 hashPrevouts,
     hashSequence and hashOutputs as single SHA256, BIP341's sha_amounts and
-    sha_scriptpubkeys), taken as the review reads each input and output."""
+    sha_scriptpubkeys), taken as the review reads each input and output;
+    with `version` and the counts, also its txid (the serialization without
+    witnesses, hashed as it streams by)."""
 
-    def __init__(self):
+    def __init__(self, version=None, num_inputs=0, num_outputs=0):
         self.h = [hashlib.sha256() for _ in range(5)]
+        self.tx = None
+        if version is not None:
+            self.tx = hashlib.sha256(version.to_bytes(4, "little") + compact.to_bytes(num_inputs))
+            self._outputs = compact.to_bytes(num_outputs)
 
     def add_input(self, vin, utxo):
         h = self.h
-        h[0].update(bytes(reversed(vin.txid)))
-        h[0].update(vin.vout.to_bytes(4, "little"))
-        h[1].update(vin.sequence.to_bytes(4, "little"))
+        prevout = bytes(reversed(vin.txid)) + vin.vout.to_bytes(4, "little")
+        sequence = vin.sequence.to_bytes(4, "little")
+        h[0].update(prevout)
+        h[1].update(sequence)
         h[3].update(utxo.value.to_bytes(8, "little"))
         h[4].update(utxo.script_pubkey.serialize())
+        if self.tx is not None:
+            self.tx.update(prevout + b"\x00" + sequence)  # an unsigned input's empty scriptSig
 
     def add_output(self, out):
-        self.h[2].update(out.value.to_bytes(8, "little"))
-        self.h[2].update(out.script_pubkey.serialize())
+        data = out.value.to_bytes(8, "little") + out.script_pubkey.serialize()
+        self.h[2].update(data)
+        if self.tx is not None:
+            if self._outputs is not None:
+                self.tx.update(self._outputs)
+                self._outputs = None
+            self.tx.update(data)
 
     def digests(self):
         return tuple([h.digest() for h in self.h])
+
+    def txid(self, locktime):
+        """The txid (hex, as explorers show it), once every input and output was added."""
+        self.tx.update(locktime.to_bytes(4, "little"))
+        return hexlify(bytes(reversed(hashlib.sha256(self.tx.digest()).digest()))).decode()
 
 
 _MODIFIABLE = bytes([PSBT_GLOBAL_TX_MODIFIABLE])

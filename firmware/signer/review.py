@@ -166,6 +166,7 @@ class Summary:
         self.vsize = 0
         self.fee_rate_tenths = 0
         self.warnings = []
+        self.txid = None
 
     def to_dict(self):
         out = {
@@ -187,6 +188,7 @@ class Summary:
             "vsize": self.vsize,
             "fee_rate_tenths": self.fee_rate_tenths,
             "warnings": self.warnings,
+            "txid": self.txid,
         }
         if self.outputs > PAGE:
             out["truncated"] = True
@@ -256,7 +258,7 @@ class Reviewer:
             raise Refused("the transaction has no outputs")
         check_global_xpubs(view, self.net)
         steps = r.inputs + r.outputs
-        hashes = TxHashes()
+        hashes = TxHashes(view.tx_version, r.inputs, r.outputs)
         locks = Locktime()
         seen = self.seen or Prevouts()
         foreign = Listed()
@@ -357,6 +359,7 @@ class Reviewer:
         view.check_end(pos)
         self.keys.clear()
         plan.digests = hashes.digests()
+        r.txid = hashes.txid(r.locktime)
         if listed_warnings > PAGE:
             r.warnings.append("%d more outputs have warnings, each shown with its output" % (listed_warnings - PAGE))
 

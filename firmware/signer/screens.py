@@ -30,9 +30,19 @@ def _prompt(name, title, line, err, entry):
     return {"screen": name, "title": title, "lines": lines, "error": err, "entry": entry}
 
 
-def setup_create():
-    return {"screen": "setup_create", "title": "Set up", "lines": ["Create a new seed on this device?",
-                                                                "Reject to restore one from a backup"]}
+def trail_head(screen, head):
+    """The audit trail's (seq, first 8 hex of its head hash) on a session's
+    first screen, for the officer's paper log (docs/audit.md)."""
+    seq, short = head
+    screen["lines"].append("Audit trail: record %d, head %s" % (seq, short))
+    screen["trail_seq"] = seq
+    screen["trail_head"] = short
+    return screen
+
+
+def setup_create(head):
+    return trail_head({"screen": "setup_create", "title": "Set up",
+                       "lines": ["Create a new seed on this device?", "Reject to restore one from a backup"]}, head)
 
 
 def create_length():
@@ -118,11 +128,12 @@ def setup_passphrase():
     return _prompt("setup_passphrase", "Passphrase", "Enter the BIP39 passphrase, or nothing", None, "text")
 
 
-def unlock_pin(err, left):
-    """`left`: the attempts left before the seed is erased."""
+def unlock_pin(err, left, head):
+    """`left`: the attempts left before the seed is erased; `head`: the
+    audit trail's (seq, head), shown at every unlock."""
     screen = _prompt("unlock_pin", "Enter PIN", "Unlock the device", err, "pin")
     screen["left"] = left
-    return screen
+    return trail_head(screen, head)
 
 
 def unlock_passphrase(err):
@@ -168,10 +179,30 @@ def wipe_device(fingerprint):
                       "Only its backup can restore it", "Approve to erase"]}
 
 
-def setup_check(fingerprint, network):
+def setup_check(fingerprint, network, log_key):
+    """log_key: the audit trail's public key (hex) that signs its checkpoints."""
+    from .audit import key_fingerprint
+
+    fp = key_fingerprint(bytes.fromhex(log_key))
     return {"screen": "setup_check", "title": "Check the wallet", "fingerprint": fingerprint,
-            "network": network, "lines": ["Fingerprint " + fingerprint, "Network " + network,
-                                          "Approve if it is the one on record"]}
+            "network": network, "log_key": log_key,
+            "lines": ["Fingerprint " + fingerprint, "Network " + network, "Audit log key " + fp + ":"]
+            + groups(log_key, 4, 6) + ["Approve if it is the one on record"]}
+
+
+def audit_key(log_key, path):
+    from .audit import key_fingerprint
+
+    return {"screen": "audit_key", "title": "Audit log key", "log_key": log_key, "path": path,
+            "lines": ["Fingerprint " + key_fingerprint(bytes.fromhex(log_key)), "Path " + path]
+            + groups(log_key, 4, 6) + ["Compare with the auditor's record"]}
+
+
+def audit_exported(seq, head, freed):
+    return {"screen": "audit_exported", "title": "Audit trail exported?", "seq": seq, "head": head,
+            "freed": freed,
+            "lines": ["A host has the trail up to record %d, head %s" % (seq, head[:8]),
+                      "Free %d bytes of records up to it?" % freed, "Approve only once the export is kept safe"]}
 
 
 def seed_damaged(message):
@@ -246,8 +277,10 @@ def review_tx(r):
     _anti_exfil_line(r, lines)
     screen = {"screen": "review_tx", "title": "Send bitcoin?", "lines": lines}
     for k in ("wallet", "account", "spends", "change", "spends_count", "change_count", "sent_sat", "change_sat",
-              "fee_sat", "fee_rate_tenths", "warnings"):
+              "fee_sat", "fee_rate_tenths", "warnings", "txid"):
         screen[k] = r[k]
+    if "psbt_sha256" in r:
+        screen["psbt_sha256"] = r["psbt_sha256"]
     if "anti_exfil" in r:
         screen["anti_exfil"] = r["anti_exfil"]
     if r.get("truncated"):

@@ -106,16 +106,17 @@ class Storage:
         except OSError:
             return False
 
-    def store_seed(self, entropy, pin, network, passphrase_used, fingerprint=None, slip39=None):
+    def store_seed(self, entropy, pin, network, passphrase_used, fingerprint=None, slip39=None, log_key=None):
         """Seal `entropy` (bytearray, 16..32 bytes: BIP39 entropy, or with
         `slip39` = (identifier, extendable, exponent) a SLIP-0039 encrypted
-        master secret) under `pin` (bytes)."""
+        master secret) under `pin` (bytes). `log_key`: the audit trail's
+        public key (hex), kept so that records name it before unlock."""
         # A new seed starts with new settings (the fingerprint is public: it
         # is in every PSBT; it tells a mistyped passphrase at unlock). They
         # are written first: the seed record is what makes the device set
         # up, so a power cut between the two leaves a device that sets up
         # again, never a seed without its network and fingerprint.
-        self.save_settings({"network": network, "pin_failures": 0, "fingerprint": fingerprint})
+        self.save_settings({"network": network, "pin_failures": 0, "fingerprint": fingerprint, "log_key": log_key})
         self._seal(entropy, pin, 1 if passphrase_used else 0, slip39)
 
     def _device_check(self):

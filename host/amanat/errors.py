@@ -25,7 +25,7 @@ class DeviceError(AmanatError):
 
     NAMES = {1: "BAD_FRAME", 2: "BAD_REQUEST", 3: "UNKNOWN_METHOD", 4: "BAD_PARAMS", 5: "BUSY",
              6: "NOT_READY", 7: "REJECTED", 8: "BAD_PSBT", 9: "REFUSED", 10: "UPLOAD",
-             11: "STORAGE", 12: "INTERNAL"}
+             11: "STORAGE", 12: "INTERNAL", 13: "TRAIL_FULL", 14: "CHECKPOINT_DUE"}
 
     def __init__(self, code: int, message: str):
         super().__init__(message)

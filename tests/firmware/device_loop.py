@@ -69,13 +69,13 @@ class MemoryBoard(BoardBase):
     def device_key(self):
         return bytearray(b"\x42" * 32)
 
-    def record_screen(self, record, wrap=None):
-        sink = io.BytesIO()
-        (wrap(sink) if wrap else sink).write(json.dumps(record).encode())  # hashed as written
+    def record_screen(self, record, write):
+        sink = io.StringIO()
+        write(sink)  # the firmware's canonical line, hashed as written
         self.screens.append(json.loads(sink.getvalue()))
 
     def audit_files(self):
-        return []
+        return [self.flash_root + "/none.1.jsonl", self.flash_root + "/none.jsonl"]  # kept in memory
 
     def log(self, text):
         self.logged.append(text)
@@ -93,6 +93,8 @@ class MemoryBoard(BoardBase):
 def make_app(tmp_path, decide=None):
     """An App on a MemoryBoard in `tmp_path`, unlocked with MNEMONIC."""
     a = App(MemoryBoard(tmp_path, decide))
+    assert [r["screen"] for r in a.board.screens] == ["boot"]
+    a.board.screens.clear()  # the tests look at what their requests record
     ks = Keystore(NETWORK)
     ks.load_mnemonic(MNEMONIC)
     a.keystore = ks
