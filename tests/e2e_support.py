@@ -35,8 +35,13 @@ class Emu:
         return DebugLink(self.rec["debug_port"])
 
     def screens(self):
-        path = self.state / "screens.jsonl"
-        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+        """The trail's records, the archive's first (the unix board's two files)."""
+        out = []
+        for name in ("screens.1.jsonl", "screens.jsonl"):
+            path = self.state / name
+            if path.exists():
+                out += [json.loads(line) for line in path.read_text().splitlines() if line]
+        return out
 
 
 def restore_by_hand(dl, mnemonic, pin, passphrase="", between=None):

@@ -262,7 +262,7 @@ class App:
         when too many records are unsigned."""
         t = self.trail
         if t.full():
-            raise TrailFull("the audit trail is full (%d of %d bytes): export it (amanat audit export) and "
+            raise TrailFull("the audit trail is full (%d of %d bytes): export it (amanat audit export --free) and "
                             "acknowledge the export on the device before %s" % (t.used(), t.capacity, method))
         if t.unsigned() >= audit.CHECKPOINT_EVERY:
             raise CheckpointDue("%d audit records since the last checkpoint: sign one (audit_checkpoint) before %s"
@@ -273,7 +273,7 @@ class App:
         p = self.trail.percent()
         if p < audit.WARN_PERCENT:
             return None
-        return "audit trail %d%% full: export it (amanat audit export) before it stops signing" % p
+        return "audit trail %d%% full: export it (amanat audit export --free) before it stops signing" % p
 
     def _mark_request(self, method):
         """Keep the name of the request under way in flash (None: it ended)."""
@@ -342,8 +342,14 @@ class App:
             "heap": self.heap.to_dict(),
             "limits": capacity.limits(self.board.flash_root),
             "anti_exfil": "ecdsa_s2c",  # sign_psbt's two rounds (docs/protocol.md, "Anti-exfil")
-            "trail": self.trail.to_dict(),
+            "trail": self._trail_info(settings),
         }
+
+    def _trail_info(self, settings):
+        t = self.trail.to_dict()
+        t["log_key"] = settings.get("log_key")  # public: what the checkpoints verify under
+        t["warning"] = self.trail_warning()
+        return t
 
     # ---- DebugLink (emulator only: the board decides whether it exists)
     def _serve_debug(self, payload):

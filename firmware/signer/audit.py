@@ -249,7 +249,8 @@ class Trail:
 
     def to_dict(self):
         return {"seq": self.seq, "head": self.prev, "used": self.used(), "capacity": self.capacity,
-                "unsigned": self.unsigned(), "checkpoint_seq": self.checkpoint_seq, "key": self.key}
+                "percent": self.percent(), "unsigned": self.unsigned(), "checkpoint_seq": self.checkpoint_seq,
+                "key": self.key}
 
     # ---- writing
     def append(self, record):

@@ -122,12 +122,15 @@ def _fingerprint_of(port: str) -> str | None:
 def _device(port):
     """A connected client; any AmanatError inside becomes a one-line CLI error."""
     c = _connect(port)
+    sign = False  # a session that changed the trail ends with a checkpoint, unless the line is gone
     try:
         yield c
+        sign = True
     except AmanatError as e:
+        sign = not isinstance(e, TransportError)
         _fail(e)
     finally:
-        c.close()
+        c.close(checkpoint=sign)
 
 
 def _select(ctx, param, value):
@@ -438,9 +441,11 @@ def device_wipe(port):
                    "at least 115200, the protocol's line rate).")
 @click.option("--measure-heap", is_flag=True, help="Sample the heap in use while signing (info's heap.peak).")
 @click.option("--fast-clock", is_flag=True, help="PIN delays 100 times shorter (tests of the delays; no board has this).")
+@click.option("--trail-kib", type=click.IntRange(4), default=None,
+              help="Bound the audit trail to this many KiB instead of 1024 (to see it fill up).")
 @click.option("--detach", is_flag=True, help="Return once the device answers and leave it running.")
 def emulator_start(state, target, mnemonic, shares, passphrase, network, pin, auto_confirm, heap, baud, measure_heap,
-                   fast_clock, detach):
+                   fast_clock, trail_kib, detach):
     """Start an emulator; prints {"port", "debug_port", "pid", "state", "target", "fingerprint", "network",
     "locked"} once it answers (fingerprint null while it waits at setup or is locked)."""
     from . import emulator as emu
@@ -455,7 +460,7 @@ def emulator_start(state, target, mnemonic, shares, passphrase, network, pin, au
         rec = emu.start(state, mnemonic=mnemonic, passphrase=passphrase, network=network,
                         auto_confirm=auto_confirm, heap=heap, pin=pin or emu.DEFAULT_PIN, target=target,
                         baud=baud, measure_heap=measure_heap, unlock=pin is not None or mnemonic is not None,
-                        fast_clock=fast_clock)
+                        fast_clock=fast_clock, trail_kib=trail_kib)
     except AmanatError as e:
         raise CliError(e.message) from None
     except OSError as e:  # e.g. the micropython binary is missing
@@ -580,20 +585,34 @@ def _audit_detail(r: dict) -> str:
         return f"{r.get('old')} -> {r.get('new')}"
     if name == "power_loss":
         return f"the record before was cut short by a power loss ({r.get('torn_bytes')} bytes) and not acted on"
+    if name == "pin":
+        return f"PIN to {r.get('for')}: {r.get('outcome')}"
+    if name == "refused":
+        return f"{r.get('method')} refused, {r.get('code')}: {r.get('reason')}"
+    if name == "checkpoint":
+        return f"signed records up to {r.get('covers_seq')} (host time {r.get('host_time')})"
+    if name == "boot":
+        return f"firmware {r.get('firmware')} on {r.get('board')}"
+    if name == "interrupted":
+        return f"{r.get('method')} was cut off by a power loss or restart"
     return r.get("title", "")
 
 
-@main.command()
+@main.group(invoke_without_command=True)
 @click.option("--last", type=click.IntRange(1), default=None, help="Only the last N records.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Also save the whole trail, as the device wrote it.")
 @click.option("--verify", is_flag=True, help="Exit 1 if the trail's hash chain is broken.")
 @port_option
 @json_option
-def audit(last, output, verify, port, as_json):
+@click.pass_context
+def audit(ctx, last, output, verify, port, as_json):
     """The device's audit trail: every screen it showed and the answer it got,
-    with a check of the hash chain that links its records."""
+    with a check of the hash chain that links its records. `audit key`,
+    `audit export` and `audit verify` are the auditor's (docs/audit.md)."""
     from . import audit as audit_mod
 
+    if ctx.invoked_subcommand is not None:
+        return
     with _device(port) as c:
         lines = c.audit_lines()
     records = audit_mod.parse(lines)
@@ -618,6 +637,107 @@ def audit(last, output, verify, port, as_json):
             console.print(f"hash chain intact over {len(records)} records")
     if verify and problems:
         raise CliError(f"the audit trail's hash chain is broken ({len(problems)} problem(s))")
+
+
+@audit.command("key")
+@port_option
+@json_option
+def audit_key(port, as_json):
+    """The device's log key, which signs the trail's checkpoints: shown on
+    the device, printed for the auditor's records."""
+    with _device(port) as c:
+        err_console.print("Compare the key on the device screen and confirm it there.")
+        k = c.audit_key()
+    if as_json:
+        _emit_json(k)
+    else:
+        click.echo(k["log_key"])
+        err_console.print(f"fingerprint {k['fingerprint']}, derived at {k['path']}")
+
+
+def _verify_report(rep, as_json, extra=None):
+    if as_json:
+        out = rep.to_dict()
+        out.update(extra or {})
+        _emit_json(out)
+    else:
+        t = Table("kind", "records")
+        for kind, n in sorted(rep.counts.items()):
+            t.add_row(Text(kind), str(n))
+        console.print(t)
+        console.print(f"records {rep.first_seq} to {rep.last_seq} ({rep.records}), head {rep.head}")
+        cp = rep.last_checkpoint
+        if cp:
+            console.print(f"last checkpoint: record {cp['seq']}, signing records up to {cp['covers_seq']} "
+                          f"with log key {cp['key']} (host time {cp['host_time']})")
+        else:
+            console.print("no valid checkpoint")
+        for p in rep.problems:
+            err_console.print(Text(p, style="red"))
+        if not rep.problems:
+            console.print(f"every link and {rep.checkpoints} checkpoint signature(s) verify")
+    if rep.problems:
+        raise CliError(f"the audit trail does not verify ({len(rep.problems)} problem(s))")
+
+
+@audit.command("export")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Write the trail here (JSON lines).")
+@click.option("--free", is_flag=True,
+              help="Then have the officer acknowledge the export on the device, which frees the archived records "
+                   "(a full trail signs again).")
+@port_option
+@json_option
+def audit_export(output, free, port, as_json):
+    """Sign a checkpoint, read the whole trail, verify it under the device's
+    log key and write it to OUTPUT."""
+    from . import audit as audit_mod
+
+    with _device(port) as c:
+        c.checkpoint()
+        lines = c.audit_lines()
+        key = c.info()["trail"].get("log_key")
+        if not key:
+            raise CliError("the device has no log key (it is not set up)")
+        rep = audit_mod.verify(lines, [bytes.fromhex(key)])
+        _write_file(output, b"".join(line + b"\n" for line in lines))
+        freed = None
+        if free and not rep.problems:
+            err_console.print("Acknowledge the export on the device screen.")
+            freed = c.audit_exported(rep.last_seq, rep.head)["freed"]
+    if not as_json:
+        err_console.print(f"wrote {len(lines)} records to {output}")
+        if freed is not None:
+            err_console.print(f"the device freed {freed} bytes of exported records")
+    _verify_report(rep, as_json, {"output": output, "freed": freed, "log_key": key})
+
+
+@audit.command("verify")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--key", "keys", multiple=True, required=True, metavar="PUBKEY",
+              help="A log key (hex, from `amanat audit key`) the checkpoints must verify under; repeat for several.")
+@click.option("--expect", multiple=True, metavar="SEQ:HEAD",
+              help="A paper log entry: record SEQ's head hash starts with HEAD (catches a trail cut short).")
+@json_option
+def audit_verify(files, keys, expect, as_json):
+    """Check exported trails offline: every link, the canonical form, every
+    checkpoint's signature; FILES in order (successive exports may overlap)."""
+    from . import audit as audit_mod
+
+    try:
+        pubs = [bytes.fromhex(k) for k in keys]
+        if any(len(p) != 33 for p in pubs):
+            raise ValueError
+    except ValueError:
+        raise CliError("--key: a compressed public key, 66 hex digits", EXIT_BAD_INPUT) from None
+    try:
+        paper = [audit_mod.parse_expect(e) for e in expect]
+    except ValueError as e:
+        raise CliError(f"--expect {e}", EXIT_BAD_INPUT) from None
+    parts = [[line for line in Path(f).read_bytes().split(b"\n") if line] for f in files]
+    lines, problems = audit_mod.join(parts)
+    rep = audit_mod.verify(lines, pubs, paper)
+    rep.problems[:0] = problems
+    _verify_report(rep, as_json)
 
 
 @main.command()

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 
 from .descriptors import normalize_path
-from .errors import LimitError, ProtocolError, TransportError
+from .errors import AmanatError, DeviceError, LimitError, ProtocolError, SignatureError, TransportError
 from .psbt_verify import verify_new_signatures
 from .transport import Transport
 
@@ -28,7 +28,7 @@ RESULTS = {
     "prompt": {"prompt": (dict, _OPT)},
     "info": {"protocol": int, "initialized": bool, "locked": bool, "firmware": str, "model": str,
              "network": (str, _OPT), "fingerprint": (bytes, _OPT), "target": str, "heap": dict, "limits": dict,
-             "anti_exfil": (str, _OPT)},
+             "anti_exfil": (str, _OPT), "trail": dict},
     "get_xpub": {"xpub": str},
     "get_descriptors": {"receive": list, "internal": list},
     "display_address": {"address": str},
@@ -51,7 +51,11 @@ RESULTS = {
     "change_pin": {},
     "backup_check": {"matches": bool},
     "wipe": {},
+    "audit_key": {"log_key": str, "path": str, "fingerprint": str},
+    "audit_checkpoint": {"seq": int, "head": str, "signed": (bool, _OPT), "opening": (bytes, _OPT), "sig": (str, _OPT)},
+    "audit_exported": {"freed": int, "trail": dict},
 }
+CHECKPOINT_DUE = 14  # the device's error code when its trail waits for a checkpoint (docs/audit.md)
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,7 @@ class Client:
                 f"device on {port} speaks protocol {info.get('protocol')!r}; this host speaks {PROTOCOL}"
             )
         self.limits = info["limits"]
+        self.trail_at = info["trail"]["seq"]  # a session that changed the trail ends with a checkpoint
         # sign_psbt's two rounds for every ECDSA signature (docs/protocol.md, "Anti-exfil")
         self.anti_exfil = info.get("anti_exfil") == "ecdsa_s2c"
         self.on_prompt = None  # called with each prompt the device shows while a request waits (docs/protocol.md)
@@ -128,13 +133,79 @@ class Client:
         return self
 
     def _call(self, method: str, params: dict | None = None):
-        return checked(method, self.t.call(method, params))
+        return self._checkpointed(lambda: checked(method, self.t.call(method, params)))
+
+    def _checkpointed(self, request):
+        """request(); once more after a checkpoint if the device asks for one first."""
+        try:
+            return request()
+        except DeviceError as e:
+            if e.code != CHECKPOINT_DUE:
+                raise
+        self.checkpoint()
+        return request()
 
     def __exit__(self, *exc):
-        self.close()
+        self.close(checkpoint=exc[0] is None)
 
-    def close(self):
-        self.t.close()
+    def close(self, checkpoint: bool = False):
+        """checkpoint: first sign the trail's records this session added, if any."""
+        try:
+            if checkpoint:
+                self.end_session()
+        finally:
+            self.t.close()
+
+    def end_session(self):
+        """A checkpoint if the trail changed since this client connected and
+        the device can sign one (unlocked). Never raises: the session's work
+        is done, and the next one signs what this one left."""
+        try:
+            info = self.t.call("info")
+            trail = info.get("trail") or {}
+            if not info.get("locked") and trail.get("seq") != self.trail_at and trail.get("unsigned"):
+                self.checkpoint()
+        except AmanatError:
+            pass
+
+    # -- the audit trail (docs/audit.md)
+    def checkpoint(self, host_time: str | None = None) -> dict:
+        """Have the device sign a checkpoint of its trail with its log key,
+        the nonce fixed by our entropy (anti-exfil), and check it. The
+        device's answer ({"seq", "head", "signed", ...}); signed False when
+        the trail's last record is already a checkpoint."""
+        from datetime import datetime, timezone
+
+        from . import anti_exfil
+        from .audit import checkpoint_digest
+
+        rho = anti_exfil.new_entropy()
+        first = checked("audit_checkpoint", self.t.call("audit_checkpoint", {
+            "anti_exfil": "commit", "commitment": anti_exfil.commitment(rho)}))
+        if not first.get("opening"):
+            return first
+        if host_time is None:
+            host_time = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        res = checked("audit_checkpoint", self.t.call("audit_checkpoint", {
+            "anti_exfil": "reveal", "entropy": rho, "host_time": host_time}))
+        key = (self.t.call("info").get("trail") or {}).get("log_key")
+        if not isinstance(key, str) or res.get("seq") != first["seq"] or not res.get("sig"):
+            raise ProtocolError("the device's checkpoint answer is incomplete")
+        try:
+            anti_exfil.check(bytes.fromhex(key), checkpoint_digest(first["seq"], first["head"]), rho,
+                             first["opening"], bytes.fromhex(res["sig"]))
+        except anti_exfil.AntiExfilFailure as e:
+            raise SignatureError(f"the device's checkpoint signature fails: {e.message}") from None
+        return res
+
+    def audit_key(self, status=None) -> dict:
+        """The log key, shown on the device: {"log_key", "path", "fingerprint"}."""
+        return self._long("audit_key", {}, status)
+
+    def audit_exported(self, seq: int, head: str, status=None) -> dict:
+        """Tell the device the trail is exported up to record `seq`; the officer
+        acknowledges it on the device, which frees the archived records."""
+        return self._long("audit_exported", {"seq": seq, "head": head}, status)
 
     def info(self) -> dict:
         return self._call("info")
@@ -447,12 +518,15 @@ class Client:
                 state["pings"] = state["pings"][-4:] + [self.t.send("ping", keep=False)]
                 state["sent"] = now
 
-        state["rid"] = self.t.send(method, params)
-        try:
-            return checked(method, self.t.wait(state["rid"], None, on_idle, strict=False))
-        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM turned into one by the CLIs
-            self.cancel(state["rid"])
-            raise
+        def request():
+            state["rid"] = self.t.send(method, params)
+            try:
+                return checked(method, self.t.wait(state["rid"], None, on_idle, strict=False))
+            except KeyboardInterrupt:  # Ctrl-C, or SIGTERM turned into one by the CLIs
+                self.cancel(state["rid"])
+                raise
+
+        return self._checkpointed(request)
 
     def cancel(self, rid: int, timeout: float = 5.0) -> bool:
         """Have the device take down the prompt of request `rid` (the officer

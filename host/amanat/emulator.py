@@ -71,7 +71,7 @@ def _pty():
 
 def start(state, mnemonic=None, passphrase="", network="regtest", auto_confirm=False,
           heap=None, pin=DEFAULT_PIN, target="unix", baud=None, measure_heap=False, unlock=True,
-          fast_clock=False) -> dict:
+          fast_clock=False, trail_kib=None) -> dict:
     """Start an emulator on `state`; return {"port", "debug_port", "pid", "state",
     "target", "fingerprint", "network", "locked"} once it answers (fingerprint None while
     it waits at setup or is locked) (set up with `mnemonic` on first start: BIP39
@@ -79,7 +79,8 @@ def start(state, mnemonic=None, passphrase="", network="regtest", auto_confirm=F
     with `pin` unless `unlock` is False: then a set-up device waits at its PIN
     prompt). `baud` paces its serial line like a UART; `measure_heap` has
     `info` report the heap's peak during signing; `fast_clock` makes PIN
-    delays 100 times shorter."""
+    delays 100 times shorter; `trail_kib` bounds its audit trail to that
+    many KiB instead of the board's 1 MiB (tests of a full trail)."""
     state = Path(state).resolve()
     if not (pin.isdigit() and 4 <= len(pin) <= 12):
         raise EmulatorError("a PIN is 4 to 12 digits")  # checked before anything starts
@@ -91,7 +92,7 @@ def start(state, mnemonic=None, passphrase="", network="regtest", auto_confirm=F
         # A frame is given the time its length takes at the protocol's rate.
         raise EmulatorError(f"baud must be at least {LINE_BAUD}, the protocol's line rate")
     settings = {"network": network, "auto_confirm": bool(auto_confirm), "measure_heap": bool(measure_heap),
-                "baud": int(baud or 0), "fast_clock": bool(fast_clock)}
+                "baud": int(baud or 0), "fast_clock": bool(fast_clock), "trail_kib": int(trail_kib or 0)}
     try:
         spawn = _spawn_qemu(heap) if target == "qemu" else _spawn_unix(heap)
     except FileNotFoundError as e:
@@ -158,6 +159,7 @@ def _spawn_unix(heap):
             AMANAT_MEASURE_HEAP="1" if settings["measure_heap"] else "0",
             AMANAT_BAUD=str(settings["baud"]),
             AMANAT_FAST_CLOCK="1" if settings["fast_clock"] else "0",
+            AMANAT_TRAIL_KIB=str(settings["trail_kib"] or ""),
         )
         proc = subprocess.Popen(cmd, stdin=m1, stdout=m1, stderr=m2, pass_fds=(s1, s2, lock),
                                 cwd=state, env=env, start_new_session=True)

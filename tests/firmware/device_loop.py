@@ -19,6 +19,7 @@ sys.path.insert(0, str(paths.boards_dir()))
 from board_base import BoardBase  # noqa: E402
 from signer import cbor, framing  # noqa: E402
 from signer.app import App  # noqa: E402
+from signer.audit import Trail  # noqa: E402
 from signer.keystore import Keystore  # noqa: E402
 
 NETWORK = "regtest"
@@ -53,6 +54,7 @@ class MemoryBoard(BoardBase):
         self.serial = Line()
         self.logged = []
         self.screens = []
+        self.lines = []  # the trail's lines as written
         self.decide = decide
         self.auto_confirm = decide is None
         self.shown = None
@@ -72,6 +74,7 @@ class MemoryBoard(BoardBase):
     def record_screen(self, record, write):
         sink = io.StringIO()
         write(sink)  # the firmware's canonical line, hashed as written
+        self.lines.append(sink.getvalue().encode())
         self.screens.append(json.loads(sink.getvalue()))
 
     def audit_files(self):
@@ -95,6 +98,8 @@ def make_app(tmp_path, decide=None):
     a = App(MemoryBoard(tmp_path, decide))
     assert [r["screen"] for r in a.board.screens] == ["boot"]
     a.board.screens.clear()  # the tests look at what their requests record
+    a.board.lines.clear()
+    a.trail = Trail(a.board)  # and the trail starts with them
     ks = Keystore(NETWORK)
     ks.load_mnemonic(MNEMONIC)
     a.keystore = ks

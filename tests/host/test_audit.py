@@ -23,7 +23,7 @@ def test_removed_record():
     lines = chain(5)
     del lines[2]
     problems = audit.check_chain(lines)
-    assert any("seq 4 follows 2" in p for p in problems)
+    assert any("(seq 4): follows seq 2" in p for p in problems)
 
 
 def test_edited_record():

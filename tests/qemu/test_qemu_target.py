@@ -94,7 +94,8 @@ def test_audit_trail_is_screens_jsonl(qemu_emu, tmp_path):
     assert out.returncode == 0, out.stderr
     trail = (tmp_path / "trail.jsonl").read_bytes()
     assert trail == (qemu_emu.state / "screens.jsonl").read_bytes()
-    assert [r["screen"] for r in qemu_emu.screens()][:4] == ["setup_create", "setup_kind", "setup_mnemonic", "setup_pin"]
+    assert [r["screen"] for r in qemu_emu.screens()][:5] == ["boot", "setup_create", "setup_kind", "setup_mnemonic",
+                                                             "setup_pin"]
     assert len(qemu_emu.screens()) > 5
 
 
