@@ -43,6 +43,10 @@ class Emu:
                 out += [json.loads(line) for line in path.read_text().splitlines() if line]
         return out
 
+    def answered(self):
+        """The screens the officer answered, without the device's own records."""
+        return [r for r in self.screens() if "answer" in r]
+
 
 def restore_by_hand(dl, mnemonic, pin, passphrase="", between=None):
     """Answer a fresh device's setup over DebugLink as an officer restoring

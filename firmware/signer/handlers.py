@@ -289,12 +289,10 @@ def _review(app, reviewer, *args, anti_exfil=None, psbt_sha256=None):
     shown = summary.to_dict()
     if anti_exfil is not None:
         shown["anti_exfil"] = anti_exfil
-    if psbt_sha256 is not None:
-        shown["psbt_sha256"] = psbt_sha256
     warning = app.trail_warning()
     if warning is not None:
         shown["warnings"].append(warning)
-    for screen in review_screens(rv, shown):
+    for screen in review_screens(rv, shown if psbt_sha256 is None else dict(shown, psbt_sha256=psbt_sha256)):
         app.ui.require(screen, "the officer rejected the transaction")
     return shown, plan
 

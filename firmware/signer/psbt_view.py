@@ -291,7 +291,10 @@ class TxHashes:
         h[3].update(utxo.value.to_bytes(8, "little"))
         h[4].update(utxo.script_pubkey.serialize())
         if self.tx is not None:
-            self.tx.update(prevout + b"\x00" + sequence)  # an unsigned input's empty scriptSig
+            if _native_segwit(utxo.script_pubkey.data):
+                self.tx.update(prevout + b"\x00" + sequence)  # its scriptSig stays empty
+            else:
+                self.tx = None  # a legacy or P2SH input's scriptSig, unknown yet, is in the txid
 
     def add_output(self, out):
         data = out.value.to_bytes(8, "little") + out.script_pubkey.serialize()
@@ -306,9 +309,18 @@ class TxHashes:
         return tuple([h.digest() for h in self.h])
 
     def txid(self, locktime):
-        """The txid (hex, as explorers show it), once every input and output was added."""
+        """The txid (hex, as explorers show it), once every input and output
+        was added; None if an input is not native segwit (its signature,
+        in the scriptSig, changes the txid)."""
+        if self.tx is None:
+            return None
         self.tx.update(locktime.to_bytes(4, "little"))
         return hexlify(bytes(reversed(hashlib.sha256(self.tx.digest()).digest()))).decode()
+
+
+def _native_segwit(spk):
+    """Whether a scriptPubKey is a witness program (BIP141: version, push of 2-40 bytes)."""
+    return 4 <= len(spk) <= 42 and (spk[0] == 0 or 0x51 <= spk[0] <= 0x60) and spk[1] == len(spk) - 2
 
 
 _MODIFIABLE = bytes([PSBT_GLOBAL_TX_MODIFIABLE])

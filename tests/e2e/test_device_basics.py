@@ -135,7 +135,7 @@ def test_officer_rejects_and_ping_while_busy(manual_emu):
             c.t.wait(rid, 10)
         assert e.value.name == "REJECTED"
         assert c.t.call("ping") == {"busy": None, "progress": None}
-    assert manual_emu.screens()[-1]["answer"] == "reject"
+    assert manual_emu.answered()[-1]["answer"] == "reject"
 
 
 def test_restart_keeps_flash_and_pin_is_checked(tmp_path):

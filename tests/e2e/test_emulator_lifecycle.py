@@ -101,7 +101,7 @@ def test_passphrase_is_asked_again_at_unlock(tmp_path):
     try:
         with e.client() as c:
             assert c.info()["fingerprint"] == want
-        names = [s["screen"] for s in e.screens()]
+        names = [s["screen"] for s in e.answered()]
         assert names[-2:] == ["unlock_pin", "unlock_passphrase"]
         assert b"reserve" not in (tmp_path / "flash.img").read_bytes()
         assert b"reserve" not in (tmp_path / "screens.jsonl").read_bytes()
@@ -181,10 +181,11 @@ def test_audit_chain_survives_restarts_and_shows_tampering(tmp_path):
         # Edit one record in place: the chain breaks right after it.
         log = tmp_path / "screens.jsonl"
         kept = log.read_bytes().split(b"\n")
-        kept[2] = kept[2].replace(b'"answer": "text"', b'"answer": "approve"')
+        assert b'"screen":"setup_mnemonic"' in kept[3]
+        kept[3] = kept[3].replace(b'"answer":"text"', b'"answer":"approve"')
         log.write_bytes(b"\n".join(kept))
         out = subprocess.run([AMANAT, "audit", "--verify", "--port", e.port], capture_output=True, text=True)
-        assert out.returncode == 1 and "record 4 (seq 4): the record before it was changed" in out.stderr
+        assert out.returncode == 1 and "record 5 (seq 5): the record before it was changed" in out.stderr
     finally:
         e.stop()
 

@@ -50,7 +50,7 @@ def test_a_batch_signed_after_one_approval(auto_emu, tmp_path):
     dests = {d["address"]: (d["amount_sat"], d["outputs"]) for d in review["destinations"]}
     assert dests == {PAYEES[0].address(NET): (60_000 + 62_000, 2), PAYEES[1].address(NET): (61_000, 1)}
     assert [c["outputs"] for c in review["change"]] == [3]
-    shown = [s["screen"] for s in auto_emu.screens()[before:]]
+    shown = [s["screen"] for s in auto_emu.screens()[before:] if "answer" in s]
     assert shown == ["review_batch"]  # one approval, no screen per transaction
     for n, (b, row) in enumerate(zip(built, res["files"])):
         assert row["written"] and row["output"] == str(tmp_path / "signed" / f"t{n}.signed.psbt")

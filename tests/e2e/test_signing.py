@@ -8,6 +8,7 @@ import pytest
 from embit import bip32, bip39, script
 from embit.networks import NETWORKS
 from embit.psbt import PSBT
+from embit.transaction import Transaction
 
 from amanat import finalize, kernel, txbuild
 from amanat.errors import DeviceError
@@ -54,6 +55,12 @@ def test_each_input_type(auto_emu, kind, version):
     assert rec["spends"][0]["address"] == PAYEE.address(NET)
     assert rec["change"][0]["address"].startswith(("bcrt1", "2", "m", "n"))
     assert any("Fee" in line for line in rec["lines"])
+    # the trail names the transaction: the txid the network will see, and the PSBT as the device got it
+    # (with the host's anti-exfil commitments)
+    # (not for legacy and P2SH inputs: their signatures, in the scriptSig, are part of the txid)
+    txid = Transaction.parse(tx).txid().hex() if kind in ("p2wpkh", "p2tr") else None
+    assert rec["txid"] == review["txid"] == txid
+    assert len(bytes.fromhex(rec["psbt_sha256"])) == 32
 
 
 @pytest.mark.parametrize("version", [0, 2])
@@ -123,7 +130,7 @@ def test_officer_rejects_the_transaction(manual_emu):
         assert e.value.name == "REJECTED"
         with pytest.raises(DeviceError):
             c.t.call("psbt_read", {"offset": 0, "size": 100})
-    assert manual_emu.screens()[-1]["answer"] == "reject"
+    assert manual_emu.answered()[-1]["answer"] == "reject"
 
 
 def test_cli_sign(auto_emu, tmp_path):

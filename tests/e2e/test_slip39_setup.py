@@ -33,7 +33,7 @@ def test_recover_from_the_official_shares(tmp_path, n):
     e = Emu(tmp_path, passphrase="TREZOR", pin="2468").start()
     try:
         assert e.rec["fingerprint"] == _fingerprint(xprv)
-        screens = [s["screen"] for s in e.screens()]
+        screens = [s["screen"] for s in e.answered()]
         assert "unlock_passphrase" in screens and screens[:2] == ["setup_create", "setup_kind"]
         assert screens.count("setup_share") == len(shares)
     finally:
