@@ -673,7 +673,7 @@ def _verify_report(rep, as_json, extra=None):
         else:
             console.print("no valid checkpoint")
         for p in rep.problems:
-            err_console.print(Text(p, style="red"))
+            err_console.print(Text(p, style="red"), soft_wrap=True)
         if not rep.problems:
             console.print(f"every link and {rep.checkpoints} checkpoint signature(s) verify")
     if rep.problems:
