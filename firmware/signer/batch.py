@@ -222,6 +222,8 @@ def sign_batch(app, p):
         try:
             rv = review.Reviewer(f, ks, registry, lim, busy("reviewing"), seen if totals is not None else None)
             summary, plan = rv.run()
+            if summary.proof is not None:
+                raise Refused("a proof of reserves is signed on its own (sign_psbt), not in a batch")
             if totals is None:
                 return plan
             plan = None

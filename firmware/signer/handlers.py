@@ -303,6 +303,9 @@ def review_screens(rv, shown):
     Reviewer `rv`), then the totals from `shown` (its Summary.to_dict())."""
     from .review import PAGE
 
+    if "proof" in shown:
+        yield screens.proof_of_reserves(shown)
+        return
     total = shown["outputs"]
     if total > PAGE:
         page = []

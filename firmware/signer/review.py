@@ -95,6 +95,7 @@ from .ownership import (
     owner_of,
     owner_text,
 )
+from . import proof
 from .psbt_view import (LOCKTIME_THRESHOLD, MAX_MONEY, PARSE_ERRORS, Locktime, TxHashes, check_utxo,
                         has_previous_tx, open_view)
 from .scripts import coin_type
@@ -167,6 +168,7 @@ class Summary:
         self.fee_rate_tenths = 0
         self.warnings = []
         self.txid = None
+        self.proof = None  # a BIP-322 proof of reserves: its message and coins (proof.Proof.to_dict())
 
     def to_dict(self):
         out = {
@@ -190,6 +192,8 @@ class Summary:
             "warnings": self.warnings,
             "txid": self.txid,
         }
+        if self.proof is not None:
+            out["proof"] = self.proof
         if self.outputs > PAGE:
             out["truncated"] = True
         return out
@@ -257,6 +261,8 @@ class Reviewer:
         if r.outputs == 0:
             raise Refused("the transaction has no outputs")
         check_global_xpubs(view, self.net)
+        message = proof.message_of(view)
+        claim = None if message is None else proof.Proof(message, r.inputs, r.outputs)
         steps = r.inputs + r.outputs
         hashes = TxHashes(view.tx_version, r.inputs, r.outputs)
         locks = Locktime()
@@ -284,6 +290,8 @@ class Reviewer:
                 locks.add(i, inp)
             check_coins("input %d" % i, inp, self.coin)
             mine = classify_input(i, inp, spk, self.keys, self.fp, self.wallets)
+            if claim is not None:
+                claim.input(i, vin, utxo, mine is not None)
             if mine is None:
                 foreign.add(i)
                 if unproven is None and spk.script_type() != "p2tr" and not has_previous_tx(inp):
@@ -297,7 +305,7 @@ class Reviewer:
                     raise Refused("inputs %d and %d belong to different wallets (%s, %s)"
                                   % (first, i, owner_text(self.owner), owner_text(owner)))
                 kind = mine[1][0] if mine[0] == "single" else self.wallets.get(owner).kind
-                _check_signable(i, inp, kind)
+                _check_signable(i, inp, kind, claim is not None)
                 signs_taproot = signs_taproot or kind in ("p2tr", "tr")
                 r.taproot += kind in ("p2tr", "tr")
                 plan.signing += 1
@@ -311,7 +319,7 @@ class Reviewer:
             raise Refused("the inputs add up to %d sat, more than 21 million BTC" % total_in)
         if not plan.signing:
             raise Refused("no input of this PSBT belongs to this device")
-        if unproven is not None and not signs_taproot:
+        if unproven is not None and not signs_taproot and claim is None:
             # Its amount comes from a bare witness_utxo: in another PSBT of the
             # same transaction one of our inputs could be the unproven one, and
             # two approvals of small fees make one transaction with a large fee.
@@ -336,6 +344,9 @@ class Reviewer:
             self.progress(r.inputs + j, steps)
             out, pos = view.read_output(j, pos)
             hashes.add_output(out)
+            if claim is not None:
+                claim.output(out)
+                continue
             spk = out.script_pubkey
             total_out += out.value
             if total_out > MAX_MONEY:
@@ -363,6 +374,10 @@ class Reviewer:
         if listed_warnings > PAGE:
             r.warnings.append("%d more outputs have warnings, each shown with its output" % (listed_warnings - PAGE))
 
+        if claim is not None:
+            # nothing is paid and no fee: the coins are shown, never spent
+            r.proof = claim.to_dict()
+            return r, plan
         if total_out > total_in:
             raise Refused("outputs (%d sat) exceed inputs (%d sat)" % (total_out, total_in))
         r.fee_sat = total_in - total_out
@@ -464,13 +479,15 @@ class Listed:
         return shown
 
 
-def _check_signable(i, inp, kind):
+def _check_signable(i, inp, kind, proof=False):
     taproot = kind in ("p2tr", "tr")
     sh = inp.sighash_type
     allowed = (None, SIGHASH_ALL, SIGHASH_DEFAULT) if taproot else (None, SIGHASH_ALL)
     if sh not in allowed:
         raise Refused("input %d: sighash type 0x%02x is not allowed (only ALL)" % (i, sh))
-    if not taproot and not has_previous_tx(inp):
+    # (a proof pays nothing, so no fee: a wrong amount only makes it fail
+    # against the chain's)
+    if not taproot and not proof and not has_previous_tx(inp):
         raise Refused(
             "input %d: previous transaction (non_witness_utxo) missing; "
             "required for segwit v0 and legacy inputs" % i

@@ -288,6 +288,31 @@ def review_tx(r):
     return screen
 
 
+def proof_of_reserves(r):
+    """A BIP-322 proof of funds (review.Summary.to_dict() with "proof"): the
+    message exactly as signed, the coins and their total; nothing is paid."""
+    p = r["proof"]
+    n = p["length"]
+    lines = []
+    if r.get("wallet"):
+        lines.append("Wallet " + r["wallet"])
+    elif r.get("account"):
+        lines.append("This device's " + r["account"])
+    if p["encoding"] == "text":
+        lines += ["Message, text, %d byte%s:" % (n, "" if n == 1 else "s"), '"' + p["message"] + '"']
+    else:
+        lines += ["Message, binary (not text), %d byte%s, in hex:" % (n, "" if n == 1 else "s"), p["message"]]
+    lines.append("%d coin%s, total %s" % (p["coins"], "" if p["coins"] == 1 else "s", btc(p["total_sat"])))
+    lines.append("Proves control; moves nothing (BIP-322)")
+    _anti_exfil_line(r, lines)
+    screen = {"screen": "proof_of_reserves", "title": "Proof of reserves", "lines": lines, "proof": p,
+              "wallet": r.get("wallet"), "account": r.get("account"), "txid": r.get("txid")}
+    for k in ("psbt_sha256", "anti_exfil"):
+        if k in r:
+            screen[k] = r[k]
+    return screen
+
+
 def _anti_exfil_line(r, lines):
     """Tell the officer what protects the signatures from firmware that would
     leak the keys through them (r["anti_exfil"], when the request says)."""
