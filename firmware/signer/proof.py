@@ -16,6 +16,7 @@ message whose structure is not exactly this: that could be a real spend.
 """
 
 import hashlib
+from binascii import hexlify
 
 from embit import compact
 
@@ -94,4 +95,4 @@ class Proof:
 
         encoding, shown = message_text(self.message)
         return {"message": shown, "encoding": encoding, "length": len(self.message), "coins": self.coins,
-                "total_sat": self.total, "message_sha256": hashlib.sha256(self.message).hexdigest()}
+                "total_sat": self.total, "message_sha256": hexlify(hashlib.sha256(self.message).digest()).decode()}

@@ -865,6 +865,12 @@ def _present(raw: bytes) -> str:
 
 def _review_table(r: dict) -> Table:
     # fold, never elide: the officer compares every character of an address
+    if "proof" in r:  # a proof of reserves: the message and the coins, nothing paid
+        p = r["proof"]
+        t = Table("", Column("", overflow="fold"), title="Proof of reserves, reviewed on the device")
+        t.add_row("message", Text(f'{p["encoding"]}, {p["length"]} bytes: {p["message"]}'))
+        t.add_row("coins", f'{p["coins"]}, total {p["total_sat"] / 1e8:.8f} BTC')
+        return t
     t = Table("", Column("address", overflow="fold"), "amount (BTC)", title="Review on the device")
     for s in r.get("spends", []):
         t.add_row("send", Text(s["address"]), f"{s['amount_sat'] / 1e8:.8f}")
@@ -875,6 +881,87 @@ def _review_table(r: dict) -> Table:
     for w in r.get("warnings", []):
         t.add_row("warning", Text(w), "")  # device text, never rich markup
     return t
+
+
+@main.group()
+def reserves():
+    """Proof of reserves (BIP-322 proof of funds): a PSBT that proves control
+    of a wallet's coins and can never move them, signed on each officer's
+    device after it shows the message and the total."""
+
+
+@reserves.command("prove")
+@click.option("--wallet", "wallet_name", required=True, help="The registered multisig wallet the coins belong to.")
+@click.option("--message", required=True, help="The message the proof commits to (see --bind-block).")
+@click.option("--bind-block", metavar="HASH",
+              help="Append a recent block hash and today's date to the message: the recommended form, so that "
+                   "the proof cannot have been made before that block.")
+@click.option("--challenge", default="0/0", show_default=True, metavar="CHANGE/INDEX",
+              help="The wallet address input 0 (the message's to_spend) pays.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="Write the proof PSBT here.")
+@click.argument("utxos", nargs=-1, required=True, metavar="TXID:VOUT:AMOUNT_SAT:CHANGE/INDEX...")
+@port_option
+@json_option
+def reserves_prove(wallet_name, message, bind_block, challenge, output, utxos, port, as_json):
+    """Build the proof PSBT for the wallet's UTXOS; then each officer signs it
+    (amanat sign), the signatures are combined (amanat psbt combine) and
+    checked (amanat reserves verify)."""
+    from datetime import datetime, timezone
+
+    from . import reserves as r
+
+    try:
+        coins = [r.parse_coin(u) for u in utxos]
+        change, _, index = challenge.partition("/")
+        where = (int(change), int(index))
+    except (r.ProofError, ValueError) as e:
+        raise CliError(e.message if isinstance(e, r.ProofError) else f"--challenge {challenge!r}: CHANGE/INDEX",
+                       EXIT_BAD_INPUT) from None
+    if bind_block:
+        if len(bind_block) != 64 or any(c not in "0123456789abcdef" for c in bind_block.lower()):
+            raise CliError("--bind-block: a block hash, 64 hex digits", EXIT_BAD_INPUT)
+        message += f"\nblock {bind_block.lower()}\ndate {datetime.now(timezone.utc):%Y-%m-%d}"
+    with _device(port) as c:
+        descriptor = c.get_wallet(wallet_name)["descriptor"]
+    try:
+        psbt = r.build_proof(r.wallet_of(descriptor), message.encode(), coins, where)
+    except r.ProofError as e:
+        raise CliError(e.message, EXIT_BAD_INPUT) from None
+    _write_file(output, r.serialize_proof(psbt))
+    total = sum(x.amount for x in coins)
+    if as_json:
+        _emit_json({"output": output, "coins": len(coins), "total_sat": total, "message": message})
+    else:
+        console.print(f"proof of {len(coins)} coin(s), {total / 1e8:.8f} BTC, written to {output}: "
+                      "each officer signs it with `amanat sign`")
+
+
+@reserves.command("verify")
+@click.argument("proof_file", metavar="PROOF.psbt")
+@click.option("--message", help="The message expected (default: the one the proof carries).")
+@json_option
+def reserves_verify(proof_file, message, as_json):
+    """Check a signed proof offline: its BIP-322 structure, and every
+    signature through libbitcoinkernel with the amounts it states (check
+    that those coins are unspent with those amounts on your own node)."""
+    from . import psbt_raw
+    from . import reserves as r
+
+    try:
+        checked = r.verify_proof(psbt_raw.parse_psbt(_read_psbt(proof_file)),
+                                 message.encode() if message is not None else None)
+    except r.ProofError as e:
+        raise CliError(f"the proof does not verify: {e.message}", EXIT_BAD_SIGNATURE) from None
+    except AmanatError as e:
+        raise CliError(e.message, EXIT_BAD_INPUT) from None
+    text = checked.message.decode("utf-8", "replace")
+    if as_json:
+        _emit_json({"ok": True, "message": text, "challenge": checked.challenge.hex(), "coins": checked.coins,
+                    "total_sat": checked.total})
+    else:
+        console.print(Text(f"message: {text!r}"))
+        console.print(f"{checked.coins} coin(s), {checked.total / 1e8:.8f} BTC: every signature verifies "
+                      "(libbitcoinkernel); the amounts are as the proof states them")
 
 
 def _signed_name(f: str, out_dir: str | None) -> str:

@@ -165,6 +165,9 @@ def get_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("signmessage", help="sign a message (BIP137; segwit headers at BIP49/84 paths)")
     c.add_argument("message", help="the message, as text")
     c.add_argument("path", help="BIP32 path of the signing key, e.g. m/84h/0h/0h/0/0")
+    c.add_argument("--bip322", action="store_true",
+                   help="a BIP-322 simple signature instead (BIP84 and BIP86 addresses: m/84h|86h/coin'/account'/"
+                        "change/index), signed on the device as a proof of that address")
 
     c = sub.add_parser("getkeypool", help="descriptors for Core's importdescriptors/importmulti")
     g = c.add_mutually_exclusive_group()
@@ -707,14 +710,40 @@ def cmd_signmessage(args, dev: Device) -> dict:
     from .psbt_verify import verify_message_signature
 
     path = parse_path(args.path)
+    if args.bip322:
+        return _signmessage_bip322(args.message.encode(), path, dev)
     if path[:1] == [86 + HARDENED]:
-        raise HWIError("Taproot keys (m/86h/...) have no BIP137 message signature", UNAVAILABLE_ACTION)
+        raise HWIError("Taproot keys (m/86h/...) have no BIP137 message signature (use --bip322)",
+                       UNAVAILABLE_ACTION)
     pub = bip32.HDKey.from_string(dev.xpub(path)).key.sec()
     message = args.message.encode()
     signature = dev.client.sign_message(message, format_path(path))
     # the address type the path implies, as the device signs for it (BIP137 segwit headers)
     kind = {49 + HARDENED: "p2sh-p2wpkh", 84 + HARDENED: "p2wpkh"}.get(path[0] if path else None, "p2pkh")
     verify_message_signature(message, signature, pub, kind)
+    return {"signature": signature}
+
+
+def _signmessage_bip322(message: bytes, path: list[int], dev: Device) -> dict:
+    """A one-input proof of the address at `path` (its to_spend, 0 coins):
+    the device shows the message as "Proof of reserves", signs input 0, and
+    its witness is the simple signature, checked here by libbitcoinkernel."""
+    from embit import bip32
+
+    from . import reserves, txbuild
+
+    kind = {84 + HARDENED: "p2wpkh", 86 + HARDENED: "p2tr"}.get(path[0] if path else None)
+    if kind is None or len(path) != 5 or any(i >= HARDENED for i in path[3:]):
+        raise HWIError("BIP-322 simple signatures are for BIP84 and BIP86 addresses: "
+                       "m/84h|86h/coin'/account'/change/index", BAD_ARGUMENT)
+    account = txbuild.Account(kind, bip32.HDKey.from_string(dev.xpub(path[:3])), dev.fingerprint,
+                              format_path(path[:3]))
+    psbt = reserves.build_proof(account, message, [], (path[3], path[4]))
+    signed = dev.client.sign_psbt(reserves.serialize_proof(psbt))
+    from .psbt_raw import parse_psbt
+
+    signature = reserves.simple_signature(parse_psbt(signed.psbt))
+    reserves.verify_simple(account.output(path[3], path[4]).data, message, signature)
     return {"signature": signature}
 
 

@@ -111,6 +111,20 @@ def build_proof(wallet, message: bytes, coins: list[Coin], challenge: tuple[int,
     return psbt
 
 
+def serialize_proof(psbt: PSBT) -> bytes:
+    """The proof PSBT's bytes, its unsigned transaction as BIP-322 has it:
+    version 0, sequences 0, locktime 0 (embit writes a version of 0 as 2 and
+    sequences of 0 as 0xFFFFFFFF; psbt_raw reads them back as written)."""
+    from . import psbt_raw
+
+    tx = psbt.tx
+    exact = Transaction(version=0, vin=[TransactionInput(i.txid, i.vout, sequence=0) for i in tx.vin],
+                        vout=tx.vout, locktime=0)
+    _, maps = psbt_raw.parse(psbt.serialize())
+    maps.glob[bytes([psbt_raw.PSBT_GLOBAL_UNSIGNED_TX])] = exact.serialize()
+    return maps.serialize()
+
+
 @dataclass(frozen=True)
 class Verified:
     message: bytes
@@ -150,8 +164,8 @@ def verify_proof(psbt: PSBT, message: bytes | None = None, utxos: dict | None = 
         raise ProofError("a proof has one output, 0 sat to a bare OP_RETURN")
     try:
         raw = finalize.finalize(psbt)
-    except AmanatError as e:
-        raise ProofError(f"the proof is not fully signed: {e.message}") from None
+    except finalize.FinalizeError as e:
+        raise ProofError(f"the proof is not fully signed: {e}") from None
     try:
         kernel.verify_transaction(raw, spent)
     except kernel.ScriptCheckError as e:
