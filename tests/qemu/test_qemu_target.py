@@ -16,6 +16,7 @@ from embit.networks import NETWORKS
 from embit.psbt import PSBT
 
 from amanat import audit, emulator, finalize, kernel, psbt_tools, txbuild
+from amanat.psbt_raw import parse_psbt
 from e2e_support import MNEMONIC, Emu
 
 NET = NETWORKS["regtest"]
@@ -99,6 +100,29 @@ def test_audit_trail_is_screens_jsonl(qemu_emu, tmp_path):
     assert len(qemu_emu.screens()) > 5
 
 
+def test_proof_of_reserves_and_a_signed_trail_on_the_microcontroller(qemu_emu, tmp_path):
+    """The frozen firmware recognises a proof, signs it, and signs its trail's
+    checkpoints (anti-exfil) within the microcontroller's heap."""
+    import hashlib
+
+    from amanat import reserves
+
+    path = txbuild.account_path("p2wpkh", "regtest")
+    acct = txbuild.Account("p2wpkh", ROOT.derive(path).to_public(), ROOT.my_fingerprint, path)
+    coins = [reserves.Coin(hashlib.sha256(b"q%d" % k).digest(), 0, 40_000, 0, k) for k in range(3)]
+    psbt = reserves.build_proof(acct, b"QEMU reserve", coins)
+    with qemu_emu.client() as c:
+        signed = c.sign_psbt(reserves.serialize_proof(psbt))
+    assert signed.signatures == 4 and signed.review["proof"]["total_sat"] == 120_000
+    assert reserves.verify_proof(parse_psbt(signed.psbt)).total == 120_000  # libbitcoinkernel
+    out = run("amanat", "audit", "export", "-o", str(tmp_path / "t.jsonl"), "--port", qemu_emu.port, "--json")
+    assert out.returncode == 0, out.stderr
+    key = ROOT.derive("m/1095582030h/0h").key.sec().hex()
+    out = run("amanat", "audit", "verify", str(tmp_path / "t.jsonl"), "--key", key, "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["counts"]["proof_of_reserves"] == 1
+
+
 def _show_address(emu, i):
     pub = ROOT.derive(f"m/84h/1h/0h/0/{i}").key.sec().hex()
     with emu.client() as c:
@@ -128,7 +152,7 @@ def test_restart_keeps_the_flash(qemu_ready, tmp_path):
         trail = (tmp_path / "screens.jsonl").read_bytes()
         assert trail.startswith(before) and len(trail) > len(before)
         assert audit.check_chain(trail.splitlines()) == []
-        assert emu.screens()[-1]["screen"] == "display_address"
+        assert emu.answered()[-1]["screen"] == "display_address" and emu.screens()[-1]["screen"] == "checkpoint"
     finally:
         emu.stop()
     assert not (tmp_path / "screens.lost.jsonl").exists()
