@@ -71,6 +71,24 @@ def torn_lines(lines: list[bytes], records: list[dict] | None = None) -> set[int
     return {n for n in range(len(lines) - 1) if _torn(lines[n], records[n + 1])}
 
 
+def announced_keys(lines: list[bytes]) -> list[str]:
+    """The log keys (hex) the trail's `setup` records announce, oldest first:
+    a device set up again after a wipe has signed its earlier checkpoints
+    with an earlier seed's key. Announced by the trail itself, so they say
+    which keys to expect, not that they are the device's: an auditor checks
+    them against the keys on record."""
+    out = []
+    for rec in parse(lines):
+        key = rec.get("log_key") if rec.get("screen") == "setup" else None
+        if isinstance(key, str) and len(key) == 66 and key not in out:
+            try:
+                bytes.fromhex(key)
+            except ValueError:
+                continue
+            out.append(key)
+    return out
+
+
 def join(files: list[list[bytes]]) -> tuple[list[bytes], list[str]]:
     """The lines of several exports of one trail, oldest first, as one: where
     they overlap (an export after a freed archive repeats the newer records)

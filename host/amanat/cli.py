@@ -689,7 +689,8 @@ def _verify_report(rep, as_json, extra=None):
 @json_option
 def audit_export(output, free, port, as_json):
     """Sign a checkpoint, read the whole trail, verify it under the device's
-    log key and write it to OUTPUT."""
+    log key (and, for the checkpoints of a seed it had before a wipe, the
+    log keys the trail's setup records announce) and write it to OUTPUT."""
     from . import audit as audit_mod
 
     with _device(port) as c:
@@ -698,7 +699,8 @@ def audit_export(output, free, port, as_json):
         key = c.info()["trail"].get("log_key")
         if not key:
             raise CliError("the device has no log key (it is not set up)")
-        rep = audit_mod.verify(lines, [bytes.fromhex(key)])
+        earlier = [k for k in audit_mod.announced_keys(lines) if k != key]
+        rep = audit_mod.verify(lines, [bytes.fromhex(k) for k in [key] + earlier])
         _write_file(output, b"".join(line + b"\n" for line in lines))
         freed = None
         if free and not rep.problems:
@@ -708,7 +710,11 @@ def audit_export(output, free, port, as_json):
         err_console.print(f"wrote {len(lines)} records to {output}")
         if freed is not None:
             err_console.print(f"the device freed {freed} bytes of exported records")
-    _verify_report(rep, as_json, {"output": output, "freed": freed, "log_key": key})
+        if earlier:
+            err_console.print(f"earlier seeds' checkpoints checked under the log keys the trail's setup records "
+                              f"announce ({', '.join(audit_mod.key_fingerprint(bytes.fromhex(k)) for k in earlier)}): "
+                              f"check them against the keys on record (`amanat audit verify --key ...`)")
+    _verify_report(rep, as_json, {"output": output, "freed": freed, "log_key": key, "earlier_log_keys": earlier})
 
 
 @audit.command("verify")

@@ -52,7 +52,8 @@ RESULTS = {
     "backup_check": {"matches": bool},
     "wipe": {},
     "audit_key": {"log_key": str, "path": str, "fingerprint": str},
-    "audit_checkpoint": {"seq": int, "head": str, "signed": (bool, _OPT), "opening": (bytes, _OPT), "sig": (str, _OPT)},
+    "audit_checkpoint": {"seq": int, "head": str, "signed": (bool, _OPT), "opening": (bytes, _OPT), "sig": (str, _OPT),
+                         "record_seq": (int, _OPT)},
     "audit_exported": {"freed": int, "trail": dict},
 }
 CHECKPOINT_DUE = 14  # the device's error code when its trail waits for a checkpoint (docs/audit.md)
@@ -156,14 +157,16 @@ class Client:
         finally:
             self.t.close()
 
-    def end_session(self):
-        """A checkpoint if the trail changed since this client connected and
-        the device can sign one (unlocked). Never raises: the session's work
-        is done, and the next one signs what this one left."""
+    def end_session(self, whatever_changed: bool = False):
+        """A checkpoint if the trail changed since this client connected (or,
+        `whatever_changed`, has any unsigned record) and the device can sign
+        one (unlocked). Never raises: the session's work is done, and the
+        next one signs what this one left."""
         try:
             info = self.t.call("info")
             trail = info.get("trail") or {}
-            if not info.get("locked") and trail.get("seq") != self.trail_at and trail.get("unsigned"):
+            changed = whatever_changed or trail.get("seq") != self.trail_at
+            if not info.get("locked") and changed and trail.get("unsigned"):
                 self.checkpoint()
         except AmanatError:
             pass
@@ -273,7 +276,11 @@ class Client:
         return self._long("backup_check", {}, status)["matches"]
 
     def wipe(self, status=None) -> None:
-        """Erase the seed and the registered wallets once the officer confirms on the device."""
+        """Erase the seed and the registered wallets once the officer confirms
+        on the device. The trail's records are signed first with this seed's
+        log key, which no one can sign with afterwards (the wipe's own record
+        is signed by the next seed's)."""
+        self.end_session(whatever_changed=True)
         self._long("wipe", {}, status)
 
     def get_limits(self) -> dict:

@@ -259,7 +259,7 @@ class Device:
         return self._xpubs[key]
 
     def close(self):
-        self.client.close()
+        self.client.close(checkpoint=True)  # a session that changed the device's trail ends signed
 
 
 def _fingerprint(info: dict) -> str | None:

@@ -16,6 +16,7 @@ import machine
 
 import board
 import st7789
+from signer import audit
 
 FLASH = os.getenv("AMANAT_TEST_FLASH")
 
@@ -199,7 +200,8 @@ run(60)
 b.show({"screen": "unlock_pin", "title": "Enter PIN", "kind": "text", "lines": ["Unlock the device"]})
 res["text"] = [press(R, 1200), press(L, 1200), b._footer()]
 # taken down: buttons do nothing, and do not wake wait()
-b.record_screen({"screen": "unlock_pin", "answer": "text"})
+taken = {"screen": "unlock_pin", "answer": "text"}
+b.record_screen(taken, lambda f: f.write("{}"))
 L.value(0)
 
 
@@ -216,18 +218,26 @@ L.value(1)
 run(60)
 emit("buttons", **res)
 
-# ---- audit trail and device log
-board.AUDIT_MAX = 600
+# ---- audit trail (the firmware's Trail over the board's files) and device log
+os.remove(FLASH + "/data/audit.jsonl")  # the line the buttons' check took down
+b.audit_capacity = 1200  # the archive is made at half of it
+trail = audit.Trail(b)
 for i in range(40):
-    b.record_screen({"screen": "review_tx", "n": i, "fee_rate_sat_vb": 2.5, "title": "Send bitcoin? \u20bf",
-                     "answer": "approve" if i % 2 else "reject"})
+    trail.append({"screen": "review_tx", "n": i, "title": "Send bitcoin? \u20bf",
+                  "answer": "approve" if i % 2 else "reject"})
 names = sorted(os.listdir(FLASH + "/data"))
-with open(FLASH + "/data/audit.1.jsonl") as f:
-    older = [json.loads(line) for line in f]
-with open(FLASH + "/data/audit.jsonl") as f:
-    newer = [json.loads(line) for line in f]
-emit("audit", names=names, sizes=[os.stat(FLASH + "/data/audit.1.jsonl")[6], os.stat(FLASH + "/data/audit.jsonl")[6]],
-     ns=[r["n"] for r in older + newer], last=newer[-1])
+with open(FLASH + "/data/audit.1.jsonl", "rb") as f:
+    older = f.read().split(b"\n")
+with open(FLASH + "/data/audit.jsonl", "rb") as f:
+    newer = f.read().split(b"\n")
+lines = [x for x in older + newer if x]
+records = [json.loads(x) for x in lines]
+links = all(records[k]["prev"] == audit._hex_sha256(lines[k - 1]) for k in range(1, len(lines)))
+emit("audit", names=names, files=b.audit_files(), sizes=[os.stat(p)[6] for p in b.audit_files()],
+     ends=[older[-1], newer[-1]], ns=[r["n"] for r in records], seqs=[r["seq"] for r in records], links=links,
+     last=lines[-1].decode(), trail=trail.to_dict())
+trail = older = newer = lines = records = None  # the trail holds the board, and the board its fake panel
+gc.collect()
 
 board.LOG_MAX = 200
 for i in range(60):
@@ -334,9 +344,10 @@ class App:
         App.pumps += 1
 
     def record(self, record):
-        e.record_screen(record)
+        App.trail.append(record)
 
 
+App.trail = audit.Trail(e)
 ui = UI(App())
 screen = {"screen": "setup_pin", "title": "Choose a PIN", "lines": ["4 to 12 digits", "The PINs differ, try again"],
           "error": "The PINs differ, try again", "entry": "pin"}

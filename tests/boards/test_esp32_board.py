@@ -8,6 +8,7 @@
   with those arguments, in the micropython-esp32-stubs (tests/boards/stubcheck.py).
 """
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -73,7 +74,9 @@ def checks(tmp_path_factory):
     flash = tmp_path_factory.mktemp("flash")
     with pytest.MonkeyPatch.context() as mp:  # the environment reaches the micropython process
         mp.setenv("AMANAT_TEST_FLASH", str(flash))
-        out = mpy.run_json((HERE / "esp32_checks.py").read_text(), extra_path=[fake, BOARD], timeout=60)
+        # a large heap: each fake panel is a 200 KB framebuffer, which a fragmented 2 MB heap may not have in one piece
+        out = mpy.run_json((HERE / "esp32_checks.py").read_text(), extra_path=[fake, BOARD], timeout=60,
+                           heap=16 * 1024 * 1024)
     return {r.pop("check"): r for r in out}
 
 
@@ -178,19 +181,25 @@ def test_pin_typed_on_the_buttons(checks):
     assert all(sum(c.isdigit() for c in s) <= 1 for s in wheel)
     assert {s.strip() for s in wheel} >= {"<  2  >", "<  5  >", "<  8  >", "<  0  >", "<  DONE  >"}
     # Nothing of the PIN in the audit trail, nor anywhere in the flash.
-    assert '"screen": "setup_pin"' in r["audit"] and '"answer": "text"' in r["audit"]
-    assert "2580" not in r["audit"] and '"entry": "pin"' in r["audit"]
+    assert '"screen":"setup_pin"' in r["audit"] and '"answer":"text"' in r["audit"]
+    assert "2580" not in r["audit"] and '"entry":"pin"' in r["audit"]
     assert r["files"] == ["audit.jsonl"]
 
 
-def test_audit_trail_rotates(checks):
+def test_audit_trail_rotates_into_the_archive_unbroken(checks):
     r = checks["audit"]
     assert r["names"][:2] == ["audit.1.jsonl", "audit.jsonl"]
+    assert [f.rsplit("/", 2)[1:] for f in r["files"]] == [["data", "audit.1.jsonl"], ["data", "audit.jsonl"]]
     older, newer = r["sizes"]
-    assert older >= 600 and newer < 600 + 80
-    assert r["ns"] == list(range(r["ns"][0], 40))  # the latest records, in order, none lost between files
-    assert r["last"] == {"screen": "review_tx", "n": 39, "fee_rate_sat_vb": 2.5, "title": "Send bitcoin? \u20bf",
-                         "answer": "approve"}
+    assert 600 <= older < 600 + 160  # the current file became the archive at half the capacity
+    assert r["trail"]["used"] == older + newer and r["trail"]["percent"] > 100  # the firmware refuses from 100
+    assert r["ends"] == ["", ""]  # the board ends every line
+    assert r["ns"] == list(range(40)) and r["seqs"] == list(range(1, 41))  # none lost between the files
+    assert r["links"]  # one chain across them
+    last = json.loads(r["last"])
+    assert r["last"] == json.dumps(last, sort_keys=True, separators=(",", ":"))  # canonical, as written
+    assert last["title"] == "Send bitcoin? \u20bf" and last["answer"] == "approve" and last["format"] == 2
+    assert r["trail"]["seq"] == 40
 
 
 def test_the_device_key_is_made_once_and_kept_out_of_the_filesystem(checks):

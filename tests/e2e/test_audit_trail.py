@@ -221,3 +221,43 @@ def test_a_small_trail_fills_up_refuses_and_an_acknowledged_export_frees_it(tmp_
         assert json.loads(second[0])["seq"] > 1  # the freed archive's records are only in the first export
     finally:
         e.stop()
+
+
+def test_a_wipe_and_a_new_seed_keep_one_trail_under_two_keys(tmp_path):
+    """The trail outlives the seed: the wipe is recorded, the next seed's log
+    key signs the checkpoints from then on, and the auditor needs both keys."""
+    other = "legal winner thank year wave sausage worth useful legal winner thank yellow"
+    state = tmp_path / "dev"
+    e = Emu(state, mnemonic=MNEMONIC, pin=PIN, auto_confirm=True).start()
+    try:
+        with e.client() as c, e.debuglink() as dl:
+            t = threading.Thread(target=c.wipe, daemon=True)
+            t.start()
+            dl.wait_screen("wipe_device")  # never auto-approved
+            dl.approve()
+            t.join(30)
+            assert c.info()["initialized"] is False
+    finally:
+        e.stop()
+    e = Emu(state, mnemonic=other, pin=PIN, auto_confirm=True).start()  # set up again
+    try:
+        out = amanat("audit", "export", "-o", str(tmp_path / "t.jsonl"), "--state", str(state), "--json")
+        assert out.returncode == 0, out.stderr
+        exported = json.loads(out.stdout)
+        new_key = exported["log_key"]
+    finally:
+        e.stop()
+    old_key = ROOT.derive("m/1095582030h/0h").key.sec().hex()
+    assert new_key != old_key and exported["earlier_log_keys"] == [old_key]
+    records = [json.loads(x) for x in lines_of(tmp_path / "t.jsonl")]
+    wiped = next(r for r in records if r["screen"] == "wiped")
+    assert wiped["reason"] == "the officer erased the device" and wiped["key"] == audit.key_fingerprint(
+        bytes.fromhex(old_key))
+    assert [r["screen"] for r in records].count("setup") == 2
+    # the old seed's records were signed by its own key before the wipe erased it
+    signed_before = [r for r in records if r["screen"] == "checkpoint" and r["seq"] < wiped["seq"]]
+    assert signed_before and signed_before[-1]["key"] == wiped["key"]
+    both = amanat("audit", "verify", str(tmp_path / "t.jsonl"), "--key", old_key, "--key", new_key)
+    assert both.returncode == 0, both.stderr
+    one = amanat("audit", "verify", str(tmp_path / "t.jsonl"), "--key", new_key)
+    assert one.returncode == 1 and "not one given (--key)" in one.stderr

@@ -134,7 +134,7 @@ class FakeClient:
     def __exit__(self, *exc):
         self.close()
 
-    def close(self):
+    def close(self, checkpoint: bool = False):
         self.dev.calls.append(("close",))
 
     def _gate(self, method: str, *params, prompt: bool = False):
@@ -158,6 +158,8 @@ class FakeClient:
             "target": "unix" if dev.emulator else "esp32",
             "heap": {"size": 131072, "free": 88000, "free_after_boot": 90000, "free_after_imports": None, "peak": None},
             "limits": dict(dev.capacity),
+            "trail": {"seq": 1, "head": "00" * 32, "used": 0, "capacity": 1 << 20, "percent": 0, "unsigned": 0,
+                      "checkpoint_seq": 0, "key": None, "log_key": None, "warning": None},
         }
 
     def get_xpub(self, path: str) -> str:

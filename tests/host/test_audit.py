@@ -39,3 +39,12 @@ def test_rotated_trail_starts_mid_chain():
 def test_unreadable_and_unchained_records():
     problems = audit.check_chain([b"not json", json.dumps({"screen": "x"}).encode()])
     assert len(problems) == 2
+
+
+def test_announced_keys_are_the_setup_records_in_order():
+    a, b = "02" + "11" * 32, "03" + "22" * 32
+    records = [{"screen": "setup", "log_key": a}, {"screen": "review_tx", "log_key": "03" + "33" * 32},
+               {"screen": "setup", "log_key": "zz" * 33}, {"screen": "setup", "log_key": a[:-2]},
+               {"screen": "setup", "log_key": b}, {"screen": "setup", "log_key": a}]
+    lines = [json.dumps(r).encode() for r in records] + [b"not json"]
+    assert audit.announced_keys(lines) == [a, b]  # only setup records, well-formed, each once

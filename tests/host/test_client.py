@@ -29,7 +29,8 @@ class StubTransport:
 
 INFO = {"protocol": 1, "initialized": True, "locked": False, "firmware": "x", "model": "m",
         "network": "regtest", "fingerprint": b"\x01\x02\x03\x04", "target": "unix", "heap": {},
-        "limits": {"psbt_bytes": 1 << 20, "inputs": 2500, "outputs": 10000, "flash_free": 1 << 21}}
+        "limits": {"psbt_bytes": 1 << 20, "inputs": 2500, "outputs": 10000, "flash_free": 1 << 21},
+        "trail": {"seq": 1, "head": "00" * 32, "unsigned": 0}}
 
 
 def make(monkeypatch, **answers):
