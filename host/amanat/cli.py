@@ -595,6 +595,11 @@ def _audit_detail(r: dict) -> str:
         return f"firmware {r.get('firmware')} on {r.get('board')}"
     if name == "interrupted":
         return f"{r.get('method')} was cut off by a power loss or restart"
+    if name == "proof_of_reserves":
+        p = r.get("proof") or {}
+        return f"{p.get('coins')} coin(s), {p.get('total_sat', 0) / 1e8:.8f} BTC proven, message {p.get('message')!r}"
+    if name == "wiped":
+        return f"seed erased: {r.get('reason')}"
     return r.get("title", "")
 
 

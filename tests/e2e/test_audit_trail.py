@@ -37,6 +37,13 @@ def spend(fee=700, tag=1):
                                tag=tag).psbt.serialize()
 
 
+def vault():
+    """A 2-of-3 wsh(sortedmulti) with the device's key."""
+    others = [bip32.HDKey.from_seed(bytes([i]) * 32, version=NET["xprv"]) for i in (1, 2)]
+    keys = [txbuild.cosigner(k, "m/48h/1h/0h/2h") for k in [ROOT] + others]
+    return txbuild.Multisig("wsh", 2, True, keys).descriptor()
+
+
 def lines_of(path):
     return [line for line in path.read_bytes().split(b"\n") if line]
 
@@ -60,6 +67,7 @@ def trail(tmp_path_factory):
                 c.sign_psbt(spend(fee=300_000, tag=2))  # over the fee limits
             c.set_limits(55, 777_777)
             c.sign_message(b"proof of control", "m/84h/1h/0h/0/0")
+            c.register_wallet("vault", vault())
     finally:
         e.stop()
     # a locked start: a wrong PIN, then the right one
@@ -103,8 +111,10 @@ def test_every_kind_of_record_is_there_and_verifies(trail):
     state, key, lines = trail
     records = [json.loads(x) for x in lines]
     kinds = {r["screen"] for r in records}
-    assert {"boot", "setup", "review_tx", "refused", "set_limits", "sign_message", "pin", "interrupted",
-            "checkpoint", "audit_key", "unlock_pin"} <= kinds
+    assert {"boot", "setup", "review_tx", "refused", "set_limits", "sign_message", "register_wallet", "pin",
+            "interrupted", "checkpoint", "audit_key", "unlock_pin"} <= kinds
+    registered = next(r for r in records if r["screen"] == "register_wallet")
+    assert registered["answer"] == "approve" and registered["name"] == "vault"
     fp = audit.key_fingerprint(bytes.fromhex(key))
     setup = next(r for r in records if r["screen"] == "setup")
     assert setup["log_key"] == key and setup["key"] == fp

@@ -81,6 +81,12 @@ def test_the_tenth_wrong_pin_erases_the_seed(tmp_path):
     finally:
         emulator.stop(state)
     assert late.returncode != 0 and "not set up" in late.stderr
+    # the trail tells it: ten wrong PINs, the last one erasing, then the erase itself
+    records = [json.loads(line) for line in (state / "screens.jsonl").read_text().splitlines() if line]
+    pins = [r for r in records if r["screen"] == "pin"]
+    assert [r["outcome"] for r in pins[-10:]] == ["wrong"] * 9 + ["wiped"]
+    wiped = [r for r in records if r["screen"] == "wiped"]
+    assert len(wiped) == 1 and wiped[0]["seq"] > pins[-1]["seq"] and "PIN" in wiped[0]["reason"]
     # nothing of the old seed is left in the flash image: no record, and the
     # entropy is nowhere in the bytes (littlefs may keep freed blocks)
     from embit import bip39

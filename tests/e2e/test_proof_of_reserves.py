@@ -73,6 +73,54 @@ def test_two_officers_prove_the_reserve(tmp_path):
     assert bad.returncode == 6 and "not the one in the proof" in bad.stderr
 
 
+def test_mutations_that_could_move_the_coins_are_refused_by_the_device(tmp_path):
+    """Through the serial line, on the firmware under MicroPython: each way
+    of making the proof a spend is refused with its cause, recorded in the
+    trail, and the device still signs the proof itself afterwards."""
+    from embit.script import p2wpkh
+
+    from amanat.errors import DeviceError
+
+    wallet = txbuild.Multisig("wsh", 2, True, [txbuild.cosigner(r, PATH) for r in (*ROOTS, BACKUP)])
+    coins = [reserves.Coin(hashlib.sha256(b"coin %d" % k).digest(), k, 60_000_000, 0, k + 1) for k in range(2)]
+    stranger = p2wpkh(bip32.HDKey.from_seed(b"\x07" * 32).key.get_public_key())
+
+    def real_output(p):
+        p.outputs[0].value, p.outputs[0].script_pubkey = 50_000, stranger
+
+    def anyone_can_pay(p):
+        p.inputs[1].sighash_type = 0x81  # ALL|ANYONECANPAY: the coin's signature no longer binds input 0
+
+    def another_message(p):
+        p.unknown[reserves.PSBT_GLOBAL_GENERIC_SIGNED_MESSAGE] = b"Reserve of the Republic, as shown"
+
+    mutations = [(real_output, "it would be a real payment"),
+                 (anyone_can_pay, "input 1: sighash type 0x81 is not allowed"),
+                 (another_message, "input 0 does not spend the to_spend transaction of the message shown")]
+    dev = Emu(tmp_path / "officer", mnemonic=SEEDS[0], auto_confirm=True).start()
+    try:
+        with dev.client() as c:
+            c.register_wallet("Reserve", wallet.descriptor())
+            for mutate, cause in mutations:
+                psbt = reserves.build_proof(wallet, b"Reserve of the Republic", coins)
+                mutate(psbt)
+                try:
+                    c.sign_psbt(reserves.serialize_proof(psbt))
+                    raise AssertionError(f"{mutate.__name__} was signed")
+                except DeviceError as e:
+                    assert e.name == "REFUSED" and cause in e.message, (mutate.__name__, e.message)
+            signed = c.sign_psbt(reserves.serialize_proof(reserves.build_proof(wallet, b"Reserve of the Republic",
+                                                                               coins)))
+            assert signed.review["proof"]["total_sat"] == 120_000_000
+        records = dev.screens()
+    finally:
+        dev.stop()
+    assert not [r for r in records if r["screen"] == "proof_of_reserves" and r.get("answer") != "approve"]
+    refused = [r for r in records if r["screen"] == "refused"]
+    assert [any(cause in r["reason"] for r in refused) for _, cause in mutations] == [True] * 3
+    assert all(r["method"] == "sign_psbt" and len(r["psbt_sha256"]) == 64 for r in refused)
+
+
 def test_hwi_signmessage_bip322_is_a_simple_signature(auto_emu):
     path = "m/84h/1h/0h/0/7"
     out = run("amanat-hwi", "--device-path", auto_emu.port, "--chain", "regtest", "signmessage", "--bip322",

@@ -48,3 +48,12 @@ def test_announced_keys_are_the_setup_records_in_order():
                {"screen": "setup", "log_key": b}, {"screen": "setup", "log_key": a}]
     lines = [json.dumps(r).encode() for r in records] + [b"not json"]
     assert audit.announced_keys(lines) == [a, b]  # only setup records, well-formed, each once
+
+
+def test_the_trail_table_tells_a_proof_and_a_wipe():
+    from amanat.cli import _audit_detail
+
+    proof = {"screen": "proof_of_reserves", "proof": {"coins": 3, "total_sat": 150_000_000, "message": "Reserve"}}
+    assert _audit_detail(proof) == "3 coin(s), 1.50000000 BTC proven, message 'Reserve'"
+    assert _audit_detail({"screen": "wiped", "reason": "the last PIN attempt was wrong"}) == (
+        "seed erased: the last PIN attempt was wrong")
