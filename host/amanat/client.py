@@ -157,15 +157,15 @@ class Client:
         finally:
             self.t.close()
 
-    def end_session(self, whatever_changed: bool = False):
+    def end_session(self, any_unsigned: bool = False):
         """A checkpoint if the trail changed since this client connected (or,
-        `whatever_changed`, has any unsigned record) and the device can sign
+        `any_unsigned`, has any unsigned record) and the device can sign
         one (unlocked). Never raises: the session's work is done, and the
         next one signs what this one left."""
         try:
             info = self.t.call("info")
             trail = info.get("trail") or {}
-            changed = whatever_changed or trail.get("seq") != self.trail_at
+            changed = any_unsigned or trail.get("seq") != self.trail_at
             if not info.get("locked") and changed and trail.get("unsigned"):
                 self.checkpoint()
         except AmanatError:
@@ -280,7 +280,7 @@ class Client:
         on the device. The trail's records are signed first with this seed's
         log key, which no one can sign with afterwards (the wipe's own record
         is signed by the next seed's)."""
-        self.end_session(whatever_changed=True)
+        self.end_session(any_unsigned=True)
         self._long("wipe", {}, status)
 
     def get_limits(self) -> dict:
