@@ -7,9 +7,11 @@ empty temporary folder standing in for the flash.
 """
 
 import gc
+import hashlib
 import json
 import os
 import time
+from binascii import hexlify
 
 import framebuf
 import machine
@@ -200,8 +202,7 @@ run(60)
 b.show({"screen": "unlock_pin", "title": "Enter PIN", "kind": "text", "lines": ["Unlock the device"]})
 res["text"] = [press(R, 1200), press(L, 1200), b._footer()]
 # taken down: buttons do nothing, and do not wake wait()
-taken = {"screen": "unlock_pin", "answer": "text"}
-b.record_screen(taken, lambda f: f.write("{}"))
+b.record_screen({"screen": "unlock_pin", "answer": "text"}, lambda f: f.write("{}"))
 L.value(0)
 
 
@@ -232,7 +233,7 @@ with open(FLASH + "/data/audit.jsonl", "rb") as f:
     newer = f.read().split(b"\n")
 lines = [x for x in older + newer if x]
 records = [json.loads(x) for x in lines]
-links = all(records[k]["prev"] == audit._hex_sha256(lines[k - 1]) for k in range(1, len(lines)))
+links = all(records[k]["prev"] == hexlify(hashlib.sha256(lines[k - 1]).digest()).decode() for k in range(1, len(lines)))
 emit("audit", names=names, files=b.audit_files(), sizes=[os.stat(p)[6] for p in b.audit_files()],
      ends=[older[-1], newer[-1]], ns=[r["n"] for r in records], seqs=[r["seq"] for r in records], links=links,
      last=lines[-1].decode(), trail=trail.to_dict())

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from embit import bip32, bip39
 from embit.networks import NETWORKS
 
@@ -104,11 +105,9 @@ def test_mutations_that_could_move_the_coins_are_refused_by_the_device(tmp_path)
             for mutate, cause in mutations:
                 psbt = reserves.build_proof(wallet, b"Reserve of the Republic", coins)
                 mutate(psbt)
-                try:
+                with pytest.raises(DeviceError) as e:
                     c.sign_psbt(reserves.serialize_proof(psbt))
-                    raise AssertionError(f"{mutate.__name__} was signed")
-                except DeviceError as e:
-                    assert e.name == "REFUSED" and cause in e.message, (mutate.__name__, e.message)
+                assert e.value.name == "REFUSED" and cause in e.value.message, (mutate.__name__, e.value.message)
             signed = c.sign_psbt(reserves.serialize_proof(reserves.build_proof(wallet, b"Reserve of the Republic",
                                                                                coins)))
             assert signed.review["proof"]["total_sat"] == 120_000_000
